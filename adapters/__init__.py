@@ -1,0 +1,35 @@
+"""Adapters for each external system, the canonical business objects, and the flows."""
+
+from ._canonical import (
+    CANONICAL_VERSION,
+    BillingInterval,
+    CreditMemo,
+    Customer,
+    Invoice,
+    OrderLine,
+    Payment,
+    SalesOrder,
+    Subscription,
+    SupportCase,
+)
+from ._http import json_or_error, parse_retry_after, raise_for_response, translate_transport_error
+from ._retry import RetryPolicy, retry_call
+
+__all__ = [
+    "CANONICAL_VERSION",
+    "BillingInterval",
+    "CreditMemo",
+    "Customer",
+    "Invoice",
+    "OrderLine",
+    "Payment",
+    "RetryPolicy",
+    "SalesOrder",
+    "Subscription",
+    "SupportCase",
+    "json_or_error",
+    "parse_retry_after",
+    "raise_for_response",
+    "retry_call",
+    "translate_transport_error",
+]

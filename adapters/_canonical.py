@@ -1,0 +1,141 @@
+"""The canonical business objects, version 1.
+
+Every adapter maps its system's payloads to and from these; no flow touches a
+vendor payload. Money is ``Decimal`` with an ISO 4217 currency code.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "CANONICAL_VERSION",
+    "BillingInterval",
+    "CreditMemo",
+    "Customer",
+    "Invoice",
+    "OrderLine",
+    "Payment",
+    "SalesOrder",
+    "Subscription",
+    "SupportCase",
+]
+
+CANONICAL_VERSION = 1
+
+
+class _Canonical(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _currency(value: str) -> str:
+    if len(value) != 3 or not value.isalpha():
+        raise ValueError(f"currency must be an ISO 4217 code, got {value!r}")
+    return value.upper()
+
+
+class BillingInterval(StrEnum):
+    MONTH = "month"
+    YEAR = "year"
+
+
+class Customer(_Canonical):
+    """A customer account. The CRM owns name and hierarchy; the ERP owns credit."""
+
+    customer_id: str = Field(description="Interlock's ID: the CRM account ID")
+    name: str = Field(min_length=1)
+    email: str | None = None
+    phone: str | None = None
+    country: str | None = None
+    crm_account_id: str | None = None
+    erp_party_id: int | None = None
+    billing_customer_id: str | None = None
+    support_organization_id: int | None = None
+    parent_customer_id: str | None = None
+
+
+class OrderLine(_Canonical):
+    sku: str = Field(min_length=1)
+    description: str = ""
+    quantity: Decimal = Field(gt=0)
+    unit_price: Decimal = Field(ge=0)
+
+    @property
+    def amount(self) -> Decimal:
+        return self.quantity * self.unit_price
+
+
+class SalesOrder(_Canonical):
+    """A won deal on its way to the ERP: the opportunity ID is its natural key."""
+
+    order_ref: str = Field(min_length=1, description="CRM opportunity ID")
+    customer: Customer
+    currency: str
+    lines: list[OrderLine] = Field(min_length=1)
+    billing_interval: BillingInterval = BillingInterval.MONTH
+    payment_terms: str = "NET30"
+    close_date: date | None = None
+    erp_order_id: int | None = None
+    erp_order_number: str | None = None
+
+    _check_currency = field_validator("currency")(_currency)
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal(0))
+
+
+class Subscription(_Canonical):
+    subscription_id: str
+    customer_id: str
+    billing_customer_id: str
+    order_ref: str
+    status: str
+    currency: str
+    amount: Decimal
+    interval: BillingInterval
+
+
+class Invoice(_Canonical):
+    invoice_id: str = Field(description="the billing platform's invoice ID")
+    customer_id: str
+    order_ref: str | None = None
+    subscription_id: str | None = None
+    currency: str
+    amount_due: Decimal
+    amount_paid: Decimal = Decimal(0)
+    status: str
+    number: str | None = None
+    erp_invoice_id: int | None = None
+
+    _check_currency = field_validator("currency")(_currency)
+
+
+class Payment(_Canonical):
+    payment_id: str
+    invoice_id: str
+    customer_id: str
+    currency: str
+    amount: Decimal
+
+
+class SupportCase(_Canonical):
+    case_id: str
+    customer_id: str
+    subject: str
+    status: str
+    priority: str = "normal"
+    organization_id: int | None = None
+
+
+class CreditMemo(_Canonical):
+    memo_id: str
+    invoice_id: str
+    customer_id: str
+    currency: str
+    amount: Decimal
+    reason: str

@@ -1,0 +1,94 @@
+"""The DuckDB lineage schema. The collector process is its only writer.
+
+``events`` is append-only: one row per envelope, keyed by event ID (the dedupe
+key). ``transactions`` is a per-correlation summary kept up to date on every
+batch so listings never scan events. ``dead_letters`` holds the lifecycle of
+every dead-lettered step (open → replay_requested → replaying → resolved, or
+ignored), which replay and SLA evaluation build on.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DDL", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE IF NOT EXISTS schema_info (
+    version INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS events (
+    event_id        VARCHAR PRIMARY KEY,
+    correlation_id  VARCHAR NOT NULL,
+    causation_id    VARCHAR,
+    trace_id        VARCHAR,
+    span_id         VARCHAR,
+    idempotency_key VARCHAR NOT NULL,
+    source          VARCHAR NOT NULL,
+    target          VARCHAR,
+    kind            VARCHAR NOT NULL,
+    step            VARCHAR NOT NULL,
+    entity_type     VARCHAR NOT NULL,
+    entity_id       VARCHAR NOT NULL,
+    status          VARCHAR NOT NULL,
+    attempt         INTEGER NOT NULL,
+    event_time      TIMESTAMPTZ NOT NULL,
+    recorded_at     TIMESTAMPTZ NOT NULL,
+    ingested_at     TIMESTAMPTZ NOT NULL,
+    duration_ms     DOUBLE,
+    amount          DECIMAL(18, 2),
+    currency        VARCHAR,
+    customer_id     VARCHAR,
+    schema_version  INTEGER NOT NULL,
+    payload         JSON,
+    error_reason    VARCHAR,
+    error_message   VARCHAR,
+    error_retriable BOOLEAN,
+    error_status    INTEGER,
+    error_type      VARCHAR,
+    replay_of       VARCHAR,
+    replay_id       VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS transactions (
+    correlation_id  VARCHAR PRIMARY KEY,
+    order_ref       VARCHAR,
+    customer_id     VARCHAR,
+    amount          DECIMAL(18, 2),
+    currency        VARCHAR,
+    state           VARCHAR NOT NULL,      -- in_progress | completed | failed | dead_lettered
+    started_at      TIMESTAMPTZ NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL,
+    last_kind       VARCHAR,
+    last_system     VARCHAR,
+    last_status     VARCHAR,
+    event_count     INTEGER NOT NULL,
+    failed_count    INTEGER NOT NULL,
+    dead_letter_count INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    event_id        VARCHAR PRIMARY KEY,   -- the dead_lettered event
+    correlation_id  VARCHAR NOT NULL,
+    step            VARCHAR NOT NULL,
+    kind            VARCHAR NOT NULL,
+    target          VARCHAR,
+    reason          VARCHAR NOT NULL,
+    error_message   VARCHAR,
+    attempts        INTEGER NOT NULL,
+    amount          DECIMAL(18, 2),
+    currency        VARCHAR,
+    customer_id     VARCHAR,
+    first_failed_at TIMESTAMPTZ NOT NULL,
+    last_failed_at  TIMESTAMPTZ NOT NULL,
+    state           VARCHAR NOT NULL,  -- open|replay_requested|replaying|resolved|ignored
+    state_changed_at TIMESTAMPTZ NOT NULL,
+    state_changed_by VARCHAR,
+    state_note      VARCHAR,
+    resolved_by_event VARCHAR
+);
+
+CREATE INDEX IF NOT EXISTS events_correlation ON events (correlation_id);
+CREATE INDEX IF NOT EXISTS dead_letters_state ON dead_letters (state);
+"""

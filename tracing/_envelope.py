@@ -1,0 +1,142 @@
+"""The event envelope: one typed record for every step of every business transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ._errors import InterlockError, Reason
+from ._ids import new_event_id
+
+__all__ = ["SCHEMA_VERSION", "ErrorInfo", "Event", "Status", "System"]
+
+SCHEMA_VERSION = 1
+
+
+class System(StrEnum):
+    CRM = "crm"
+    ERP = "erp"
+    BILLING = "billing"
+    SUPPORT = "support"
+    INTERLOCK = "interlock"
+
+
+class Status(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    DEAD_LETTERED = "dead_lettered"
+    REPLAYED = "replayed"
+    #: A repeat delivery of something already processed; recorded, not acted on.
+    DUPLICATE = "duplicate"
+
+
+class ErrorInfo(BaseModel):
+    """What went wrong in a step, in a form retry and dead-letter logic can read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: Reason
+    message: str
+    retriable: bool = False
+    status_code: int | None = None
+    error_type: str | None = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        if isinstance(exc, InterlockError):
+            return cls(
+                reason=exc.reason,
+                message=exc.message,
+                retriable=exc.retriable,
+                status_code=getattr(exc, "status", None),
+                error_type=type(exc).__name__,
+            )
+        return cls(
+            reason=Reason.UNKNOWN,
+            message=str(exc) or type(exc).__name__,
+            error_type=type(exc).__name__,
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """One step of a business transaction, as stored in the lineage.
+
+    ``correlation_id`` names the business transaction (it can last days);
+    ``causation_id`` is the event that caused this one; ``trace_id``/``span_id``
+    tie the step to its OpenTelemetry span. ``payload`` is the canonical object,
+    with PII already masked.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str = Field(default_factory=new_event_id)
+    correlation_id: str
+    causation_id: str | None = None
+    trace_id: str = ""
+    span_id: str = ""
+    idempotency_key: str
+    source: System
+    target: System | None = None
+    kind: str
+    step: str
+    entity_type: str
+    entity_id: str
+    status: Status = Status.OK
+    attempt: int = 1
+    event_time: datetime = Field(default_factory=_now)
+    recorded_at: datetime = Field(default_factory=_now)
+    #: How long the step's own work took (its span), when it did work.
+    duration_ms: float | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    customer_id: str | None = None
+    schema_version: int = SCHEMA_VERSION
+    payload: dict[str, Any] = Field(default_factory=dict)
+    error: ErrorInfo | None = None
+    #: Set on a re-delivery: the event being replayed.
+    replay_of: str | None = None
+    replay_id: str | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _kind_is_dotted(cls, value: str) -> str:
+        if "." not in value or value != value.strip() or " " in value:
+            raise ValueError(f"kind must look like 'entity.action', got {value!r}")
+        return value
+
+    @field_validator("event_time", "recorded_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamps must carry a time zone")
+        return value.astimezone(UTC)
+
+    @field_validator("attempt")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("attempt starts at 1")
+        return value
+
+    @property
+    def traceparent(self) -> str | None:
+        """The W3C ``traceparent`` of this step's span, to continue its trace."""
+        if len(self.trace_id) == 32 and len(self.span_id) == 16:
+            return f"00-{self.trace_id}-{self.span_id}-01"
+        return None
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Event:
+        return cls.model_validate_json(data)

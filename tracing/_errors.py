@@ -1,0 +1,140 @@
+"""Interlock's one exception tree.
+
+    InterlockError
+    ├── ConfigError                 a setting is missing or invalid (names the setting)
+    ├── ValidationError             an event or payload breaks the canonical contract
+    │   └── MappingError            a vendor value has no canonical mapping (product, account)
+    ├── IntegrationError            a call to an external system failed
+    │   ├── AuthError               401/403: credentials or signature rejected
+    │   ├── RateLimited             429: carries ``retry_after`` seconds
+    │   ├── DownstreamUnavailable   connection refused, timeout, 5xx
+    │   ├── ConflictError           409 or a business rule of the target (credit hold)
+    │   └── RemoteError             any other answer we did not expect
+    ├── SignatureError              a webhook signature is missing, forged or stale
+    ├── BusError                    the event bus cannot accept or deliver
+    └── StoreError                  the lineage store failed
+
+Retry decisions read ``retriable`` and ``reason``; they never parse messages.
+Foreign errors (httpx, DuckDB, aiokafka, Tryton) are caught at the boundary and
+re-raised as one of these ``from exc``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "AuthError",
+    "BusError",
+    "ConfigError",
+    "ConflictError",
+    "DownstreamUnavailable",
+    "IntegrationError",
+    "InterlockError",
+    "MappingError",
+    "RateLimited",
+    "Reason",
+    "RemoteError",
+    "SignatureError",
+    "StoreError",
+    "ValidationError",
+]
+
+
+class Reason(StrEnum):
+    """Why a step failed; the dead-letter reason class."""
+
+    VALIDATION = "validation"
+    MAPPING = "mapping"
+    AUTH = "auth"
+    RATE_LIMIT = "rate_limit"
+    DOWNSTREAM_UNAVAILABLE = "downstream_unavailable"
+    CONFLICT = "conflict"
+    UNKNOWN = "unknown"
+
+
+class InterlockError(Exception):
+    """Root of every error Interlock raises on purpose."""
+
+    reason: Reason = Reason.UNKNOWN
+    retriable: bool = False
+
+    def __init__(self, message: str, *, system: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.system = system
+
+
+class ConfigError(InterlockError):
+    """A setting is missing or invalid; the message names the setting."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+
+
+class ValidationError(InterlockError):
+    reason = Reason.VALIDATION
+
+    def __init__(self, message: str, *, field: str | None = None, system: str | None = None):
+        super().__init__(message, system=system)
+        self.field = field
+
+
+class MappingError(ValidationError):
+    reason = Reason.MAPPING
+
+
+class IntegrationError(InterlockError):
+    """A call to an external system failed."""
+
+    def __init__(
+        self, message: str, *, system: str | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message, system=system)
+        self.status = status
+
+
+class AuthError(IntegrationError):
+    reason = Reason.AUTH
+
+
+class RateLimited(IntegrationError):
+    reason = Reason.RATE_LIMIT
+    retriable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str | None = None,
+        status: int | None = 429,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, system=system, status=status)
+        self.retry_after = retry_after
+
+
+class DownstreamUnavailable(IntegrationError):
+    reason = Reason.DOWNSTREAM_UNAVAILABLE
+    retriable = True
+
+
+class ConflictError(IntegrationError):
+    reason = Reason.CONFLICT
+
+
+class RemoteError(IntegrationError):
+    reason = Reason.UNKNOWN
+
+
+class SignatureError(InterlockError):
+    reason = Reason.AUTH
+
+
+class BusError(InterlockError):
+    retriable = True
+
+
+class StoreError(InterlockError):
+    retriable = True
