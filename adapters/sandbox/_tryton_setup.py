@@ -1,0 +1,128 @@
+"""Fill a freshly initialised Tryton database with Interlock's demo company.
+
+Run as ``python -m adapters.sandbox._tryton_setup CONF DATABASE`` by
+``build_template``: proteus binds trytond's configuration and pool globally for
+the whole process, so the set-up runs in a child process of its own and the
+caller's interpreter stays clean.
+
+What it creates: the company "Interlock Demo Co" in USD, calendar fiscal years
+from last year to three years ahead with invoice sequences and monthly periods,
+the stock chart of accounts, the payment term ``NET30``, a product category with
+revenue and expense accounts, the service products of the price book, and the
+sale and accounting groups for the admin user (so it may confirm sales and post
+invoices).
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["COMPANY_NAME", "PAYMENT_TERM", "PRODUCTS", "main"]
+
+COMPANY_NAME = "Interlock Demo Co"
+PAYMENT_TERM = "NET30"
+#: SKU -> (name, monthly list price in USD); the SKU is the product code.
+PRODUCTS: dict[str, tuple[str, Decimal]] = {
+    "PLAT-STARTER": ("Platform Starter", Decimal("49")),
+    "PLAT-PRO": ("Platform Pro", Decimal("199")),
+    "PLAT-ENT": ("Platform Enterprise", Decimal("999")),
+    "SEATS-ADDON": ("Additional Seats", Decimal("15")),
+    "SUPPORT-PREMIUM": ("Premium Support", Decimal("300")),
+}
+# Groups the admin user needs for the adapter's calls (module, XML id).
+_ADMIN_GROUPS = (
+    ("sale", "group_sale"),
+    ("sale", "group_sale_admin"),
+    ("account", "group_account"),
+    ("account", "group_account_admin"),
+    ("product", "group_product_admin"),
+)
+
+
+def _setup(config_file: str, database: str) -> None:
+    from proteus import Model, config
+    from trytond.modules.account.tests.tools import (
+        create_chart,
+        create_fiscalyear,
+        get_accounts,
+    )
+    from trytond.modules.account_invoice.tests.tools import set_fiscalyear_invoice_sequences
+    from trytond.modules.company.tests.tools import create_company, get_company
+
+    cfg: Any = config.set_trytond(database, config_file=config_file)
+
+    party_model = Model.get("party.party")
+    company_party = party_model(name=COMPANY_NAME)
+    company_party.save()
+    create_company(party=company_party, currency="USD")
+    company = get_company()
+
+    # Give admin the functional groups before anything needs their access rights.
+    user_model = Model.get("res.user")
+    group_model = Model.get("res.group")
+    model_data = Model.get("ir.model.data")
+    admin = user_model.find([("login", "=", "admin")])[0]
+    for module, xml_id in _ADMIN_GROUPS:
+        group = group_model(model_data.get_id(module, xml_id, cfg.context))
+        if group not in admin.groups:
+            admin.groups.append(group)
+    admin.save()
+    cfg._context = user_model.get_preferences(True, {})
+
+    create_chart(company)
+    accounts = get_accounts(company)
+
+    # Calendar years: the stock helper covers only about a year around today.
+    this_year = datetime.date.today().year
+    for year in range(this_year - 1, this_year + 4):
+        fiscalyear = create_fiscalyear(
+            company, today=(datetime.date(year, 1, 1), datetime.date(year, 12, 31))
+        )
+        fiscalyear.name = str(year)
+        set_fiscalyear_invoice_sequences(fiscalyear)
+        fiscalyear.save()
+        fiscalyear.click("create_period")
+
+    term_model = Model.get("account.invoice.payment_term")
+    term = term_model(name=PAYMENT_TERM)
+    line = term.lines.new(type="remainder")
+    line.relativedeltas.new(days=30)
+    term.save()
+
+    category_model = Model.get("product.category")
+    category = category_model(name="Subscriptions and services")
+    category.accounting = True
+    category.account_revenue = accounts["revenue"]
+    category.account_expense = accounts["expense"]
+    category.save()
+
+    uom_model = Model.get("product.uom")
+    (unit,) = uom_model.find([("name", "=", "Unit")])
+    template_model = Model.get("product.template")
+    for sku, (name, price) in PRODUCTS.items():
+        template = template_model()
+        template.name = name
+        template.code = sku
+        template.default_uom = unit
+        template.type = "service"
+        template.salable = True
+        template.list_price = price
+        template.account_category = category
+        template.save()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``CONF DATABASE``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m adapters.sandbox._tryton_setup CONF DATABASE", file=sys.stderr)
+        return 2
+    _setup(args[0], args[1])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
