@@ -1,0 +1,359 @@
+"""The billing platform adapter: Stripe's REST API shape over httpx.
+
+Idempotency is ours. Every POST carries an ``Idempotency-Key`` (Stripe honours it;
+localstripe ignores it), and every ``ensure_*``/``create_*`` call first looks for
+what an earlier attempt may already have made, under a per-key ``asyncio.Lock``
+so that concurrent calls in this process cannot both create.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from adapters._canonical import BillingInterval, Customer, Invoice, SalesOrder, Subscription
+from adapters._http import json_or_error, translate_transport_error
+from tracing import ConflictError, IntegrationError, ValidationError
+
+from ._form import FormValue, encode_form, to_minor_units
+from ._mapping import (
+    CUSTOMER_ID_KEY,
+    INTERLOCK_CUSTOMER_KEY,
+    ORDER_REF_KEY,
+    invoice_from_stripe,
+    subscription_from_stripe,
+)
+
+__all__ = ["BillingAdapter"]
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "billing"
+PAGE_SIZE = 100
+# Stripe's documented limits.
+MAX_SUBSCRIPTION_ITEMS = 20
+MAX_METADATA_KEYS = 50
+MAX_METADATA_KEY_LENGTH = 40
+MAX_METADATA_VALUE_LENGTH = 500
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# A test card that localstripe and Stripe test mode both accept and charge.
+TEST_PAYMENT_METHOD = "pm_card_visa"
+
+
+class BillingAdapter:
+    """Async client of a Stripe-shaped billing platform; an async context manager.
+
+    ``client`` lets tests pass an ``httpx.AsyncClient`` (its base URL and
+    headers are then the caller's); otherwise one is made and closed by
+    ``aclose()``. ``max_subscription_items`` is Stripe's 20 by default;
+    localstripe implements one item per subscription, so pass 1 there to get a
+    ``ValidationError`` instead of its HTTP 500. ``attach_test_card`` gives new
+    customers Stripe's ``pm_card_visa`` test card so invoices are paid (test mode
+    and localstripe only). ``page_size`` is the list page size (Stripe's max 100).
+    ``bundle_lines``: an order with more lines than the platform takes items is
+    billed as one plan for the order's total instead of being refused.
+    """
+
+    def __init__(
+        self,
+        api_base: str,
+        api_key: str,
+        *,
+        timeout: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+        max_subscription_items: int = MAX_SUBSCRIPTION_ITEMS,
+        attach_test_card: bool = True,
+        page_size: int = PAGE_SIZE,
+        bundle_lines: bool = False,
+    ) -> None:
+        if not api_key:
+            raise ValueError("api_key is required")
+        self.api_base = api_base.rstrip("/")
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(base_url=self.api_base, timeout=timeout)
+        self._auth = {"Authorization": f"Bearer {api_key}"}
+        self.max_subscription_items = max_subscription_items
+        self.attach_test_card = attach_test_card
+        self.bundle_lines = bundle_lines
+        if not 1 <= page_size <= PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}")
+        self.page_size = page_size
+        # Locks live as long as someone waits on them; no unbounded growth.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def __repr__(self) -> str:
+        return f"BillingAdapter(api_base={self.api_base!r})"  # never the key
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> BillingAdapter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- transport ---------------------------------------------------------
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, FormValue] | None = None,
+        data: Mapping[str, FormValue] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        headers = dict(self._auth)
+        if method == "POST":
+            if not idempotency_key:
+                raise ValueError("every POST needs an idempotency key")
+            headers["Idempotency-Key"] = _bounded_key(idempotency_key)
+        try:
+            response = await self._client.request(
+                method,
+                self.api_base + path,
+                params=dict(encode_form(params)) if params else None,
+                data=dict(encode_form(data)) if data else None,
+                headers=headers,
+            )
+        except httpx.HTTPError as exc:
+            raise translate_transport_error(exc, system=SYSTEM) from exc
+        return json_or_error(response, system=SYSTEM)
+
+    async def _list(self, path: str, params: Mapping[str, FormValue]) -> AsyncIterator[Any]:
+        """Every object of a list endpoint, paging with ``starting_after``."""
+        after: str | None = None
+        while True:
+            page = await self._request(
+                "GET", path, params={**params, "limit": self.page_size, "starting_after": after}
+            )
+            data = page.get("data") or []
+            for obj in data:
+                yield obj
+            if not page.get("has_more") or not data:
+                return
+            after = data[-1]["id"]
+
+    # -- API -----------------------------------------------------------------
+
+    async def health(self) -> bool:
+        """True when the platform answers an authenticated read."""
+        try:
+            await self._request("GET", "/v1/customers", params={"limit": 1})
+        except IntegrationError as exc:
+            log.warning("billing health check failed: %s", type(exc).__name__)
+            return False
+        return True
+
+    async def _find_customer(self, customer_id: str) -> str | None:
+        async for obj in self._list("/v1/customers", {}):
+            if (obj.get("metadata") or {}).get(INTERLOCK_CUSTOMER_KEY) == customer_id:
+                return str(obj["id"])
+        return None
+
+    async def ensure_customer(self, customer: Customer, *, idempotency_key: str) -> str:
+        """The billing customer ID for ``customer``, created (with a test card) if missing.
+
+        Found by ``metadata.interlock_customer_id`` (Stripe-shaped platforms
+        without search are listed and filtered).
+        """
+        async with self._lock("customer:" + customer.customer_id):
+            existing = await self._find_customer(customer.customer_id)
+            if existing is not None:
+                return existing
+            data: dict[str, FormValue] = {
+                "name": customer.name,
+                "email": customer.email,
+                "phone": customer.phone,
+                "metadata": {INTERLOCK_CUSTOMER_KEY: customer.customer_id},
+            }
+            if self.attach_test_card:
+                # Stripe and localstripe both turn this test ID into a card, attach it
+                # and charge it for invoices: subscriptions then start paid.
+                data["payment_method"] = TEST_PAYMENT_METHOD
+                data["invoice_settings"] = {"default_payment_method": TEST_PAYMENT_METHOD}
+            created = await self._request(
+                "POST", "/v1/customers", data=data, idempotency_key=idempotency_key
+            )
+            return str(created["id"])
+
+    async def ensure_plan(
+        self, sku: str, unit_amount: Decimal, currency: str, interval: BillingInterval
+    ) -> str:
+        """A deterministic plan ID for (SKU, price, currency, interval); created if missing."""
+        minor = to_minor_units(unit_amount, currency)
+        plan_id = plan_id_for(sku, minor, currency, interval)
+        async with self._lock("plan:" + plan_id):
+            try:
+                await self._request("GET", f"/v1/plans/{plan_id}")
+                return plan_id
+            except ValidationError:  # 404: not made yet
+                pass
+            data: dict[str, FormValue] = {
+                "id": plan_id,
+                "amount": minor,
+                "currency": currency.lower(),
+                "interval": interval.value,
+                "product": {"name": sku, "metadata": {"sku": sku}},
+                "metadata": {"sku": sku},
+            }
+            # ConflictError: another process made it between our read and write; the ID
+            # fixes the terms, so theirs is ours.
+            with contextlib.suppress(ConflictError):
+                await self._request("POST", "/v1/plans", data=data, idempotency_key=plan_id)
+            return plan_id
+
+    async def _find_subscription_raw(
+        self, order_ref: str, billing_customer_id: str
+    ) -> dict[str, Any] | None:
+        params: dict[str, FormValue] = {"customer": billing_customer_id, "status": "all"}
+        async for obj in self._list("/v1/subscriptions", params):
+            if (obj.get("metadata") or {}).get(ORDER_REF_KEY) == order_ref:
+                return dict(obj)
+        return None
+
+    async def find_subscription(
+        self, order_ref: str, billing_customer_id: str
+    ) -> Subscription | None:
+        """The subscription made for ``order_ref`` (any status, canceled included)."""
+        found = await self._find_subscription_raw(order_ref, billing_customer_id)
+        return subscription_from_stripe(found) if found else None
+
+    async def create_subscription(
+        self,
+        order: SalesOrder,
+        billing_customer_id: str,
+        *,
+        idempotency_key: str,
+        metadata: dict[str, str],
+    ) -> tuple[Subscription, bool]:
+        """Subscribe the customer to one item per order line; ``(subscription, created)``.
+
+        Idempotent by (customer, ``metadata.order_ref``): a repeat returns the
+        existing subscription and ``False``.
+        """
+        lines = [(line.sku, line.unit_price, line.quantity) for line in order.lines]
+        if len(lines) > self.max_subscription_items and self.bundle_lines:
+            # One bundled plan for the whole contract, as many billing set-ups price a deal.
+            lines = [(f"BUNDLE-{order.order_ref}", order.total, Decimal(1))]
+        if len(lines) > self.max_subscription_items:
+            raise ValidationError(
+                f"order {order.order_ref} has {len(order.lines)} lines; the billing platform "
+                f"accepts at most {self.max_subscription_items} items per subscription",
+                field="lines",
+                system=SYSTEM,
+            )
+        full_metadata = _subscription_metadata(order, metadata)
+        quantities = [_whole_quantity(qty, sku) for sku, _, qty in lines]
+        async with self._lock(f"subscription:{billing_customer_id}:{order.order_ref}"):
+            existing = await self._find_subscription_raw(order.order_ref, billing_customer_id)
+            if existing is not None:
+                return subscription_from_stripe(existing), False
+            items: list[FormValue] = []
+            for (sku, unit_price, _), quantity in zip(lines, quantities, strict=True):
+                plan = await self.ensure_plan(
+                    sku, unit_price, order.currency, order.billing_interval
+                )
+                # Item metadata reaches invoice lines, so invoice webhooks can be mapped
+                # without another call.
+                items.append({"plan": plan, "quantity": quantity, "metadata": full_metadata})
+            created = await self._request(
+                "POST",
+                "/v1/subscriptions",
+                data={"customer": billing_customer_id, "items": items, "metadata": full_metadata},
+                idempotency_key=idempotency_key,
+            )
+            return subscription_from_stripe(created), True
+
+    async def get_subscription_metadata(self, subscription_id: str) -> dict[str, str]:
+        sub = await self._request("GET", f"/v1/subscriptions/{subscription_id}")
+        return {str(k): str(v) for k, v in (sub.get("metadata") or {}).items()}
+
+    async def get_invoice(self, invoice_id: str) -> Invoice:
+        """The canonical invoice; ``order_ref`` and customer come from the subscription."""
+        inv = await self._request("GET", f"/v1/invoices/{invoice_id}")
+        extra: dict[str, str] = {}
+        if inv.get("subscription"):
+            extra = await self.get_subscription_metadata(str(inv["subscription"]))
+        if not extra.get(CUSTOMER_ID_KEY) and inv.get("customer"):
+            # An invoice outside a subscription: the customer's own link to Interlock.
+            cus = await self._request("GET", f"/v1/customers/{inv['customer']}")
+            interlock_id = (cus.get("metadata") or {}).get(INTERLOCK_CUSTOMER_KEY)
+            if interlock_id:
+                extra[CUSTOMER_ID_KEY] = str(interlock_id)
+        return invoice_from_stripe(inv, extra_metadata=extra)
+
+
+def plan_id_for(sku: str, unit_amount_minor: int, currency: str, interval: BillingInterval) -> str:
+    """``il_<sku slug>_<amount><currency>_<interval>_<hash>``: stable and URL-safe.
+
+    The hash covers the exact SKU, so two SKUs with the same slug never share a plan.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", sku.lower()).strip("-")[:40] or "sku"
+    digest = hashlib.sha256(
+        f"{sku}\x00{unit_amount_minor}\x00{currency.lower()}\x00{interval.value}".encode()
+    ).hexdigest()[:10]
+    return f"il_{slug}_{unit_amount_minor}{currency.lower()}_{interval.value}_{digest}"
+
+
+def _bounded_key(key: str) -> str:
+    if len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        return key
+    # Stripe caps keys at 255 characters; a digest keeps long keys distinct.
+    return key[:190] + ":" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _whole_quantity(quantity: Decimal, sku: str) -> int:
+    if quantity != quantity.to_integral_value():
+        raise ValidationError(
+            f"line {sku}: quantity {quantity} is not a whole number of units",
+            field="quantity",
+            system=SYSTEM,
+        )
+    return int(quantity)
+
+
+def _subscription_metadata(order: SalesOrder, metadata: Mapping[str, str]) -> dict[str, str]:
+    ours = {ORDER_REF_KEY: order.order_ref, CUSTOMER_ID_KEY: order.customer.customer_id}
+    for key, value in ours.items():
+        if key in metadata and metadata[key] != value:
+            raise ValidationError(
+                f"metadata {key}={metadata[key]!r} contradicts the order ({value!r})",
+                field=f"metadata.{key}",
+                system=SYSTEM,
+            )
+    merged = {**metadata, **ours}
+    if len(merged) > MAX_METADATA_KEYS:
+        raise ValidationError(f"more than {MAX_METADATA_KEYS} metadata keys", field="metadata")
+    for key, value in merged.items():
+        if len(key) > MAX_METADATA_KEY_LENGTH or len(value) > MAX_METADATA_VALUE_LENGTH:
+            raise ValidationError(
+                f"metadata {key[:40]!r}: keys up to {MAX_METADATA_KEY_LENGTH} and values up to "
+                f"{MAX_METADATA_VALUE_LENGTH} characters",
+                field="metadata",
+            )
+    return merged
