@@ -1,0 +1,354 @@
+"""The Salesforce adapter: opportunity changes in, won deals out as canonical orders.
+
+Everything vendor-shaped stays here: SOQL, ``attributes``, Salesforce's error
+lists. What leaves is ``OpportunityChange``, ``SalesOrder`` and ``Customer``.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+import httpx
+import pydantic
+
+from tracing import (
+    InterlockError,
+    MappingError,
+    RateLimited,
+    RemoteError,
+    ValidationError,
+)
+
+from .._canonical import BillingInterval, Customer, OrderLine, SalesOrder
+from .._http import raise_for_response, translate_transport_error
+
+__all__ = ["OpportunityChange", "SalesforceAdapter"]
+
+SYSTEM = "crm"
+_ID_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_INTERVALS = {
+    "month": BillingInterval.MONTH,
+    "monthly": BillingInterval.MONTH,
+    "year": BillingInterval.YEAR,
+    "yearly": BillingInterval.YEAR,
+    "annual": BillingInterval.YEAR,
+    "annually": BillingInterval.YEAR,
+}
+
+
+@dataclass(frozen=True)
+class OpportunityChange:
+    """One opportunity as the change feed saw it at ``modstamp``."""
+
+    opportunity_id: str
+    account_id: str | None
+    stage: str
+    is_won: bool
+    amount: Decimal | None
+    currency: str | None
+    modstamp: datetime
+
+
+def _soql_datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("since must be timezone-aware")
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_salesforce_datetime(value: str) -> datetime:
+    """``2026-11-26T10:00:00.000+0000`` (Salesforce's form) as an aware datetime."""
+    text = value.replace("Z", "+00:00")
+    if len(text) >= 5 and text[-5] in "+-" and text[-3] != ":":
+        text = text[:-2] + ":" + text[-2:]
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _check_id(value: str, field: str) -> str:
+    # IDs go into SOQL text, so anything but a well-formed ID is refused here.
+    if len(value) not in (15, 18) or not set(value) <= _ID_CHARS:
+        raise ValidationError(
+            f"{field} is not a Salesforce ID: {value!r}", field=field, system=SYSTEM
+        )
+    return value
+
+
+def _decimal(value: Any, field: str) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValidationError(f"{field} is not a number: {value!r}", field=field, system=SYSTEM)
+    return Decimal(str(value))
+
+
+class SalesforceAdapter:
+    """Async client of one Salesforce org's REST API.
+
+    ``verify`` is passed to httpx (a CA bundle path for the sandbox). A
+    ``client`` given by the caller is used as is and not closed by
+    :meth:`aclose`. The access token is sent, never logged or shown in ``repr``.
+
+    Example::
+
+        async with SalesforceAdapter(url, token) as sf:
+            for change in await sf.opportunity_changes(since):
+                order = await sf.load_order(change.opportunity_id)
+    """
+
+    def __init__(
+        self,
+        instance_url: str,
+        access_token: str,
+        *,
+        api_version: str = "v60.0",
+        verify: bool | str = True,
+        timeout: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._base = instance_url.rstrip("/")
+        self._api = f"{self._base}/services/data/{api_version}"
+        self._headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+        self._own_client = client is None
+        # A CA bundle path becomes an SSL context: httpx deprecates verify=<str>.
+        tls: bool | ssl.SSLContext = (
+            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        )
+        self._client = client or httpx.AsyncClient(verify=tls, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"SalesforceAdapter(instance_url={self._base!r})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this adapter created it."""
+        if self._own_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> SalesforceAdapter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- transport ---------------------------------------------------------
+    async def _get(self, url: str, params: dict[str, str] | None = None) -> Any:
+        try:
+            response = await self._client.get(url, params=params, headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise translate_transport_error(exc, system=SYSTEM) from exc
+        self._raise_for(response)
+        try:
+            # Decimals stay exact: money never passes through float.
+            return json.loads(response.content, parse_float=Decimal)
+        except ValueError as exc:
+            raise RemoteError(f"non-JSON answer: {response.text[:200]}", system=SYSTEM) from exc
+
+    @staticmethod
+    def _raise_for(response: httpx.Response) -> None:
+        if response.status_code == 403 and _error_code(response) == "REQUEST_LIMIT_EXCEEDED":
+            # Salesforce signals its API quota with 403, not 429, and no Retry-After.
+            raise RateLimited(
+                f"HTTP 403 REQUEST_LIMIT_EXCEEDED from {response.request.url.path}",
+                system=SYSTEM,
+                status=403,
+            )
+        raise_for_response(response, system=SYSTEM)
+
+    async def _query(self, soql: str) -> list[dict[str, Any]]:
+        """All records of a query, following ``nextRecordsUrl``."""
+        page = await self._get(f"{self._api}/query/", {"q": soql})
+        records: list[dict[str, Any]] = list(page["records"])
+        while not page.get("done", True):
+            page = await self._get(self._base + page["nextRecordsUrl"])
+            records.extend(page["records"])
+        return records
+
+    # -- public ------------------------------------------------------------
+    async def health(self) -> bool:
+        """Whether the org answers an authenticated call (``limits/``)."""
+        try:
+            await self._get(f"{self._api}/limits/")
+        except InterlockError:
+            return False
+        return True
+
+    async def opportunity_changes(self, since: datetime) -> list[OpportunityChange]:
+        """Opportunities whose ``SystemModstamp`` is after ``since``, oldest first.
+
+        A touched record (same fields, new stamp) comes back again: the feed is
+        at least once, and consumers dedupe by opportunity and content.
+        """
+        soql = (
+            "SELECT Id, AccountId, StageName, IsWon, Amount, CurrencyIsoCode, SystemModstamp "
+            f"FROM Opportunity WHERE SystemModstamp > {_soql_datetime(since)} "
+            "ORDER BY SystemModstamp ASC, Id ASC"
+        )
+        return [
+            OpportunityChange(
+                opportunity_id=r["Id"],
+                account_id=r.get("AccountId"),
+                stage=r["StageName"],
+                is_won=bool(r.get("IsWon")),
+                amount=_decimal(r.get("Amount"), "Amount"),
+                currency=r.get("CurrencyIsoCode"),
+                modstamp=parse_salesforce_datetime(r["SystemModstamp"]),
+            )
+            for r in await self._query(soql)
+        ]
+
+    async def get_customer(self, account_id: str) -> Customer:
+        """The account as a canonical customer; its ID is the customer ID."""
+        _check_id(account_id, "account_id")
+        account = await self._get(f"{self._api}/sobjects/Account/{account_id}")
+        try:
+            return Customer(
+                customer_id=account["Id"],
+                name=account.get("Name") or "",
+                email=account.get("Contact_Email__c"),
+                phone=account.get("Phone"),
+                country=account.get("BillingCountry"),
+                crm_account_id=account["Id"],
+                parent_customer_id=account.get("ParentId"),
+            )
+        except pydantic.ValidationError as exc:
+            raise ValidationError(
+                f"account {account_id} breaks the Customer contract: {exc.errors()[0]['msg']}",
+                field="Name",
+                system=SYSTEM,
+            ) from exc
+
+    async def load_order(self, opportunity_id: str) -> SalesOrder:
+        """The won deal as a canonical order, validated before anything is created.
+
+        Raises ``ValidationError`` with ``field`` naming the Salesforce field
+        (``Amount``, ``CurrencyIsoCode``, ``AccountId``, ``lines``) and
+        ``MappingError`` with ``field="lines[i].sku"`` for a product without a
+        product code.
+        """
+        _check_id(opportunity_id, "opportunity_id")
+        opp = await self._get(f"{self._api}/sobjects/Opportunity/{opportunity_id}")
+        opp_id = opp["Id"]
+        amount = _decimal(opp.get("Amount"), "Amount")
+        if amount is None:
+            raise ValidationError(
+                f"opportunity {opp_id} has no Amount", field="Amount", system=SYSTEM
+            )
+        currency = opp.get("CurrencyIsoCode")
+        if not currency:
+            raise ValidationError(
+                f"opportunity {opp_id} has no CurrencyIsoCode",
+                field="CurrencyIsoCode",
+                system=SYSTEM,
+            )
+        account_id = opp.get("AccountId")
+        if not account_id:
+            raise ValidationError(
+                f"opportunity {opp_id} has no AccountId", field="AccountId", system=SYSTEM
+            )
+        rows = await self._query(
+            "SELECT Id, Product2Id, Product2.ProductCode, Product2.Name, Quantity, UnitPrice, "
+            "TotalPrice, Description FROM OpportunityLineItem "
+            f"WHERE OpportunityId = '{_check_id(opp_id, 'Id')}' ORDER BY CreatedDate ASC, Id ASC"
+        )
+        if not rows:
+            raise ValidationError(
+                f"opportunity {opp_id} has no line items", field="lines", system=SYSTEM
+            )
+        lines = [self._line(i, row) for i, row in enumerate(rows)]
+        total = sum(
+            (_decimal(r.get("TotalPrice"), "TotalPrice") or Decimal(0) for r in rows), Decimal(0)
+        )
+        if total.quantize(Decimal("0.01")) != amount.quantize(Decimal("0.01")):
+            raise ValidationError(
+                f"opportunity {opp_id}: Amount {amount} != sum of line items {total}",
+                field="Amount",
+                system=SYSTEM,
+            )
+        customer = await self.get_customer(account_id)
+        interval_raw = opp.get("Billing_Interval__c")
+        interval = BillingInterval.MONTH
+        if interval_raw:
+            found = _INTERVALS.get(str(interval_raw).strip().lower())
+            if found is None:
+                raise MappingError(
+                    f"Billing_Interval__c {interval_raw!r} has no canonical interval",
+                    field="Billing_Interval__c",
+                    system=SYSTEM,
+                )
+            interval = found
+        close = opp.get("CloseDate")
+        try:
+            return SalesOrder(
+                order_ref=opp_id,
+                customer=customer,
+                currency=currency,
+                lines=lines,
+                billing_interval=interval,
+                payment_terms=opp.get("Payment_Terms__c") or "NET30",
+                close_date=date.fromisoformat(close) if close else None,
+            )
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValidationError(
+                f"opportunity {opp_id} breaks the SalesOrder contract: {first['msg']}",
+                field=".".join(str(p) for p in first["loc"]),
+                system=SYSTEM,
+            ) from exc
+
+    @staticmethod
+    def _line(index: int, row: dict[str, Any]) -> OrderLine:
+        product = row.get("Product2") or {}
+        sku = product.get("ProductCode")
+        if not sku:
+            raise MappingError(
+                f"line {index}: product {row.get('Product2Id')} has no ProductCode",
+                field=f"lines[{index}].sku",
+                system=SYSTEM,
+            )
+        quantity = _decimal(row.get("Quantity"), f"lines[{index}].quantity")
+        unit_price = _decimal(row.get("UnitPrice"), f"lines[{index}].unit_price")
+        if quantity is None or unit_price is None:
+            raise ValidationError(
+                f"line {index} has no quantity or unit price",
+                field=f"lines[{index}].quantity"
+                if quantity is None
+                else f"lines[{index}].unit_price",
+                system=SYSTEM,
+            )
+        try:
+            return OrderLine(
+                sku=sku,
+                description=product.get("Name") or row.get("Description") or "",
+                quantity=quantity,
+                unit_price=unit_price,
+            )
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValidationError(
+                f"line {index}: {first['msg']}",
+                field=f"lines[{index}].{first['loc'][0]}",
+                system=SYSTEM,
+            ) from exc
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        code = body[0].get("errorCode")
+        return code if isinstance(code, str) else None
+    return None

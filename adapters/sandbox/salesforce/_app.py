@@ -1,0 +1,299 @@
+"""The Salesforce REST API surface of the sandbox, as a Starlette app."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._faults import Faults
+from ._store import SalesforceError, Store
+
+__all__ = ["API_LIMIT", "Credentials", "create_app"]
+
+API_LIMIT = 15000
+_VERSION = re.compile(r"^v(\d+)\.0$")
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+Handler = Callable[[Request, str], Awaitable[Response]]
+
+
+@dataclass
+class Credentials:
+    """The connected app and user the sandbox accepts, and the tokens it issued."""
+
+    client_id: str
+    client_secret: str
+    username: str
+    password: str
+    tokens: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Credentials:
+        return cls(
+            client_id=data["client_id"],
+            client_secret=data["client_secret"],
+            username=data["username"],
+            password=data["password"],
+            tokens={data["token"]},
+        )
+
+
+def _error(err: SalesforceError, store: Store) -> JSONResponse:
+    return _json(err.body(), store, err.status)
+
+
+def _json(body: Any, store: Store, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status, headers=_limit_header(store))
+
+
+def _limit_header(store: Store) -> dict[str, str]:
+    return {"Sforce-Limit-Info": f"api-usage={store.api_requests}/{API_LIMIT}"}
+
+
+def create_app(store: Store, credentials: Credentials) -> ASGIApp:
+    """The app; ``store`` and ``credentials`` are the whole state."""
+    faults = Faults()
+
+    def api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """Version check, bearer auth, injected faults and the usage counter."""
+
+        async def endpoint(request: Request) -> Response:
+            match = _VERSION.match(request.path_params["version"])
+            if match is None or not 50 <= int(match.group(1)) <= 62:
+                return _error(
+                    SalesforceError(404, "NOT_FOUND", "The requested resource does not exist"),
+                    store,
+                )
+            auth = request.headers.get("authorization", "")
+            token = auth[7:] if auth.lower().startswith("bearer ") else ""
+            if token not in credentials.tokens:
+                return _error(
+                    SalesforceError(401, "INVALID_SESSION_ID", "Session expired or invalid"),
+                    store,
+                )
+            if faults.latency_ms:
+                await asyncio.sleep(faults.latency_ms / 1000)
+            used = store.count_request()
+            fault = faults.take()
+            if fault == "rate_limit" or used > API_LIMIT:
+                return _error(
+                    SalesforceError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
+                    store,
+                )
+            if fault == "fail":
+                return _error(
+                    SalesforceError(
+                        503,
+                        "SERVER_UNAVAILABLE",
+                        "Server unavailable: the sandbox was told to fail this request",
+                    ),
+                    store,
+                )
+            try:
+                return await handler(request, str(request.path_params["version"]))
+            except SalesforceError as exc:
+                return _error(exc, store)
+
+        return endpoint
+
+    async def body_of(request: Request) -> dict[str, Any]:
+        try:
+            data = json.loads(await request.body() or b"null")
+        except ValueError as exc:
+            raise SalesforceError(400, "JSON_PARSER_ERROR", f"Unexpected JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise SalesforceError(400, "JSON_PARSER_ERROR", "the body must be a JSON object")
+        return data
+
+    async def create(request: Request, version: str) -> Response:
+        record_id = store.create(request.path_params["sobject"], await body_of(request))
+        return _json({"id": record_id, "success": True, "errors": []}, store, 201)
+
+    async def record(request: Request, version: str) -> Response:
+        sobject, record_id = request.path_params["sobject"], request.path_params["record_id"]
+        if request.method == "GET":
+            raw = request.query_params.get("fields")
+            fields = [f.strip() for f in raw.split(",") if f.strip()] if raw else None
+            return _json(store.get(sobject, record_id, version, fields), store)
+        if request.method == "PATCH":
+            store.update(sobject, record_id, await body_of(request))
+        else:
+            store.delete(sobject, record_id)
+        return Response(status_code=204, headers=_limit_header(store))
+
+    def batch_size(request: Request) -> int | None:
+        options = request.headers.get("sforce-query-options", "")
+        found = re.search(r"batchSize=(\d+)", options)
+        return int(found.group(1)) if found else None
+
+    async def query(request: Request, version: str) -> Response:
+        soql = request.query_params.get("q")
+        if not soql:
+            raise SalesforceError(400, "MALFORMED_QUERY", "A query string is required (q=)")
+        include_deleted = request.url.path.rstrip("/").endswith("queryAll")
+        page = store.query(
+            soql, version=version, include_deleted=include_deleted, batch=batch_size(request)
+        )
+        return _json(page, store)
+
+    async def query_more(request: Request, version: str) -> Response:
+        locator, _, offset = request.path_params["locator"].rpartition("-")
+        if not locator or not offset.isdigit():
+            raise SalesforceError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        return _json(store.query_more(locator, int(offset), version=version), store)
+
+    async def limits(request: Request, version: str) -> Response:
+        used = store.api_requests
+        return _json(
+            {
+                "DailyApiRequests": {"Max": API_LIMIT, "Remaining": max(0, API_LIMIT - used)},
+                "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+                "DataStorageMB": {"Max": 5, "Remaining": 5},
+            },
+            store,
+        )
+
+    async def token(request: Request) -> Response:
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        grant = form.get("grant_type")
+
+        def oauth_error(code: str, text: str) -> Response:
+            return JSONResponse({"error": code, "error_description": text}, 400)
+
+        if grant not in ("client_credentials", "password"):
+            return oauth_error("unsupported_grant_type", "grant type not supported")
+        client_ok = hmac.compare_digest(
+            form.get("client_id", ""), credentials.client_id
+        ) and hmac.compare_digest(form.get("client_secret", ""), credentials.client_secret)
+        if not client_ok:
+            return oauth_error("invalid_client", "invalid client credentials")
+        if grant == "password" and not (
+            form.get("username") == credentials.username
+            and form.get("password", "").startswith(credentials.password)
+        ):
+            return oauth_error("invalid_grant", "authentication failure")
+        access = "00DWz0000000001!" + secrets.token_urlsafe(48)
+        credentials.tokens.add(access)
+        issued = str(int(time.time() * 1000))
+        instance = str(request.base_url).rstrip("/")
+        user_url = f"{instance}/id/00DWz0000000001AAA/005Wz0000000001AAA"
+        digest = hmac.new(
+            credentials.client_secret.encode(), (user_url + issued).encode(), hashlib.sha256
+        ).digest()
+        return JSONResponse(
+            {
+                "access_token": access,
+                "instance_url": instance,
+                "id": user_url,
+                "token_type": "Bearer",
+                "issued_at": issued,
+                "signature": base64.b64encode(digest).decode(),
+            }
+        )
+
+    def loopback(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            if request.client is None or request.client.host not in _LOOPBACK:
+                return JSONResponse({"error": "sandbox control is loopback only"}, 403)
+            return await handler(request)
+
+        return endpoint
+
+    async def set_faults(request: Request) -> Response:
+        try:
+            return JSONResponse(faults.configure(json.loads(await request.body() or b"{}")))
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+
+    async def touch(request: Request) -> Response:
+        try:
+            stamp = store.touch(request.path_params["record_id"])
+        except SalesforceError as exc:
+            return _error(exc, store)
+        return JSONResponse({"id": request.path_params["record_id"], "SystemModstamp": stamp})
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse({**store.stats(), "faults": faults.snapshot()})
+
+    async def versions(request: Request) -> Response:
+        return JSONResponse(
+            [
+                {"label": f"v{n}", "url": f"/services/data/v{n}.0", "version": f"{n}.0"}
+                for n in range(50, 63)
+            ]
+        )
+
+    base = "/services/data/{version}"
+    routes = [
+        Route("/services/oauth2/token", token, methods=["POST"]),
+        Route("/services/data", versions, methods=["GET"]),
+        Route("/services/data/", versions, methods=["GET"]),
+        Route("/_sandbox/faults", loopback(set_faults), methods=["POST"]),
+        Route("/_sandbox/touch/{record_id}", loopback(touch), methods=["POST"]),
+        Route("/_sandbox/stats", loopback(stats), methods=["GET"]),
+    ]
+    for suffix in ("", "/"):
+        routes += [
+            Route(f"{base}/limits{suffix}", api(limits), methods=["GET"]),
+            Route(f"{base}/query{suffix}", api(query), methods=["GET"]),
+            Route(f"{base}/queryAll{suffix}", api(query), methods=["GET"]),
+            Route(f"{base}/sobjects/{{sobject}}{suffix}", api(create), methods=["POST"]),
+        ]
+    routes += [
+        Route(f"{base}/query/{{locator}}", api(query_more), methods=["GET"]),
+        Route(f"{base}/queryAll/{{locator}}", api(query_more), methods=["GET"]),
+        Route(
+            f"{base}/sobjects/{{sobject}}/{{record_id}}",
+            api(record),
+            methods=["GET", "PATCH", "DELETE"],
+        ),
+    ]
+
+    async def unknown(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        code = "METHOD_NOT_ALLOWED" if status == 405 else "NOT_FOUND"
+        return _error(SalesforceError(status, code, "The requested resource does not exist"), store)
+
+    app = Starlette(routes=routes, exception_handlers={404: unknown, 405: unknown})
+    return _LimitInfo(app, store)
+
+
+class _LimitInfo:
+    """Adds ``Sforce-Limit-Info`` to every response, as Salesforce does."""
+
+    def __init__(self, app: Starlette, store: Store) -> None:
+        self.app = app
+        self.store = store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "sforce-limit-info" not in headers:
+                    headers.update(_limit_header(self.store))
+            await send(message)
+
+        await self.app(scope, receive, with_header)

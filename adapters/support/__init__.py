@@ -1,0 +1,5 @@
+"""The support desk adapter (Zendesk): organizations, entitlements, onboarding tickets."""
+
+from ._zendesk import ZendeskAdapter
+
+__all__ = ["ZendeskAdapter"]

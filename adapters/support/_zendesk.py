@@ -1,0 +1,210 @@
+"""The Zendesk adapter: customers as organizations, won orders as entitlements.
+
+Every write is idempotent: organizations are found by ``external_id`` (the
+customer ID) before one is created, and the onboarding ticket carries the
+caller's idempotency key as its ``external_id`` (and ``Idempotency-Key``
+header), so a redelivered event never opens a second ticket.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from tracing import InterlockError, RemoteError, ValidationError
+
+from .._canonical import Customer, SalesOrder, SupportCase
+from .._http import raise_for_response, translate_transport_error
+
+__all__ = ["ZendeskAdapter"]
+
+SYSTEM = "support"
+
+
+class ZendeskAdapter:
+    """Async client of one Zendesk account, authenticated with an API token.
+
+    A ``client`` given by the caller is used as is and not closed by
+    :meth:`aclose`. The token is sent, never logged or shown in ``repr``.
+
+    Example::
+
+        async with ZendeskAdapter(url, email, token) as zd:
+            org_id = await zd.ensure_organization(customer, idempotency_key=key)
+            case = await zd.activate_entitlement(org_id, order, idempotency_key=key)
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        email: str,
+        api_token: str,
+        *,
+        timeout: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._api = base_url.rstrip("/") + "/api/v2"
+        self._auth = httpx.BasicAuth(f"{email}/token", api_token)
+        self._own_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"ZendeskAdapter(base_url={self._api[:-7]!r})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this adapter created it."""
+        if self._own_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> ZendeskAdapter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- transport ---------------------------------------------------------
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        try:
+            response = await self._client.request(
+                method, self._api + path, params=params, json=body, headers=headers, auth=self._auth
+            )
+        except httpx.HTTPError as exc:
+            raise translate_transport_error(exc, system=SYSTEM) from exc
+        if response.status_code == 422:
+            raise _record_invalid(response)
+        raise_for_response(response, system=SYSTEM)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise RemoteError(f"non-JSON answer: {response.text[:200]}", system=SYSTEM) from exc
+
+    # -- public ------------------------------------------------------------
+    async def health(self) -> bool:
+        """Whether the account answers an authenticated call (``users/me``)."""
+        try:
+            await self._call("GET", "/users/me.json")
+        except InterlockError:
+            return False
+        return True
+
+    async def _find_organization(self, external_id: str) -> int | None:
+        found = await self._call(
+            "GET", "/organizations/search.json", params={"external_id": external_id}
+        )
+        orgs = found.get("organizations") or []
+        return int(orgs[0]["id"]) if orgs else None
+
+    async def ensure_organization(self, customer: Customer, *, idempotency_key: str) -> int:
+        """The organization whose ``external_id`` is the customer ID, created if missing.
+
+        Safe to repeat with any key: the unique ``external_id`` is the guard.
+        ``idempotency_key`` is accepted so every write takes one, as flows expect.
+        """
+        existing = await self._find_organization(customer.customer_id)
+        if existing is not None:
+            return existing
+        body = {
+            "organization": {
+                "name": customer.name,
+                "external_id": customer.customer_id,
+                "tags": ["interlock"],
+            }
+        }
+        try:
+            # No Idempotency-Key here: Zendesk honours it on tickets only; the
+            # unique external_id is what makes this create safe to repeat.
+            created = await self._call("POST", "/organizations.json", body=body)
+        except ValidationError as exc:
+            # A concurrent delivery may have created it between search and create.
+            if exc.field == "external_id":
+                again = await self._find_organization(customer.customer_id)
+                if again is not None:
+                    return again
+            raise
+        return int(created["organization"]["id"])
+
+    async def activate_entitlement(
+        self, organization_id: int, order: SalesOrder, *, idempotency_key: str
+    ) -> SupportCase:
+        """Mark the organization entitled to the order's plans and open one onboarding ticket."""
+        skus = sorted({line.sku for line in order.lines})
+        await self._call(
+            "PUT",
+            f"/organizations/{int(organization_id)}.json",
+            body={
+                "organization": {
+                    "organization_fields": {
+                        "entitlement": skus,
+                        "entitlement_status": "active",
+                        "order_ref": order.order_ref,
+                    }
+                }
+            },
+        )
+        found = await self._call("GET", "/tickets.json", params={"external_id": idempotency_key})
+        tickets = found.get("tickets") or []
+        if tickets:
+            ticket = tickets[0]
+        else:
+            created = await self._call(
+                "POST",
+                "/tickets.json",
+                idempotency_key=idempotency_key,
+                body={
+                    "ticket": {
+                        "subject": f"Onboarding: {order.customer.name} ({order.order_ref})",
+                        "comment": {
+                            "body": (
+                                f"Order {order.order_ref} is won. Entitled plans: "
+                                f"{', '.join(skus)}. Please schedule onboarding."
+                            )
+                        },
+                        "organization_id": int(organization_id),
+                        "external_id": idempotency_key,
+                        "type": "task",
+                        "priority": "normal",
+                        "tags": ["interlock", "onboarding"],
+                    }
+                },
+            )
+            ticket = created["ticket"]
+        return SupportCase(
+            case_id=str(ticket["id"]),
+            customer_id=order.customer.customer_id,
+            subject=ticket.get("subject") or "",
+            status=ticket["status"],
+            priority=ticket.get("priority") or "normal",
+            organization_id=ticket.get("organization_id"),
+        )
+
+
+def _record_invalid(response: httpx.Response) -> ValidationError:
+    """Zendesk's 422 ``RecordInvalid`` as a ValidationError naming the first bad field."""
+    field = None
+    try:
+        details = response.json().get("details") or {}
+        field = next(iter(details), None)
+    except (ValueError, AttributeError):
+        details = {}
+    return ValidationError(
+        f"HTTP 422 from {response.request.method} {response.request.url.path}: "
+        f"{response.text[:300]}",
+        field=field,
+        system=SYSTEM,
+    )
