@@ -1,18 +1,33 @@
-"""The collector: event bus, lineage store, ingest, control API and metrics."""
+"""The collector: event bus, lineage store, ingest, control API, metrics, roles,
+settings and the runtime behind the ``interlock`` command."""
 
+from ._api import create_app
 from ._auth import Principal, Role, TokenStore, hash_token, require_role
 from ._bus import Bus, EmbeddedBus, Handler, partition_for
+from ._config import Settings, load_settings
+from ._ingest import Collector
+from ._lineage import AsyncLineage, BatchOutcome, LineageStore, WriteResult
+from ._metrics import Metrics
 from ._schema import DDL
 
 __all__ = [
     "DDL",
+    "AsyncLineage",
+    "BatchOutcome",
     "Bus",
+    "Collector",
     "EmbeddedBus",
     "Handler",
+    "LineageStore",
+    "Metrics",
     "Principal",
     "Role",
+    "Settings",
     "TokenStore",
+    "WriteResult",
+    "create_app",
     "hash_token",
+    "load_settings",
     "partition_for",
     "require_role",
 ]

@@ -9,9 +9,13 @@ ignored), which replay and SLA evaluation build on.
 
 from __future__ import annotations
 
-__all__ = ["DDL", "SCHEMA_VERSION"]
+__all__ = ["DDL", "SCHEMA_VERSION", "UNRESOLVED_DEAD_LETTER_STATES", "UPGRADES"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Dead-letter states that still need action; a transaction with one of these is
+#: ``dead_lettered`` and they count as "open" in stats and metrics.
+UNRESOLVED_DEAD_LETTER_STATES = ("open", "replay_requested", "replaying")
 
 DDL = """
 CREATE TABLE IF NOT EXISTS schema_info (
@@ -65,7 +69,14 @@ CREATE TABLE IF NOT EXISTS transactions (
     last_status     VARCHAR,
     event_count     INTEGER NOT NULL,
     failed_count    INTEGER NOT NULL,
-    dead_letter_count INTEGER NOT NULL
+    dead_letter_count INTEGER NOT NULL,     -- every dead letter ever opened
+    -- added in schema version 2
+    customer_name   VARCHAR,               -- a company name, not personal data
+    order_ref_at    TIMESTAMPTZ,           -- event_time of the event order_ref came from
+    completed_at    TIMESTAMPTZ,           -- first ok event of a completion kind
+    last_event_time TIMESTAMPTZ,           -- (last_event_time, last_event_id) orders last_*
+    last_event_id   VARCHAR,
+    open_dead_letters INTEGER NOT NULL DEFAULT 0   -- unresolved dead letters now
 );
 
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -89,6 +100,24 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     resolved_by_event VARCHAR
 );
 
+-- Cumulative ingest counters that must survive a restart (duplicates_dropped).
+CREATE TABLE IF NOT EXISTS ingest_counters (
+    name  VARCHAR PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+
 CREATE INDEX IF NOT EXISTS events_correlation ON events (correlation_id);
-CREATE INDEX IF NOT EXISTS dead_letters_state ON dead_letters (state);
 """
+
+#: Idempotent upgrades run after ``DDL`` on every open, so a file created by an
+#: older version gains the columns this one reads.
+UPGRADES = (
+    "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS customer_name VARCHAR",
+    "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS order_ref_at TIMESTAMPTZ",
+    "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS completed_at TIMESTAMPTZ",
+    "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS last_event_time TIMESTAMPTZ",
+    "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS last_event_id VARCHAR",
+    "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS open_dead_letters INTEGER DEFAULT 0",
+    # dead_letters is small and read whole; an index on state only made updates dearer.
+    "DROP INDEX IF EXISTS dead_letters_state",
+)

@@ -1,0 +1,719 @@
+"""The DuckDB lineage store: the one writer of the lineage file, and its queries.
+
+``LineageStore`` is synchronous and thread-confined: its writer connection is used
+by one thread at a time (a lock enforces it), and every read gets a fresh cursor of
+its own. ``AsyncLineage`` puts the same surface on an event loop: writes run on one
+dedicated writer thread, reads on a small pool, so DuckDB never blocks the loop.
+
+A batch is one DuckDB transaction:
+
+1. insert the events not stored yet (``ON CONFLICT DO NOTHING RETURNING`` against
+   the primary key, after de-duplicating the batch itself);
+2. open a dead letter for every new ``dead_lettered`` event;
+3. resolve unresolved dead letters of the same correlation ID and step when an
+   ``ok``/``replayed`` event later in time is stored (in either order of arrival);
+4. upsert the ``transactions`` summaries with one ``INSERT ... ON CONFLICT`` over an
+   aggregate of the new events, then refresh their state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tracing import Event, Status, StoreError
+
+from ._lineage_rows import (
+    EVENT_COLUMNS,
+    SUMMARY_COLUMNS,
+    batch_table,
+    event_dict,
+    iso,
+    money,
+    summary_dict,
+)
+from ._schema import DDL, SCHEMA_VERSION, UNRESOLVED_DEAD_LETTER_STATES, UPGRADES
+
+__all__ = ["TRANSACTION_STATES", "AsyncLineage", "BatchOutcome", "LineageStore", "WriteResult"]
+
+T = TypeVar("T")
+
+#: Every state a transaction summary can be in.
+TRANSACTION_STATES = ("in_progress", "completed", "failed", "dead_lettered")
+_RESOLVING = (Status.OK.value, Status.REPLAYED.value)
+_FAILING = (Status.FAILED.value, Status.RETRYING.value, Status.DEAD_LETTERED.value)
+_UNRESOLVED_SQL = ", ".join(f"'{s}'" for s in UNRESOLVED_DEAD_LETTER_STATES)
+
+DEAD_LETTER_COLUMNS = (
+    "event_id",
+    "correlation_id",
+    "step",
+    "kind",
+    "target",
+    "reason",
+    "error_message",
+    "attempts",
+    "amount",
+    "currency",
+    "customer_id",
+    "first_failed_at",
+    "last_failed_at",
+    "state",
+    "state_changed_at",
+    "state_changed_by",
+    "state_note",
+    "resolved_by_event",
+)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one ``write_batch`` did."""
+
+    inserted: int
+    duplicates: int
+    dead_letters_opened: int
+    dead_letters_resolved: int
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """A ``WriteResult`` plus what the ingest pipeline needs for its metrics."""
+
+    result: WriteResult
+    #: IDs of the events this batch stored (duplicates excluded).
+    inserted_ids: frozenset[str]
+    #: Unresolved dead letters after the batch committed.
+    dead_letters_open: int
+
+
+_INSERT_EVENTS = f"""
+INSERT INTO events ({", ".join(EVENT_COLUMNS)})
+SELECT {", ".join(EVENT_COLUMNS)} FROM _batch
+ON CONFLICT DO NOTHING
+RETURNING event_id
+"""
+
+# Rank of an event in the batch by (event_time, event_id): an integer key keeps
+# arg_min/arg_max cheap while ordering exactly like the pair.
+_KEY = "seq"
+_NEWER = (
+    "(transactions.last_event_time IS NULL"
+    " OR excluded.last_event_time > transactions.last_event_time"
+    " OR (excluded.last_event_time = transactions.last_event_time"
+    " AND excluded.last_event_id > transactions.last_event_id))"
+)
+_ORDER_FILTER = "entity_type IN ('opportunity', 'sales_order')"
+
+# One upsert over an aggregate of the new events. "First" and "last" order by
+# (event_time, event_id) so the summary does not depend on arrival order, except
+# amount/currency/customer which keep the first non-null value seen.
+_UPSERT_TRANSACTIONS = f"""
+INSERT INTO transactions (
+    correlation_id, order_ref, customer_id, amount, currency, state, started_at,
+    updated_at, last_kind, last_system, last_status, event_count, failed_count,
+    dead_letter_count, customer_name, order_ref_at, completed_at, last_event_time,
+    last_event_id, open_dead_letters)
+SELECT
+    correlation_id,
+    arg_min(entity_id, {_KEY}) FILTER (WHERE {_ORDER_FILTER}),
+    arg_min(customer_id, {_KEY}) FILTER (WHERE customer_id IS NOT NULL),
+    arg_min(amount, {_KEY}) FILTER (WHERE amount IS NOT NULL),
+    arg_min(currency, {_KEY}) FILTER (WHERE currency IS NOT NULL),
+    CASE
+        WHEN count(*) FILTER (WHERE status = 'ok' AND list_contains($kinds, kind)) > 0
+        THEN 'completed'
+        WHEN arg_max(status, {_KEY}) = 'failed' THEN 'failed'
+        ELSE 'in_progress' END,
+    min(event_time),
+    max(event_time),
+    arg_max(kind, {_KEY}),
+    arg_max(source, {_KEY}),
+    arg_max(status, {_KEY}),
+    count(*),
+    count(*) FILTER (WHERE status = 'failed'),
+    count(*) FILTER (WHERE status = 'dead_lettered'),
+    arg_min(customer_name, {_KEY}) FILTER (WHERE customer_name IS NOT NULL),
+    min(event_time) FILTER (WHERE {_ORDER_FILTER}),
+    min(event_time) FILTER (WHERE status = 'ok' AND list_contains($kinds, kind)),
+    max(event_time),
+    arg_max(event_id, {_KEY}),
+    0
+FROM _new
+GROUP BY correlation_id
+ON CONFLICT (correlation_id) DO UPDATE SET
+    order_ref = CASE
+        WHEN transactions.order_ref_at IS NULL
+          OR excluded.order_ref_at < transactions.order_ref_at
+        THEN coalesce(excluded.order_ref, transactions.order_ref)
+        ELSE transactions.order_ref END,
+    order_ref_at = least(transactions.order_ref_at, excluded.order_ref_at),
+    customer_id = coalesce(transactions.customer_id, excluded.customer_id),
+    amount = coalesce(transactions.amount, excluded.amount),
+    currency = coalesce(transactions.currency, excluded.currency),
+    customer_name = coalesce(transactions.customer_name, excluded.customer_name),
+    started_at = least(transactions.started_at, excluded.started_at),
+    updated_at = greatest(transactions.updated_at, excluded.updated_at),
+    last_kind = CASE WHEN {_NEWER} THEN excluded.last_kind ELSE transactions.last_kind END,
+    last_system = CASE WHEN {_NEWER} THEN excluded.last_system ELSE transactions.last_system END,
+    last_status = CASE WHEN {_NEWER} THEN excluded.last_status ELSE transactions.last_status END,
+    last_event_id = CASE WHEN {_NEWER} THEN excluded.last_event_id
+        ELSE transactions.last_event_id END,
+    last_event_time = greatest(transactions.last_event_time, excluded.last_event_time),
+    event_count = transactions.event_count + excluded.event_count,
+    failed_count = transactions.failed_count + excluded.failed_count,
+    dead_letter_count = transactions.dead_letter_count + excluded.dead_letter_count,
+    completed_at = least(transactions.completed_at, excluded.completed_at),
+    -- Dead letters are applied by the refresh below, only when there are any.
+    state = CASE
+        WHEN transactions.open_dead_letters > 0 THEN 'dead_lettered'
+        WHEN transactions.completed_at IS NOT NULL OR excluded.completed_at IS NOT NULL
+        THEN 'completed'
+        WHEN (CASE WHEN {_NEWER} THEN excluded.last_status ELSE transactions.last_status END)
+            = 'failed' THEN 'failed'
+        ELSE 'in_progress' END
+"""
+
+# State follows from stored facts; refreshed for the given keys after every write.
+_REFRESH_STATES = f"""
+UPDATE transactions SET
+    open_dead_letters = s.n,
+    state = CASE
+        WHEN s.n > 0 THEN 'dead_lettered'
+        WHEN transactions.completed_at IS NOT NULL THEN 'completed'
+        WHEN transactions.last_status = 'failed' THEN 'failed'
+        ELSE 'in_progress' END
+FROM (
+    SELECT k.correlation_id, count(d.event_id) AS n
+    FROM ({{keys}}) AS k
+    LEFT JOIN dead_letters AS d
+      ON d.correlation_id = k.correlation_id AND d.state IN ({_UNRESOLVED_SQL})
+    GROUP BY k.correlation_id
+) AS s
+WHERE transactions.correlation_id = s.correlation_id
+"""
+
+_BATCH_KEYS = "SELECT DISTINCT correlation_id FROM _new"
+_ALL_DEAD_LETTER_KEYS = f"""
+SELECT correlation_id FROM transactions WHERE open_dead_letters > 0 OR state = 'dead_lettered'
+UNION SELECT correlation_id FROM dead_letters WHERE state IN ({_UNRESOLVED_SQL})
+"""
+
+_SUMMARY_SELECT = f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM transactions"
+
+
+class LineageStore:
+    """The lineage database; the collector process is its only writer.
+
+    >>> store = LineageStore()          # ":memory:" by default
+    >>> store.open()
+    >>> store.write_batch([]).inserted
+    0
+    >>> store.close()
+    """
+
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        completion_kinds: frozenset[str] = frozenset({"invoice.posted"}),
+    ) -> None:
+        self.path = str(path)
+        self.completion_kinds = completion_kinds
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        # Readers derive cursors from a connection of their own so cursor creation
+        # never races the writer's use of the main connection.
+        self._read_root: duckdb.DuckDBPyConnection | None = None
+        self._write_lock = threading.Lock()
+        self._cursor_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect and apply the schema; safe to call twice."""
+        if self._conn is not None:
+            return
+        try:
+            conn = duckdb.connect(self.path)
+            conn.execute("SET TimeZone = 'UTC'")
+            conn.execute(DDL)
+            for statement in UPGRADES:
+                conn.execute(statement)
+            row = conn.execute("SELECT max(version) FROM schema_info").fetchone()
+            if row is None or row[0] is None:
+                conn.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
+            elif row[0] < SCHEMA_VERSION:
+                conn.execute("UPDATE schema_info SET version = ?", [SCHEMA_VERSION])
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open the lineage store at {self.path}: {exc}") from exc
+        self._conn = conn
+        self._read_root = conn.cursor()
+
+    def close(self) -> None:
+        """Close the database; safe to call twice."""
+        with self._write_lock:
+            conn, self._conn = self._conn, None
+            root, self._read_root = self._read_root, None
+            if root is not None:
+                root.close()
+            if conn is not None:
+                conn.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    def _writer(self) -> duckdb.DuckDBPyConnection:
+        if self._conn is None:
+            raise StoreError("the lineage store is not open")
+        return self._conn
+
+    # -- generic access ----------------------------------------------------------
+
+    def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run ``fn`` on a fresh cursor (it sees committed data only)."""
+        with self._cursor_lock:
+            if self._read_root is None:
+                raise StoreError("the lineage store is not open")
+            cursor = self._read_root.cursor()
+        try:
+            return fn(cursor)
+        except duckdb.Error as exc:
+            raise StoreError(f"lineage read failed: {exc}") from exc
+        finally:
+            cursor.close()
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run ``fn`` in one transaction on the writer connection.
+
+        Transaction states are refreshed from ``dead_letters`` before the commit, so
+        a replay or an operator changing a dead letter keeps the summaries right.
+        """
+        with self._write_lock:
+            conn = self._writer()
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                result = fn(conn)
+                conn.execute(_REFRESH_STATES.format(keys=_ALL_DEAD_LETTER_KEYS))
+                conn.execute("COMMIT")
+            except duckdb.Error as exc:
+                conn.execute("ROLLBACK")
+                raise StoreError(f"lineage write failed: {exc}") from exc
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return result
+
+    # -- ingest ------------------------------------------------------------------
+
+    def write_batch(self, events: Sequence[Event]) -> WriteResult:
+        """Store a batch in one transaction; see the module docstring for the steps."""
+        return self.write_batch_detailed(events).result
+
+    def write_batch_detailed(self, events: Sequence[Event]) -> BatchOutcome:
+        """``write_batch`` that also says which events were new (for metrics)."""
+        unique: dict[str, Event] = {}
+        for event in events:
+            unique.setdefault(event.event_id, event)
+        if not unique:
+            return BatchOutcome(WriteResult(0, len(events), 0, 0), frozenset(), self._open_count())
+        batch = batch_table(list(unique.values()), datetime.now(UTC))
+        with self._write_lock:
+            conn = self._writer()
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                outcome = self._write_locked(conn, batch, len(events))
+                conn.execute("COMMIT")
+            except duckdb.Error as exc:
+                conn.execute("ROLLBACK")
+                raise StoreError(f"lineage batch write failed: {exc}") from exc
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            finally:
+                conn.unregister("_batch")
+                conn.unregister("_new")
+        return outcome
+
+    def _write_locked(
+        self, conn: duckdb.DuckDBPyConnection, batch: pa.Table, delivered: int
+    ) -> BatchOutcome:
+        conn.register("_batch", batch)
+        inserted_ids = frozenset(row[0] for row in conn.execute(_INSERT_EVENTS).fetchall())
+        new = batch.filter(pc.is_in(batch["event_id"], pa.array(list(inserted_ids), pa.string())))
+        new = new.sort_by([("event_time", "ascending"), ("event_id", "ascending")])
+        new = new.append_column("seq", pa.array(range(new.num_rows), pa.int64()))
+        conn.register("_new", new)
+        duplicates = delivered - len(inserted_ids)
+        if duplicates:
+            conn.execute(
+                "INSERT INTO ingest_counters VALUES ('duplicates_dropped', ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = ingest_counters.value + excluded.value",
+                [duplicates],
+            )
+        opened = resolved = 0
+        open_now = _count_open(conn)
+        if new.num_rows:
+            opened = self._open_dead_letters(conn, new)
+            # Most batches meet no unresolved dead letter at all: then neither the
+            # search for resolutions nor the state refresh has anything to do.
+            dead_letters_touched = bool(open_now or opened)
+            if dead_letters_touched:
+                resolved = self._resolve_dead_letters(conn, new)
+                open_now = _count_open(conn)
+            conn.execute(_UPSERT_TRANSACTIONS, {"kinds": sorted(self.completion_kinds)})
+            if dead_letters_touched:
+                conn.execute(_REFRESH_STATES.format(keys=_BATCH_KEYS))
+        return BatchOutcome(
+            WriteResult(len(inserted_ids), duplicates, opened, resolved), inserted_ids, open_now
+        )
+
+    def _open_dead_letters(self, conn: duckdb.DuckDBPyConnection, new: pa.Table) -> int:
+        dead = new.filter(pc.equal(new["status"], Status.DEAD_LETTERED.value)).to_pylist()
+        if not dead:
+            return 0
+        now = datetime.now(UTC)
+        rows = []
+        for event in dead:
+            # The first failure of this step in this transaction (an indexed lookup,
+            # only for the rare dead-lettered event).
+            first = conn.execute(
+                "SELECT min(event_time) FROM events WHERE correlation_id = ? AND step = ? "
+                f"AND status IN ({', '.join('?' * len(_FAILING))}) AND event_time <= ?",
+                [event["correlation_id"], event["step"], *_FAILING, event["event_time"]],
+            ).fetchone()
+            first_failed = first[0] if first and first[0] is not None else event["event_time"]
+            rows.append(
+                [
+                    event["event_id"],
+                    event["correlation_id"],
+                    event["step"],
+                    event["kind"],
+                    event["target"],
+                    event["error_reason"] or "unknown",
+                    event["error_message"],
+                    event["attempt"],
+                    event["amount"],
+                    event["currency"],
+                    event["customer_id"],
+                    first_failed,
+                    event["event_time"],
+                    "open",
+                    now,
+                    "collector",
+                    None,
+                    None,
+                ]
+            )
+        placeholders = ", ".join("?" * len(DEAD_LETTER_COLUMNS))
+        opened = 0
+        for row in rows:
+            got = conn.execute(
+                f"INSERT INTO dead_letters ({', '.join(DEAD_LETTER_COLUMNS)}) "
+                f"VALUES ({placeholders}) ON CONFLICT DO NOTHING RETURNING event_id",
+                row,
+            ).fetchall()
+            opened += len(got)
+        return opened
+
+    def _resolve_dead_letters(self, conn: duckdb.DuckDBPyConnection, new: pa.Table) -> int:
+        # Candidates: unresolved dead letters of the transactions this batch touched.
+        candidates = conn.execute(
+            "SELECT d.event_id, d.correlation_id, d.step, d.last_failed_at FROM dead_letters d "
+            f"WHERE d.state IN ({_UNRESOLVED_SQL}) "
+            "AND d.correlation_id IN (SELECT DISTINCT correlation_id FROM _new)"
+        ).fetchall()
+        if not candidates:
+            return 0
+        resolved = 0
+        now = datetime.now(UTC)
+        for dl_id, correlation_id, step, failed_at in candidates:
+            # The earliest ok/replayed event of the step after the failure, whether
+            # it arrived in this batch or (out of order) before the dead letter.
+            row = conn.execute(
+                "SELECT event_id FROM events WHERE correlation_id = ? AND step = ? "
+                "AND status IN (?, ?) AND (event_time > ? OR (event_time = ? AND event_id > ?)) "
+                "ORDER BY event_time, event_id LIMIT 1",
+                [correlation_id, step, *_RESOLVING, failed_at, failed_at, dl_id],
+            ).fetchone()
+            if row is None:
+                continue
+            conn.execute(
+                "UPDATE dead_letters SET state = 'resolved', state_changed_at = ?, "
+                "state_changed_by = 'collector', state_note = ?, resolved_by_event = ? "
+                "WHERE event_id = ?",
+                [now, "resolved by a later successful event of the same step", row[0], dl_id],
+            )
+            resolved += 1
+        return resolved
+
+    def _open_count(self) -> int:
+        return self.read(_count_open)
+
+    # -- queries -----------------------------------------------------------------
+
+    def list_transactions(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        state: str | None = None,
+        q: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Summaries, most recently updated first, and the total matching."""
+        where: list[str] = []
+        params: list[Any] = []
+        if state:
+            where.append("state = ?")
+            params.append(state)
+        if q:
+            needle = q.lower()
+            where.append(
+                "(contains(lower(correlation_id), ?) OR contains(lower(coalesce(order_ref, '')), ?)"
+                " OR contains(lower(coalesce(customer_id, '')), ?)"
+                " OR contains(lower(coalesce(customer_name, '')), ?)"
+                " OR correlation_id IN (SELECT correlation_id FROM events"
+                " WHERE contains(lower(entity_id), ?)))"
+            )
+            params.extend([needle] * 5)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+
+        def query(cur: duckdb.DuckDBPyConnection) -> tuple[list[dict[str, Any]], int]:
+            total_row = cur.execute(f"SELECT count(*) FROM transactions{clause}", params).fetchone()
+            rows = cur.execute(
+                f"{_SUMMARY_SELECT}{clause} ORDER BY updated_at DESC, correlation_id DESC "
+                "LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+            return [summary_dict(r) for r in rows], int(total_row[0]) if total_row else 0
+
+        return self.read(query)
+
+    def get_transaction(self, correlation_id: str) -> dict[str, Any] | None:
+        """One summary with its events in event_time order, or ``None``."""
+
+        def query(cur: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+            row = cur.execute(
+                f"{_SUMMARY_SELECT} WHERE correlation_id = ?", [correlation_id]
+            ).fetchone()
+            if row is None:
+                return None
+            out = summary_dict(row)
+            cur.execute(
+                f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE correlation_id = ? "
+                "ORDER BY event_time, event_id",
+                [correlation_id],
+            )
+            names = [d[0] for d in cur.description or []]
+            stored = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            times = {e["event_id"]: e["event_time"] for e in stored}
+            # A cause outside this transaction is rare; look those up one by one.
+            for cause in {e["causation_id"] for e in stored} - set(times) - {None}:
+                found = cur.execute(
+                    "SELECT event_time FROM events WHERE event_id = ?", [cause]
+                ).fetchone()
+                if found is not None:
+                    times[cause] = found[0]
+            events = []
+            for e in stored:
+                item = event_dict(e)
+                cause_time = times.get(e["causation_id"]) if e["causation_id"] else None
+                item["since_cause_ms"] = (
+                    None
+                    if cause_time is None
+                    else (e["event_time"] - cause_time).total_seconds() * 1000.0
+                )
+                events.append(item)
+            out["events"] = events
+            return out
+
+        return self.read(query)
+
+    def list_dead_letters(
+        self,
+        *,
+        state: str | None = "open",
+        reason: str | None = None,
+        step: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Dead letters, most recent failure first, and the total matching."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("state", state), ("reason", reason), ("step", step)):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+
+        def query(cur: duckdb.DuckDBPyConnection) -> tuple[list[dict[str, Any]], int]:
+            total_row = cur.execute(f"SELECT count(*) FROM dead_letters{clause}", params).fetchone()
+            rows = cur.execute(
+                f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM dead_letters{clause} "
+                "ORDER BY last_failed_at DESC, event_id DESC LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+            items = []
+            for r in rows:
+                item = dict(zip(DEAD_LETTER_COLUMNS, r, strict=True))
+                item["amount"] = money(item["amount"])
+                for key in ("first_failed_at", "last_failed_at", "state_changed_at"):
+                    item[key] = iso(item[key])
+                items.append(item)
+            return items, int(total_row[0]) if total_row else 0
+
+        return self.read(query)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for the overview; ``bus_backlog`` is the runtime's to fill in (0 here)."""
+
+        def query(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+            by_state: dict[str, int] = dict.fromkeys(TRANSACTION_STATES, 0)
+            value: dict[str, str] = {}
+            for state, n, total in cur.execute(
+                "SELECT state, count(*), sum(amount) FROM transactions GROUP BY state"
+            ).fetchall():
+                by_state[state] = int(n)
+                value[state] = money(total) or "0.00"
+            by_system = {
+                s: int(n)
+                for s, n in cur.execute(
+                    "SELECT source, count(*) FROM events GROUP BY source ORDER BY source"
+                ).fetchall()
+            }
+            by_status = {
+                s: int(n)
+                for s, n in cur.execute(
+                    "SELECT status, count(*) FROM events GROUP BY status ORDER BY status"
+                ).fetchall()
+            }
+            last = cur.execute("SELECT max(event_time) FROM events").fetchone()
+            dups = cur.execute(
+                "SELECT value FROM ingest_counters WHERE name = 'duplicates_dropped'"
+            ).fetchone()
+            return {
+                "events_total": sum(by_system.values()),
+                "transactions_total": sum(by_state.values()),
+                "transactions_by_state": by_state,
+                "dead_letters_open": _count_open(cur),
+                "duplicates_dropped": int(dups[0]) if dups else 0,
+                "events_by_system": by_system,
+                "events_by_status": by_status,
+                "value_by_state": value,
+                "bus_backlog": 0,
+                "last_event_at": iso(last[0]) if last else None,
+            }
+
+        return self.read(query)
+
+
+def _count_open(cur: duckdb.DuckDBPyConnection) -> int:
+    row = cur.execute(
+        f"SELECT count(*) FROM dead_letters WHERE state IN ({_UNRESOLVED_SQL})"
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+class AsyncLineage:
+    """``LineageStore`` for the event loop: one writer thread, a few reader threads.
+
+    Every write (``write_batch``, ``write``) runs in submission order on the one
+    writer thread; reads run concurrently on their own cursors.
+    """
+
+    def __init__(self, store: LineageStore, *, readers: int = 4) -> None:
+        self.store = store
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lineage-writer")
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="lineage-read")
+        self._closed = False
+
+    async def _on_writer(self, fn: Callable[[], T]) -> T:
+        if self._closed:
+            raise StoreError("the lineage store is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn)
+
+    async def _on_reader(self, fn: Callable[[], T]) -> T:
+        if self._closed:
+            raise StoreError("the lineage store is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._readers, fn)
+
+    async def open(self) -> None:
+        """Open the store on the writer thread (a no-op if already open)."""
+        await self._on_writer(self.store.open)
+
+    async def write_batch(self, events: Sequence[Event]) -> WriteResult:
+        """See ``LineageStore.write_batch``."""
+        batch = list(events)
+        return await self._on_writer(lambda: self.store.write_batch(batch))
+
+    async def write_batch_detailed(self, events: Sequence[Event]) -> BatchOutcome:
+        """See ``LineageStore.write_batch_detailed``."""
+        batch = list(events)
+        return await self._on_writer(lambda: self.store.write_batch_detailed(batch))
+
+    async def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """See ``LineageStore.write``."""
+        return await self._on_writer(lambda: self.store.write(fn))
+
+    async def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """See ``LineageStore.read``."""
+        return await self._on_reader(lambda: self.store.read(fn))
+
+    async def list_transactions(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        state: str | None = None,
+        q: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """See ``LineageStore.list_transactions``."""
+        return await self._on_reader(
+            lambda: self.store.list_transactions(limit=limit, offset=offset, state=state, q=q)
+        )
+
+    async def get_transaction(self, correlation_id: str) -> dict[str, Any] | None:
+        """See ``LineageStore.get_transaction``."""
+        return await self._on_reader(lambda: self.store.get_transaction(correlation_id))
+
+    async def list_dead_letters(
+        self,
+        *,
+        state: str | None = "open",
+        reason: str | None = None,
+        step: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """See ``LineageStore.list_dead_letters``."""
+        return await self._on_reader(
+            lambda: self.store.list_dead_letters(
+                state=state, reason=reason, step=step, limit=limit, offset=offset
+            )
+        )
+
+    async def stats(self) -> dict[str, Any]:
+        """See ``LineageStore.stats``."""
+        return await self._on_reader(self.store.stats)
+
+    async def close(self) -> None:
+        """Finish queued work, close the store and the threads; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        # Readers first: the store's close waits for the writer lock, not for them.
+        await loop.run_in_executor(None, self._readers.shutdown, True)
+        await loop.run_in_executor(self._writer, self.store.close)
+        await loop.run_in_executor(None, self._writer.shutdown, True)
