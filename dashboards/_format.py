@@ -1,0 +1,112 @@
+"""How the dashboard writes money, durations, counts and times.
+
+Pure functions, so every page says "EUR 1,250.00" and "1.2 s" the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+__all__ = [
+    "MISSING",
+    "format_age",
+    "format_count",
+    "format_duration_ms",
+    "format_money",
+    "format_time",
+    "parse_time",
+    "to_decimal",
+]
+
+#: What a cell shows when the API has no value.
+MISSING = "—"
+
+
+def to_decimal(value: str | int | float | Decimal | None) -> Decimal | None:
+    """A money value from the API (a decimal string) as ``Decimal``; ``None`` if unreadable."""
+    if value is None or value == "":
+        return None
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() else None
+
+
+def format_money(value: str | int | float | Decimal | None, currency: str | None = None) -> str:
+    """``format_money("1250", "eur")`` -> ``"EUR 1,250.00"``; no value -> ``"—"``.
+
+    The currency code goes first (ISO 4217 style) because transactions can mix
+    currencies and a bare symbol would hide that.
+    """
+    amount = to_decimal(value)
+    if amount is None:
+        return MISSING
+    text = f"{amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,.2f}"
+    return f"{currency.upper()} {text}" if currency else text
+
+
+def format_count(value: int | None, unit: str = "") -> str:
+    """``format_count(12345, "events")`` -> ``"12,345 events"``."""
+    if value is None:
+        return MISSING
+    return f"{value:,} {unit}".rstrip()
+
+
+def format_duration_ms(value: float | None) -> str:
+    """A duration in milliseconds, in the largest unit that keeps it readable.
+
+    >>> [format_duration_ms(v) for v in (0.4, 350, 1250, 125_000, 7_380_000, 90_000_000)]
+    ['0.4 ms', '350 ms', '1.2 s', '2 min 5 s', '2 h 3 min', '1 d 1 h']
+    """
+    if value is None:
+        return MISSING
+    sign = "-" if value < 0 else ""
+    ms = abs(float(value))
+    if ms < 1:
+        return f"{sign}{ms:.1f} ms"
+    if ms < 1000:
+        return f"{sign}{ms:.0f} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{sign}{seconds:.1f} s"
+    whole = int(seconds)
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{sign}{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{sign}{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{sign}{days} d {hours} h"
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 time from the API as an aware UTC datetime; ``None`` if unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:  # the contract says UTC; treat a bare time as UTC
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_time(value: str | None) -> str:
+    """``"2026-11-26T17:25:40.123Z"`` -> ``"2026-11-26 17:25:40 UTC"``."""
+    parsed = parse_time(value)
+    return parsed.strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else MISSING
+
+
+def format_age(value: str | None, now: datetime | None = None) -> str:
+    """How long ago ``value`` was: ``"3 min 2 s ago"``; ``"—"`` if unknown."""
+    parsed = parse_time(value)
+    if parsed is None:
+        return MISSING
+    elapsed_ms = ((now or datetime.now(UTC)) - parsed).total_seconds() * 1000
+    if elapsed_ms < 0:
+        return "in the future (clock skew?)"
+    return f"{format_duration_ms(elapsed_ms)} ago"

@@ -1,0 +1,98 @@
+"""The Overview page's pieces: KPI tiles and the transactions-by-state chart."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import altair as alt
+import streamlit as st
+
+from ._format import format_age, format_count, format_money
+
+__all__ = [
+    "STATE_COLOURS",
+    "STATE_ORDER",
+    "count_rows",
+    "show_kpis",
+    "state_chart",
+    "state_rows",
+]
+
+STATE_ORDER = ("in_progress", "completed", "failed", "dead_lettered")
+STATE_COLOURS = ("#1565c0", "#2e7d32", "#c62828", "#6a1b9a")
+
+
+def _value(stats: Mapping[str, Any], state: str, currency: str | None) -> str:
+    value = (stats.get("value_by_state") or {}).get(state)
+    return format_money(value if value is not None else "0", currency)
+
+
+def show_kpis(stats: Mapping[str, Any], *, currency: str | None) -> None:
+    """Two rows of tiles: transactions by state, then value, dead letters and flow."""
+    by_state = stats.get("transactions_by_state") or {}
+    first = st.columns(5)
+    first[0].metric("Transactions", format_count(stats.get("transactions_total", 0)))
+    first[1].metric("In flight", format_count(by_state.get("in_progress", 0)))
+    first[2].metric("Completed", format_count(by_state.get("completed", 0)))
+    first[3].metric("Failed", format_count(by_state.get("failed", 0)))
+    first[4].metric("Dead-lettered", format_count(by_state.get("dead_lettered", 0)))
+
+    second = st.columns(5)
+    second[0].metric(
+        "Value in flight",
+        _value(stats, "in_progress", currency),
+        help="Order value of transactions not yet completed.",
+    )
+    second[1].metric("Value completed", _value(stats, "completed", currency))
+    second[2].metric(
+        "Dead letters open",
+        format_count(stats.get("dead_letters_open", 0)),
+        help="Events waiting for a replay, a fix or a decision.",
+    )
+    second[3].metric(
+        "Bus backlog",
+        format_count(stats.get("bus_backlog", 0), "events"),
+        help="Events published but not yet stored in the lineage.",
+    )
+    second[4].metric("Last event", format_age(stats.get("last_event_at")))
+    st.caption(
+        f"{format_count(stats.get('events_total', 0), 'events')} recorded · "
+        f"{format_count(stats.get('duplicates_dropped', 0), 'duplicates')} dropped"
+    )
+
+
+def state_rows(stats: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Transactions per state in ``STATE_ORDER`` (missing states count 0)."""
+    by_state = stats.get("transactions_by_state") or {}
+    states = list(STATE_ORDER) + sorted(set(by_state) - set(STATE_ORDER))
+    return [{"state": s, "transactions": int(by_state.get(s, 0))} for s in states]
+
+
+def state_chart(stats: Mapping[str, Any]) -> alt.Chart:
+    """A horizontal bar per transaction state, coloured like the timeline."""
+    rows = state_rows(stats)
+    chart: alt.Chart = (
+        alt.Chart({"values": rows})
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "transactions:Q", title="transactions", axis=alt.Axis(format="d", tickMinStep=1)
+            ),
+            y=alt.Y("state:N", sort=[r["state"] for r in rows], title=None),
+            color=alt.Color(
+                "state:N",
+                scale=alt.Scale(domain=list(STATE_ORDER), range=list(STATE_COLOURS)),
+                legend=None,
+            ),
+            tooltip=["state:N", "transactions:Q"],
+        )
+        .properties(height=160)
+    )
+    return chart
+
+
+def count_rows(counts: Mapping[str, Any], label: str) -> list[dict[str, Any]]:
+    """``{"crm": 3, ...}`` as ``[{label: "crm", "events": 3}, ...]``, largest first."""
+    items = sorted(((str(k), int(v)) for k, v in counts.items()), key=lambda kv: -kv[1])
+    return [{label: name, "events": n} for name, n in items]

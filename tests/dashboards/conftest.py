@@ -1,0 +1,134 @@
+"""Fixtures for the dashboard tests: fake control APIs on loopback, and AppTest runners.
+
+``sample_api`` / ``empty_api`` / ``locked_api`` are base URLs of fake collectors
+(``_fake_api.py``), started once per session. ``use_api(url)`` points the dashboard at
+one (``INTERLOCK_API_URL``) with fresh caches; ``run_page(file, **query)`` runs a page
+with ``AppTest`` and returns it. Page tests for other pages can use them as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from _fake_api import Dataset, build_app, closed_port_url, sample_dataset, serve
+from streamlit.testing.v1 import AppTest
+
+DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
+
+#: First runs import pandas/Altair inside the script thread; later ones take ~0.1 s.
+PAGE_TIMEOUT = 60
+
+
+@pytest.fixture(scope="session")
+def sample_api() -> Iterator[str]:
+    with serve(build_app(sample_dataset())) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def empty_api() -> Iterator[str]:
+    with serve(build_app(Dataset())) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def locked_api() -> Iterator[str]:
+    """A collector with ``require_auth_for_reads``: reads need the token ``reader-token``."""
+    data = sample_dataset()
+    data.read_token = "reader-token"
+    with serve(build_app(data)) as url:
+        yield url
+
+
+@pytest.fixture
+def down_api() -> str:
+    """A URL where nothing listens."""
+    return closed_port_url()
+
+
+@pytest.fixture
+def use_api(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], str]:
+    """Point the dashboard at ``url`` for this test, with empty read caches."""
+
+    def use(url: str) -> str:
+        monkeypatch.setenv("INTERLOCK_API_URL", url)
+        monkeypatch.delenv("INTERLOCK_API_TOKEN", raising=False)
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        return url
+
+    return use
+
+
+@pytest.fixture
+def run_page() -> Callable[..., AppTest]:
+    """Run ``dashboards/<file>`` (e.g. ``"pages/01_Overview.py"``) with query params."""
+
+    def run(file: str, **query: str) -> AppTest:
+        at = AppTest.from_file(str(DASHBOARDS / file), default_timeout=PAGE_TIMEOUT)
+        for key, value in query.items():
+            at.query_params[key] = value
+        return at.run()
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def collector_api() -> Iterator[str]:
+    """The real collector's control API (in-memory lineage) seeded with the sample events."""
+    import asyncio
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from prometheus_client import CollectorRegistry
+
+    from collector._api import create_app
+    from collector._auth import TokenStore
+    from collector._lineage import AsyncLineage, LineageStore
+    from collector._metrics import Metrics
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    started: dict[str, uvicorn.Server] = {}
+    failed: list[BaseException] = []
+
+    async def main() -> None:
+        # One loop for the lineage and the server: the lineage's async parts belong to it.
+        lineage = AsyncLineage(LineageStore())
+        await lineage.open()
+        try:
+            await lineage.write_batch(sample_dataset().events)
+            app = create_app(
+                lineage=lineage, metrics=Metrics(CollectorRegistry()), tokens=TokenStore()
+            )
+            config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+            started["server"] = server = uvicorn.Server(config)
+            await server.serve(sockets=[sock])
+        finally:
+            await lineage.close()
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # reported to the fixture below, not swallowed
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while "server" not in started or not started["server"].started:
+        if failed or not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"collector API did not start: {failed!r}")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        started["server"].should_exit = True
+        thread.join(timeout=10)
+        sock.close()
