@@ -32,7 +32,8 @@ _NAME_KEYS = {
     "requester_name",
 }
 _STREET_KEYS = re.compile(r"(street|address_line|postal|zip)", re.IGNORECASE)
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# The local part takes every character RFC 5322 allows unquoted.
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 
 
 def mask_email(value: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -39,11 +40,15 @@ def wait_for_http(
     """Poll ``url`` until it answers (any status below 500 by default)."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
+    # httpx wants an SSL context, not a CA path.
+    tls: bool | ssl.SSLContext = (
+        ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+    )
     while time.monotonic() < deadline:
         if alive is not None and not alive():
             raise RuntimeError(f"the server behind {url} exited before it was ready")
         try:
-            response = httpx.get(url, timeout=2.0, verify=verify)
+            response = httpx.get(url, timeout=2.0, verify=tls)
             if (ok or (lambda r: r.status_code < 500))(response):
                 return
         except httpx.HTTPError as exc:

@@ -1,0 +1,23 @@
+"""Business flows: they react to canonical events and drive the adapters."""
+
+from ._ingress import BillingWebhookIngress, CrmPoller, DeliveryLedger
+from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
+from ._quote_to_cash import MONEY_STEPS, TRIGGER_KINDS, QuoteToCash, apply_corrections, prevalidate
+from ._steps import StepOutcome, StepRunner
+
+__all__ = [
+    "MONEY_STEPS",
+    "TRIGGER_KINDS",
+    "BillingPort",
+    "BillingWebhookIngress",
+    "CrmPoller",
+    "CrmPort",
+    "DeliveryLedger",
+    "ErpPort",
+    "QuoteToCash",
+    "StepOutcome",
+    "StepRunner",
+    "SupportPort",
+    "apply_corrections",
+    "prevalidate",
+]

@@ -1,0 +1,78 @@
+"""What the flows need from each system, as protocols the real adapters satisfy.
+
+Flows depend on these, never on a vendor payload or a concrete client, so a
+test can hand in any object with the same methods.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Protocol
+
+from .._canonical import Customer, Invoice, SalesOrder, Subscription, SupportCase
+
+__all__ = ["BillingPort", "CrmPort", "ErpInvoiceRef", "ErpPort", "ErpSaleRef", "SupportPort"]
+
+
+class ErpSaleRef(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def number(self) -> str | None: ...
+    @property
+    def reference(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def party_id(self) -> int: ...
+    @property
+    def total(self) -> Decimal: ...
+
+
+class ErpInvoiceRef(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def number(self) -> str | None: ...
+    @property
+    def reference(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+
+
+class CrmPort(Protocol):
+    async def load_order(self, opportunity_id: str) -> SalesOrder: ...
+
+
+class ErpPort(Protocol):
+    async def ensure_party(self, customer: Customer) -> int: ...
+    async def find_sale(self, reference: str) -> Any: ...
+    async def create_sale(self, order: SalesOrder, *, idempotency_key: str) -> tuple[Any, bool]: ...
+    async def confirm_sale(self, sale_id: int) -> Any: ...
+    async def find_invoice(self, reference: str) -> Any: ...
+    async def post_invoice(
+        self, invoice: Invoice, *, party_id: int, description: str, idempotency_key: str
+    ) -> tuple[Any, bool]: ...
+
+
+class BillingPort(Protocol):
+    async def ensure_customer(self, customer: Customer, *, idempotency_key: str) -> str: ...
+    async def find_subscription(
+        self, order_ref: str, billing_customer_id: str
+    ) -> Subscription | None: ...
+    async def create_subscription(
+        self,
+        order: SalesOrder,
+        billing_customer_id: str,
+        *,
+        idempotency_key: str,
+        metadata: dict[str, str],
+    ) -> tuple[Subscription, bool]: ...
+    async def get_invoice(self, invoice_id: str) -> Invoice: ...
+
+
+class SupportPort(Protocol):
+    async def ensure_organization(self, customer: Customer, *, idempotency_key: str) -> int: ...
+    async def activate_entitlement(
+        self, organization_id: int, order: SalesOrder, *, idempotency_key: str
+    ) -> SupportCase: ...

@@ -1,0 +1,346 @@
+"""Quote-to-cash: a closed-won opportunity becomes an ERP order, a subscription,
+a support entitlement, and — when billing invoices it — a posted ERP invoice.
+
+    opportunity.closed_won ─▶ erp.order.create ─▶ erp.order.confirm
+        ─▶ billing.subscription.create ─▶ support.entitlement.activate
+    invoice.paid (signed webhook) ─▶ erp.invoice.post
+
+Every step is idempotent against its target (ERP sale by reference, billing
+subscription by metadata, support ticket by external ID, ERP invoice by
+reference), so at-least-once delivery and replays never double an effect.
+Steps reload the order from the CRM instead of trusting a stored payload: the
+lineage keeps only masked payloads, and the CRM owns the deal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from collector._bus import Bus
+from tracing import Event, MappingError, Status, System, ValidationError
+
+from .._canonical import Invoice, OrderLine, SalesOrder
+from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
+from ._steps import StepOutcome, StepRunner
+
+__all__ = ["MONEY_STEPS", "TRIGGER_KINDS", "QuoteToCash", "apply_corrections", "prevalidate"]
+
+log = logging.getLogger(__name__)
+
+#: The kinds this flow reacts to, and the step each one starts.
+TRIGGER_KINDS = frozenset(
+    {
+        "opportunity.closed_won",
+        "order.created",
+        "order.confirmed",
+        "subscription.created",
+        "invoice.paid",
+    }
+)
+#: Steps that move money; replaying them needs a second person's approval.
+MONEY_STEPS = frozenset(
+    {"erp.order.create", "erp.order.confirm", "billing.subscription.create", "erp.invoice.post"}
+)
+_ACTIONABLE = frozenset({Status.OK, Status.REPLAYED})
+
+
+def prevalidate(
+    order: SalesOrder,
+    *,
+    currencies: frozenset[str],
+    payment_terms: frozenset[str],
+    known_skus: frozenset[str] | None = None,
+) -> None:
+    """Checks before anything is written to the ERP; raises ValidationError/MappingError."""
+    if not order.customer.customer_id or not order.customer.name.strip():
+        raise MappingError(
+            "the opportunity's account is not mapped to a customer", field="customer"
+        )
+    if order.currency not in currencies:
+        raise ValidationError(
+            f"currency {order.currency} is not billed here (supported: {sorted(currencies)})",
+            field="currency",
+        )
+    if order.payment_terms not in payment_terms:
+        raise ValidationError(
+            f"payment terms {order.payment_terms!r} are not in the pricing model",
+            field="payment_terms",
+        )
+    if order.total <= 0:
+        raise ValidationError("the order total must be positive", field="amount")
+    if known_skus is not None:
+        for index, line in enumerate(order.lines):
+            if line.sku not in known_skus:
+                raise MappingError(
+                    f"product {line.sku!r} has no mapping to the ERP catalogue",
+                    field=f"lines[{index}].sku",
+                )
+
+
+def apply_corrections(order: SalesOrder, corrections: Mapping[str, Any] | None) -> SalesOrder:
+    """An operator's corrections from a replay: ``sku_map`` renames products,
+    ``payment_terms`` and ``currency`` replace those fields. The result is
+    validated again as a canonical SalesOrder."""
+    if not corrections:
+        return order
+    data = order.model_dump()
+    sku_map = corrections.get("sku_map") or {}
+    if sku_map:
+        data["lines"] = [
+            {**line, "sku": sku_map.get(line["sku"], line["sku"])} for line in data["lines"]
+        ]
+    for key in ("payment_terms", "currency"):
+        if key in corrections:
+            data[key] = corrections[key]
+    data["lines"] = [OrderLine.model_validate(line) for line in data["lines"]]
+    return SalesOrder.model_validate(data)
+
+
+def _order_ref(event: Event) -> str:
+    ref = event.payload.get("order_ref")
+    return str(ref) if ref else event.entity_id
+
+
+def _corrections(event: Event) -> Mapping[str, Any] | None:
+    value = event.payload.get("corrections")
+    return value if isinstance(value, Mapping) else None
+
+
+class QuoteToCash:
+    """The quote-to-cash flow on a bus. ``attach()`` subscribes it."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        runner: StepRunner,
+        *,
+        crm: CrmPort,
+        erp: ErpPort,
+        billing: BillingPort,
+        support: SupportPort,
+        currencies: frozenset[str] = frozenset({"USD"}),
+        payment_terms: frozenset[str] = frozenset({"NET30"}),
+        known_skus: frozenset[str] | None = None,
+    ) -> None:
+        self._bus = bus
+        self._run = runner
+        self._crm = crm
+        self._erp = erp
+        self._billing = billing
+        self._support = support
+        self._currencies = currencies
+        self._terms = payment_terms
+        self._skus = known_skus
+
+    def attach(self, group: str = "quote_to_cash") -> None:
+        self._bus.subscribe(group, self.handle, kinds=TRIGGER_KINDS)
+
+    async def handle(self, event: Event) -> None:
+        """React to one event; failures become dead-letter events, never exceptions."""
+        if event.status not in _ACTIONABLE:
+            return
+        if event.kind == "opportunity.closed_won":
+            await self._create_order(event)
+        elif event.kind == "order.created":
+            await self._confirm_order(event)
+        elif event.kind == "order.confirmed":
+            await self._create_subscription(event)
+        elif event.kind == "subscription.created":
+            await self._activate_entitlement(event)
+        elif event.kind == "invoice.paid":
+            await self._post_invoice(event)
+
+    async def _load_order(self, cause: Event) -> SalesOrder:
+        order = await self._crm.load_order(_order_ref(cause))
+        return apply_corrections(order, _corrections(cause))
+
+    def _carry(self, cause: Event, **payload: Any) -> dict[str, Any]:
+        """Payload fields every later step needs: the order ref and any corrections."""
+        out: dict[str, Any] = {"order_ref": _order_ref(cause), **payload}
+        if _corrections(cause):
+            out["corrections"] = dict(_corrections(cause) or {})
+        return out
+
+    async def _create_order(self, cause: Event) -> None:
+        async def action(_: str) -> StepOutcome:
+            order = await self._load_order(cause)
+            prevalidate(
+                order, currencies=self._currencies, payment_terms=self._terms, known_skus=self._skus
+            )
+            sale, created = await self._erp.create_sale(
+                order, idempotency_key=f"erp.order.create:{order.order_ref}"
+            )
+            return StepOutcome(
+                "sales_order",
+                order.order_ref,
+                self._carry(
+                    cause,
+                    erp_sale_id=sale.id,
+                    erp_order_number=sale.number,
+                    erp_state=sale.state,
+                    customer={
+                        "customer_id": order.customer.customer_id,
+                        "name": order.customer.name,
+                    },
+                    lines=[
+                        {
+                            "sku": ln.sku,
+                            "quantity": str(ln.quantity),
+                            "unit_price": str(ln.unit_price),
+                        }
+                        for ln in order.lines
+                    ],
+                ),
+                created=created,
+                amount=order.total,
+                currency=order.currency,
+                customer_id=order.customer.customer_id,
+            )
+
+        await self._run.run(
+            cause, kind="order.created", step="erp.order.create", target=System.ERP, action=action
+        )
+
+    async def _confirm_order(self, cause: Event) -> None:
+        async def action(_: str) -> StepOutcome:
+            sale_id = cause.payload.get("erp_sale_id")
+            if not isinstance(sale_id, int):
+                found = await self._erp.find_sale(_order_ref(cause))
+                if found is None:
+                    raise ValidationError("no ERP sale for this order", field="erp_sale_id")
+                sale_id = found.id
+            sale = await self._erp.confirm_sale(sale_id)
+            return StepOutcome(
+                "sales_order",
+                _order_ref(cause),
+                self._carry(
+                    cause, erp_sale_id=sale.id, erp_order_number=sale.number, erp_state=sale.state
+                ),
+            )
+
+        await self._run.run(
+            cause,
+            kind="order.confirmed",
+            step="erp.order.confirm",
+            target=System.ERP,
+            action=action,
+        )
+
+    async def _create_subscription(self, cause: Event) -> None:
+        async def action(outcome_id: str) -> StepOutcome:
+            order = await self._load_order(cause)
+            customer_id = await self._billing.ensure_customer(
+                order.customer, idempotency_key=f"billing.customer:{order.customer.customer_id}"
+            )
+            subscription, created = await self._billing.create_subscription(
+                order,
+                customer_id,
+                idempotency_key=f"billing.subscription.create:{order.order_ref}",
+                metadata={
+                    "order_ref": order.order_ref,
+                    "correlation_id": cause.correlation_id,
+                    "customer_id": order.customer.customer_id,
+                    "interlock_event_id": outcome_id,
+                },
+            )
+            return StepOutcome(
+                "subscription",
+                subscription.subscription_id,
+                self._carry(
+                    cause,
+                    subscription_id=subscription.subscription_id,
+                    billing_customer_id=customer_id,
+                    subscription_status=subscription.status,
+                ),
+                created=created,
+            )
+
+        await self._run.run(
+            cause,
+            kind="subscription.created",
+            step="billing.subscription.create",
+            target=System.BILLING,
+            action=action,
+        )
+
+    async def _activate_entitlement(self, cause: Event) -> None:
+        async def action(_: str) -> StepOutcome:
+            order = await self._load_order(cause)
+            org_id = await self._support.ensure_organization(
+                order.customer, idempotency_key=f"support.org:{order.customer.customer_id}"
+            )
+            case = await self._support.activate_entitlement(
+                org_id, order, idempotency_key=f"support.entitlement:{order.order_ref}"
+            )
+            return StepOutcome(
+                "support_case",
+                case.case_id,
+                self._carry(
+                    cause, organization_id=org_id, ticket_id=case.case_id, ticket_status=case.status
+                ),
+            )
+
+        await self._run.run(
+            cause,
+            kind="entitlement.activated",
+            step="support.entitlement.activate",
+            target=System.SUPPORT,
+            action=action,
+        )
+
+    async def _post_invoice(self, cause: Event) -> None:
+        invoice_id = cause.entity_id
+
+        async def action(_: str) -> StepOutcome:
+            order_ref = _order_ref(cause)
+            sale = await self._erp.find_sale(order_ref)
+            if sale is None:
+                raise ValidationError(
+                    f"billing invoiced order {order_ref}, which the ERP does not hold",
+                    field="order_ref",
+                )
+            invoice: Invoice = await self._billing.get_invoice(invoice_id)
+            posted, created = await self._erp.post_invoice(
+                invoice,
+                party_id=sale.party_id,
+                description=f"Subscription invoice {invoice.number or invoice_id} for {order_ref}",
+                idempotency_key=f"erp.invoice.post:{invoice_id}",
+            )
+            return StepOutcome(
+                "invoice",
+                invoice_id,
+                {
+                    "order_ref": order_ref,
+                    "erp_invoice_id": posted.id,
+                    "erp_invoice_number": posted.number,
+                    "erp_state": posted.state,
+                    "amount_due": str(invoice.amount_due),
+                },
+                created=created,
+                amount=invoice.amount_due,
+                currency=invoice.currency,
+            )
+
+        await self._run.run(
+            cause,
+            kind="invoice.posted",
+            step="erp.invoice.post",
+            target=System.ERP,
+            action=action,
+            idempotency_key=f"erp.invoice.post:{invoice_id}",
+        )
+
+    async def probe(self, dead_letter: Event) -> bool | None:
+        """For a replay's dry run: does the target already hold this step's effect?"""
+        ref = _order_ref(dead_letter)
+        if dead_letter.step == "erp.order.create":
+            return await self._erp.find_sale(ref) is not None
+        if dead_letter.step == "erp.order.confirm":
+            sale = await self._erp.find_sale(ref)
+            return sale is not None and sale.state in {"confirmed", "processing", "done"}
+        if dead_letter.step == "erp.invoice.post":
+            found = await self._erp.find_invoice(dead_letter.entity_id)
+            return found is not None and found.state in {"posted", "paid"}
+        return None

@@ -1,0 +1,123 @@
+"""The demo landscape: the real ERP and billing emulator, the CRM and support
+sandboxes, and fault proxies in front of the ERP and billing, all on 127.0.0.1.
+
+``Landscape.start()`` brings everything up and returns the connection settings
+the runtime needs; ``stop()`` stops every process it started (safe twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from ._faults import FaultProxy
+
+__all__ = ["Landscape", "LandscapeEndpoints"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LandscapeEndpoints:
+    """How to reach each system of a running landscape (through the fault proxies)."""
+
+    erp_url: str
+    erp_database: str
+    erp_user: str
+    erp_password: str
+    billing_url: str
+    billing_api_key: str
+    webhook_secret: str
+    crm_url: str
+    crm_token: str
+    crm_ca_file: str
+    support_url: str
+    support_email: str
+    support_token: str
+    #: Direct addresses, bypassing the proxies (for checks and set-up).
+    direct: dict[str, str] = field(default_factory=dict)
+
+
+class Landscape:
+    """Starts the demo landscape's systems. ``webhook_url`` is where billing
+    delivers its signed webhooks (the runtime's control API)."""
+
+    def __init__(self, workdir: Path, *, webhook_url: str | None = None) -> None:
+        self.workdir = workdir
+        self.webhook_url = webhook_url
+        self.erp_proxy: FaultProxy | None = None
+        self.billing_proxy: FaultProxy | None = None
+        self._stack: list[object] = []
+        self.endpoints: LandscapeEndpoints | None = None
+
+    def start(self) -> LandscapeEndpoints:
+        # Imported here: the launchers pull in their servers' dependencies.
+        from .localstripe import LocalStripeServer
+        from .salesforce import SalesforceSandbox
+        from .tryton import TrytonServer
+        from .zendesk import ZendeskSandbox
+
+        for sub in ("tryton", "salesforce"):
+            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            log.info("starting Tryton (ERP)")
+            erp = TrytonServer(workdir=self.workdir / "tryton").start()
+            self._stack.append(erp)
+            log.info("starting localstripe (billing)")
+            billing = LocalStripeServer().start()
+            self._stack.append(billing)
+            log.info("starting the Salesforce and Zendesk sandboxes")
+            crm = SalesforceSandbox(workdir=self.workdir / "salesforce").start()
+            self._stack.append(crm)
+            support = ZendeskSandbox().start()
+            self._stack.append(support)
+            self.erp_proxy = FaultProxy(erp.url, name="ERP").start()
+            self._stack.append(self.erp_proxy)
+            self.billing_proxy = FaultProxy(billing.url, name="billing").start()
+            self._stack.append(self.billing_proxy)
+            webhook_secret = "whsec_" + secrets.token_hex(24)
+            if self.webhook_url:
+                billing.configure_webhook(self.webhook_url, webhook_secret)
+        except BaseException:
+            self.stop()
+            raise
+        self.endpoints = LandscapeEndpoints(
+            erp_url=self.erp_proxy.url + "/",
+            erp_database=erp.database,
+            erp_user=erp.user,
+            erp_password=erp.password,
+            billing_url=self.billing_proxy.url,
+            billing_api_key=billing.api_key,
+            webhook_secret=webhook_secret,
+            crm_url=crm.url,
+            crm_token=crm.token,
+            crm_ca_file=str(crm.ca_file),
+            support_url=support.url,
+            support_email=support.email,
+            support_token=support.api_token,
+            direct={"erp": erp.url, "billing": billing.url},
+        )
+        return self.endpoints
+
+    def stop(self) -> None:
+        while self._stack:
+            server = self._stack.pop()
+            try:
+                server.stop()  # type: ignore[attr-defined]
+            # Stopping must go on through every server even if one fails to stop.
+            except Exception:
+                log.exception("failed to stop %r", server)
+
+    def __enter__(self) -> LandscapeEndpoints:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,198 @@
+"""Settings: value objects with documented defaults, read from one TOML file and
+``INTERLOCK_*`` environment variables, validated on start.
+
+Every field of every section can be set by ``INTERLOCK_<SECTION>_<FIELD>``
+(``INTERLOCK_API_PORT=7500``); ``INTERLOCK_KAFKA_BOOTSTRAP`` is accepted as the
+short form of ``INTERLOCK_BUS_KAFKA_BOOTSTRAP``. An invalid value raises
+:class:`tracing.ConfigError` naming the setting. Nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import ValidationError as PydanticValidationError
+
+from tracing import ConfigError
+
+__all__ = [
+    "ApiSettings",
+    "BillingSettings",
+    "BusSettings",
+    "CrmSettings",
+    "DashboardSettings",
+    "DemoSettings",
+    "ErpSettings",
+    "LineageSettings",
+    "RetrySettings",
+    "Settings",
+    "SupportSettings",
+    "load_settings",
+]
+
+_ENV_PREFIX = "INTERLOCK_"
+_ENV_ALIASES = {"INTERLOCK_KAFKA_BOOTSTRAP": ("bus", "kafka_bootstrap")}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiSettings(_Section):
+    host: str = Field("127.0.0.1", description="address the control API binds")
+    port: int = Field(7400, ge=0, le=65535, description="control API port (0: any free port)")
+    require_auth_for_reads: bool = Field(False, description="reads need a viewer token too")
+
+
+class DashboardSettings(_Section):
+    enabled: bool = True
+    port: int = Field(8501, ge=0, le=65535)
+
+
+class LineageSettings(_Section):
+    path: str = Field("var/lineage.duckdb", description="DuckDB file, or ':memory:'")
+    batch_size: int = Field(1000, ge=1)
+    flush_interval: float = Field(0.2, gt=0)
+
+
+class BusSettings(_Section):
+    kind: Literal["embedded", "kafka"] = "embedded"
+    kafka_bootstrap: str | None = Field(None, description="host:port; setting it selects Kafka")
+    partitions: int = Field(8, ge=1)
+    events_topic: str = "interlock.events"
+    dead_letter_topic: str = "interlock.dead-letters"
+
+
+class RetrySettings(_Section):
+    max_attempts: int = Field(5, ge=1)
+    base_delay: float = Field(0.5, ge=0)
+    max_delay: float = Field(20.0, ge=0)
+    max_retry_after: float = Field(60.0, ge=0)
+
+
+class CrmSettings(_Section):
+    instance_url: str | None = None
+    access_token: SecretStr | None = None
+    ca_file: str | None = Field(None, description="CA bundle to trust for the CRM's TLS")
+    poll_interval: float = Field(2.0, gt=0)
+
+
+class ErpSettings(_Section):
+    url: str | None = None
+    database: str = "erp"
+    user: str = "admin"
+    password: SecretStr | None = None
+
+
+class BillingSettings(_Section):
+    api_base: str | None = None
+    api_key: SecretStr | None = None
+    webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    max_subscription_items: int = Field(20, ge=1, description="items one subscription takes")
+    bundle_lines: bool = Field(
+        False, description="bill an order with more lines than that as one bundled plan"
+    )
+
+
+class SupportSettings(_Section):
+    url: str | None = None
+    email: str | None = None
+    api_token: SecretStr | None = None
+
+
+class DemoSettings(_Section):
+    enabled: bool = Field(True, description="start the demo landscape and traffic generator")
+    rate_per_minute: float = Field(30.0, gt=0, description="opportunities closed won per minute")
+    faults: bool = Field(True, description="inject outages, 429 storms, bad data, duplicates")
+    seed: int | None = None
+    workdir: str = Field("var/demo", description="where the landscape keeps its state")
+
+
+class Settings(_Section):
+    api: ApiSettings = ApiSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+    lineage: LineageSettings = LineageSettings()
+    bus: BusSettings = BusSettings()
+    retry: RetrySettings = RetrySettings()
+    crm: CrmSettings = CrmSettings()
+    erp: ErpSettings = ErpSettings()
+    billing: BillingSettings = BillingSettings()
+    support: SupportSettings = SupportSettings()
+    demo: DemoSettings = DemoSettings()
+    #: API tokens: ``[[tokens]] name=…, role=…, token_hash="sha256:…"``.
+    tokens: list[dict[str, str]] = Field(default_factory=list)
+
+    @property
+    def use_kafka(self) -> bool:
+        return self.bus.kind == "kafka" or bool(self.bus.kafka_bootstrap)
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    sections = {
+        name: field.annotation
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, _Section)
+    }
+    for key, value in env.items():
+        if not key.startswith(_ENV_PREFIX):
+            continue
+        if key in _ENV_ALIASES:
+            section, field = _ENV_ALIASES[key]
+            out.setdefault(section, {})[field] = value
+            continue
+        rest = key[len(_ENV_PREFIX) :].lower()
+        for section, model in sections.items():
+            if rest.startswith(section + "_"):
+                field = rest[len(section) + 1 :]
+                if field in model.model_fields:
+                    if field == "webhook_secrets":
+                        out.setdefault(section, {})[field] = [
+                            s for s in value.split(",") if s.strip()
+                        ]
+                    else:
+                        out.setdefault(section, {})[field] = value
+                break
+    return out
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    path: Path | str | None = None, *, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from ``path`` (or ``$INTERLOCK_CONFIG``, or none), then the environment.
+
+    >>> load_settings(env={"INTERLOCK_API_PORT": "7500"}).api.port
+    7500
+    """
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    path = path or env.get("INTERLOCK_CONFIG")
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError("INTERLOCK_CONFIG", f"no such file: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+    data = _merge(data, _env_overrides(env))
+    try:
+        return Settings.model_validate(data)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        setting = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(setting, first["msg"]) from exc

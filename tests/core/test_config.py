@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from collector._config import load_settings
+from tracing import ConfigError
+
+
+def test_defaults_are_the_embedded_demo():
+    s = load_settings(env={})
+    assert s.api.port == 7400 and s.dashboard.port == 8501
+    assert s.bus.kind == "embedded" and not s.use_kafka
+    assert s.demo.enabled
+
+
+def test_file_then_environment(tmp_path):
+    cfg = tmp_path / "interlock.toml"
+    cfg.write_text('[api]\nport = 7600\n[lineage]\npath = "x.duckdb"\n[demo]\nenabled = false\n')
+    s = load_settings(cfg, env={"INTERLOCK_API_PORT": "7700", "INTERLOCK_KAFKA_BOOTSTRAP": "h:9"})
+    assert s.api.port == 7700
+    assert s.lineage.path == "x.duckdb"
+    assert s.demo.enabled is False
+    assert s.use_kafka and s.bus.kafka_bootstrap == "h:9"
+
+
+def test_secrets_stay_secret():
+    s = load_settings(env={"INTERLOCK_BILLING_API_KEY": "sk_test_123"})
+    assert "sk_test_123" not in repr(s)
+    assert s.billing.api_key is not None and s.billing.api_key.get_secret_value() == "sk_test_123"
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [({"INTERLOCK_API_PORT": "seventy"}, "api.port"), ({"INTERLOCK_BUS_KIND": "carrier-pigeon"}, "bus.kind")],
+)
+def test_bad_values_name_the_setting(env, setting):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env=env)
+    assert info.value.setting == setting
+
+
+def test_bad_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings(tmp_path / "missing.toml", env={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[api\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(bad, env={})

@@ -1,0 +1,211 @@
+"""Quote-to-cash end to end, against the real ERP (Tryton), the real billing
+emulator (localstripe), the CRM and support sandboxes, through the whole runtime:
+CRM change feed → flow → ERP/billing/support → signed webhook → ERP invoice,
+every step in the DuckDB lineage, read back through the control API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from adapters.billing import BillingAdapter
+from adapters.erp import TrytonAdapter
+from adapters.sandbox import free_port
+from adapters.sandbox._landscape import Landscape, LandscapeEndpoints
+from adapters.sandbox._traffic import TrafficGenerator
+from collector._config import load_settings
+from collector._runtime import Runtime, with_landscape
+from tracing import correlation_id_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+
+class Stack:
+    def __init__(self, runtime: Runtime, landscape: Landscape, ep: LandscapeEndpoints,
+                 traffic: TrafficGenerator, api: httpx.AsyncClient) -> None:
+        self.runtime, self.landscape, self.ep, self.traffic, self.api = (
+            runtime, landscape, ep, traffic, api)
+
+    async def transaction(self, opp_id: str) -> dict[str, Any] | None:
+        cid = correlation_id_for("crm", "opportunity", opp_id)
+        r = await self.api.get(f"/api/v1/transactions/{cid}")
+        return r.json() if r.status_code == 200 else None
+
+    async def wait_for(self, opp_id: str, predicate, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            last = await self.transaction(opp_id)
+            if last is not None and predicate(last):
+                return last
+            await asyncio.sleep(0.25)
+        kinds = [(e["kind"], e["status"]) for e in (last or {}).get("events", [])]
+        raise AssertionError(f"transaction of {opp_id} never got there; last events: {kinds}")
+
+
+def _has(kind: str, status: str = "ok"):
+    return lambda tx: any(e["kind"] == kind and e["status"] == status for e in tx["events"])
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    workdir: Path = tmp_path_factory.mktemp("landscape")
+    api_port = free_port()
+    landscape = Landscape(workdir, webhook_url=f"http://127.0.0.1:{api_port}/webhooks/stripe")
+    ep = await asyncio.to_thread(landscape.start)
+    settings = with_landscape(
+        load_settings(
+            env={
+                "INTERLOCK_LINEAGE_PATH": str(workdir / "lineage.duckdb"),
+                "INTERLOCK_LINEAGE_FLUSH_INTERVAL": "0.05",
+                "INTERLOCK_RETRY_MAX_ATTEMPTS": "4",
+                "INTERLOCK_RETRY_BASE_DELAY": "0.05",
+                "INTERLOCK_RETRY_MAX_DELAY": "0.2",
+                "INTERLOCK_CRM_POLL_INTERVAL": "0.2",
+                "INTERLOCK_DEMO_ENABLED": "false",
+            }
+        ),
+        ep,
+    )
+    runtime = Runtime(settings, demo=False, api_port=api_port)
+    info = await runtime.start()
+    traffic = TrafficGenerator(ep.crm_url, ep.crm_token, ca_file=ep.crm_ca_file, faults=False,
+                               seed=7)
+    api = httpx.AsyncClient(base_url=info.api_url, timeout=10)
+    try:
+        yield Stack(runtime, landscape, ep, traffic, api)
+    finally:
+        await api.aclose()
+        await traffic.stop()
+        await runtime.stop()
+        await asyncio.to_thread(landscape.stop)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def erp(stack: Stack) -> AsyncIterator[TrytonAdapter]:
+    async with TrytonAdapter(stack.ep.direct["erp"], stack.ep.erp_database, stack.ep.erp_user,
+                             stack.ep.erp_password) as adapter:
+        yield adapter
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def billing(stack: Stack) -> AsyncIterator[BillingAdapter]:
+    async with BillingAdapter(stack.ep.direct["billing"], stack.ep.billing_api_key) as adapter:
+        yield adapter
+
+
+async def test_closed_won_becomes_order_subscription_entitlement_and_posted_invoice(
+    stack: Stack, erp: TrytonAdapter, billing: BillingAdapter
+) -> None:
+    opp = await stack.traffic.create_deal(close="won")
+    tx = await stack.wait_for(opp, _has("invoice.posted"))
+    assert tx["state"] == "completed"
+
+    # The ERP holds exactly one confirmed sale with the opportunity as reference,
+    # raising no invoice of its own (billing owns invoicing) ...
+    sale = await erp.find_sale(opp)
+    assert sale is not None and sale.state in {"confirmed", "processing"}
+    assert sale.invoice_method == "manual"
+    # ... and the invoice billing raised, posted in its receivables.
+    posted = next(e for e in tx["events"] if e["kind"] == "invoice.posted")
+    erp_invoice = await erp.find_invoice(posted["entity_id"])
+    assert erp_invoice is not None and erp_invoice.state in {"posted", "paid"}
+    assert Decimal(posted["amount"]) == sale.total
+
+    # Billing holds the customer's subscription.
+    sub_event = next(e for e in tx["events"] if e["kind"] == "subscription.created")
+    subscription = await billing.find_subscription(opp, sub_event["payload"]["billing_customer_id"])
+    assert subscription is not None and subscription.subscription_id == sub_event["entity_id"]
+
+    # The lineage: one correlation ID, an unbroken causation chain, a trace ID on every step.
+    events = [e for e in tx["events"] if e["status"] == "ok"]
+    kinds = [e["kind"] for e in events]
+    for kind in ("opportunity.closed_won", "order.created", "order.confirmed",
+                 "subscription.created", "entitlement.activated", "invoice.paid",
+                 "invoice.posted"):
+        assert kinds.count(kind) == 1, kinds
+    by_id = {e["event_id"]: e for e in tx["events"]}
+    root = next(e for e in events if e["kind"] == "opportunity.closed_won")
+    for event in events:
+        assert len(event["trace_id"]) == 32
+        hops, node = 0, event
+        while node is not root:
+            node = by_id[node["causation_id"]]
+            hops += 1
+            assert hops < 10
+    # PII is masked in what was stored.
+    raw = json.dumps(tx)
+    assert "@" not in raw.replace("***@", "")
+
+
+async def test_a_second_delivery_still_gives_one_order(stack: Stack, erp: TrytonAdapter) -> None:
+    opp = await stack.traffic.create_deal(close="won")
+    await stack.wait_for(opp, _has("order.confirmed"))
+    await stack.traffic.redeliver(opp)
+    tx = await stack.wait_for(opp, _has("opportunity.closed_won", "duplicate"))
+    assert [e["kind"] for e in tx["events"] if e["status"] == "ok"].count("order.created") == 1
+    sales = await erp._rpc.call("model.sale.sale.search", [[["reference", "=", opp]]])
+    assert len(sales) == 1
+
+
+async def test_a_billing_429_storm_ends_in_success(stack: Stack) -> None:
+    assert stack.landscape.billing_proxy is not None
+    stack.landscape.billing_proxy.set(rate_limit=1.0, retry_after=1, duration=1.5)
+    opp = await stack.traffic.create_deal(close="won")
+    tx = await stack.wait_for(opp, _has("subscription.created"))
+    retries = [e for e in tx["events"] if e["status"] == "retrying"
+               and e["step"] == "billing.subscription.create"]
+    assert retries and all(e["error"]["reason"] == "rate_limit" for e in retries)
+    assert not [e for e in tx["events"] if e["status"] == "dead_lettered"]
+
+
+async def test_an_erp_outage_beyond_the_retry_policy_is_a_dead_letter(stack: Stack) -> None:
+    assert stack.landscape.erp_proxy is not None
+    stack.landscape.erp_proxy.set(down=True)
+    try:
+        opp = await stack.traffic.create_deal(close="won")
+        tx = await stack.wait_for(opp, _has("order.created", "dead_lettered"))
+    finally:
+        stack.landscape.erp_proxy.clear()
+    dead = next(e for e in tx["events"] if e["status"] == "dead_lettered")
+    assert dead["error"]["reason"] == "downstream_unavailable"
+    assert dead["attempt"] == 4
+    assert tx["state"] == "dead_lettered"
+    letters = (await stack.api.get("/api/v1/dead-letters", params={"state": "open"})).json()
+    assert dead["event_id"] in {d["event_id"] for d in letters["items"]}
+
+
+@pytest.mark.parametrize(("fault", "reason"), [("missing_amount", "validation"),
+                                               ("unknown_product", "mapping")])
+async def test_a_malformed_opportunity_is_a_dead_letter(stack: Stack, fault: str, reason: str) -> None:
+    opp = await stack.traffic.create_deal(malformed=fault, close="won")
+    tx = await stack.wait_for(opp, _has("order.created", "dead_lettered"))
+    dead = next(e for e in tx["events"] if e["status"] == "dead_lettered")
+    assert dead["error"]["reason"] == reason
+    assert dead["attempt"] == 1  # bad data is not retried
+
+
+async def test_a_forged_billing_webhook_is_rejected_and_recorded(stack: Stack) -> None:
+    body = json.dumps({"id": "evt_forged", "type": "invoice.paid", "data": {"object": {}}})
+    r = await stack.api.post(
+        "/webhooks/stripe", content=body,
+        headers={"Stripe-Signature": f"t={int(time.time())},v1={'0' * 64}",
+                 "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400
+    r = await stack.api.post("/webhooks/stripe", content=body)
+    assert r.status_code == 401
+    await asyncio.sleep(0.3)
+    stats = (await stack.api.get("/api/v1/stats")).json()
+    assert stats["events_by_status"].get("failed", 0) >= 2
+    metrics = (await stack.api.get("/metrics")).text
+    assert 'interlock_webhook_rejected_total{reason="signature_mismatch",system="billing"} 1.0' in metrics

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tracing import REDACTED, mask_email, mask_payload, redact_secrets
+
+
+def test_known_fields_are_masked_recursively():
+    payload = {
+        "customer": {"name": "Acme Corp", "email": "jane.doe@acme.com", "phone": "+1 555 1234567"},
+        "contact_name": "Jane Doe",
+        "api_key": "sk_test_abcdef",
+        "lines": [{"sku": "PLAT-PRO", "Contact_Email__c": "bob@x.io"}],
+        "note": "call jane.doe@acme.com tomorrow",
+        "amount": 10,
+    }
+    masked = mask_payload(payload)
+    assert masked["customer"] == {"name": "Acme Corp", "email": "j***@acme.com", "phone": "***67"}
+    assert masked["contact_name"] == "J. D."
+    assert masked["api_key"] == REDACTED
+    assert masked["lines"][0] == {"sku": "PLAT-PRO", "Contact_Email__c": "b***@x.io"}
+    assert masked["note"] == "call j***@acme.com tomorrow"
+    assert masked["amount"] == 10
+    assert payload["customer"]["email"] == "jane.doe@acme.com"  # the input is not changed
+
+
+@given(st.emails())
+def test_no_email_survives_masking(address):
+    masked = mask_payload({"free_text": f"contact {address} please", "email": address})
+    assert address not in str(masked)
+
+
+def test_mask_email_of_garbage():
+    assert mask_email("not an address") == "***"
+
+
+def test_redact_secrets_in_text():
+    assert redact_secrets("token=abcd1234 ok", ["abcd1234", ""]) == f"token={REDACTED} ok"
