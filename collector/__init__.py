@@ -2,7 +2,7 @@
 settings and the runtime behind the ``interlock`` command."""
 
 from ._api import create_app
-from ._auth import Principal, Role, TokenStore, hash_token, require_role
+from ._auth import ANONYMOUS, Principal, Role, TokenStore, hash_token, load_tokens, require_role
 from ._bus import Bus, EmbeddedBus, Handler, partition_for
 from ._config import Settings, load_settings
 from ._ingest import Collector
@@ -11,6 +11,7 @@ from ._metrics import Metrics
 from ._schema import DDL
 
 __all__ = [
+    "ANONYMOUS",
     "DDL",
     "AsyncLineage",
     "BatchOutcome",
@@ -27,6 +28,7 @@ __all__ = [
     "WriteResult",
     "create_app",
     "hash_token",
+    "load_tokens",
     "load_settings",
     "partition_for",
     "require_role",

@@ -3,22 +3,52 @@
 Roles are ordered: viewer < operator < approver < admin; a role may do what any
 role below it may. Tokens are stored as SHA-256 hashes only; a token presented as
 ``Authorization: Bearer <token>`` is hashed and looked up in constant time.
+
+Tokens come from configuration, never from code:
+
+- the TOML file's ``[[tokens]]`` array (``name``, ``role``, ``token_hash``)::
+
+      [[tokens]]
+      name = "alice"
+      role = "approver"
+      token_hash = "sha256:9f86d0…"      # `interlock tokens hash` prints this form
+
+- ``INTERLOCK_TOKENS``: comma-separated ``name:role:sha256:<hex>`` entries; an entry
+  ``name:role:<plain token>`` is hashed on load and the plain value is not kept.
+
+Reads (the viewer role) need no token unless ``app.state.require_auth_for_reads``
+is true; an unknown token is refused even for reads.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
 from fastapi import HTTPException, Request
 
-__all__ = ["Principal", "Role", "TokenStore", "hash_token", "require_role"]
+from tracing import ConfigError
+
+__all__ = [
+    "ANONYMOUS",
+    "Principal",
+    "Role",
+    "TokenStore",
+    "hash_token",
+    "load_tokens",
+    "require_role",
+]
+
+_HASH = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class Role(IntEnum):
+    """What a caller may do; each role includes the ones below it."""
+
     VIEWER = 10
     OPERATOR = 20
     APPROVER = 30
@@ -36,11 +66,17 @@ class Role(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """An authenticated caller (or the anonymous viewer)."""
+
     name: str
     role: Role
 
     def can(self, role: Role) -> bool:
         return self.role >= role
+
+
+#: Who reads without a token when reads do not require authentication.
+ANONYMOUS = Principal("anonymous", Role.VIEWER)
 
 
 def hash_token(token: str) -> str:
@@ -64,13 +100,18 @@ class TokenStore:
         """``(name, role, token_hash)`` triples; a hash must look like ``sha256:<64 hex>``."""
         by_hash: dict[str, Principal] = {}
         for name, role, token_hash in entries:
-            if not token_hash.startswith("sha256:") or len(token_hash) != 71:
+            if not _HASH.fullmatch(token_hash):
                 raise ValueError(f"token for {name!r} must be stored as sha256:<64 hex digits>")
             by_hash[token_hash] = Principal(name, Role.parse(role))
         return cls(by_hash)
 
     def add(self, name: str, role: Role, token: str) -> None:
+        """Add a principal by its plain token (hashed here; the plain value is not kept)."""
         self._by_hash[hash_token(token)] = Principal(name, role)
+
+    def merge(self, other: TokenStore) -> None:
+        """Add every principal of ``other`` (its entries win on the same hash)."""
+        self._by_hash.update(other._by_hash)
 
     def authenticate(self, token: str | None) -> Principal | None:
         if not token:
@@ -87,6 +128,65 @@ class TokenStore:
         return len(self._by_hash)
 
 
+def _from_config(entries: Sequence[Mapping[str, str]]) -> TokenStore:
+    triples: list[tuple[str, str, str]] = []
+    for index, entry in enumerate(entries):
+        setting = f"tokens[{index}]"
+        missing = [key for key in ("name", "role", "token_hash") if not entry.get(key)]
+        if missing:
+            raise ConfigError(setting, f"needs {', '.join(missing)}")
+        extra = sorted(set(entry) - {"name", "role", "token_hash"})
+        if extra:
+            # A plain ``token`` key here would put a secret in a config file.
+            raise ConfigError(setting, f"unknown keys {', '.join(extra)}; store token_hash only")
+        triples.append((entry["name"], entry["role"], entry["token_hash"]))
+    try:
+        return TokenStore.from_entries(triples)
+    except ValueError as exc:
+        raise ConfigError("tokens", str(exc)) from exc
+
+
+def _from_env(value: str) -> TokenStore:
+    store = TokenStore()
+    for index, raw in enumerate(part.strip() for part in value.split(",")):
+        if not raw:
+            continue
+        name, sep1, rest = raw.partition(":")
+        role_name, sep2, secret = rest.partition(":")
+        setting = f"INTERLOCK_TOKENS[{index}]"
+        if not (sep1 and sep2 and name and role_name and secret):
+            raise ConfigError(setting, "expected name:role:sha256:<hex> or name:role:<token>")
+        try:
+            role = Role.parse(role_name)
+        except ValueError as exc:
+            raise ConfigError(setting, str(exc)) from exc
+        if secret.startswith("sha256:"):
+            if not _HASH.fullmatch(secret):
+                raise ConfigError(setting, "a hash must be sha256:<64 lowercase hex digits>")
+            store._by_hash[secret] = Principal(name, role)
+        else:
+            store.add(name, role, secret)
+    return store
+
+
+def load_tokens(
+    entries: Sequence[Mapping[str, str]] = (), *, env: Mapping[str, str] | None = None
+) -> TokenStore:
+    """The token store from the TOML ``[[tokens]]`` entries plus ``INTERLOCK_TOKENS``.
+
+    A bad entry raises :class:`tracing.ConfigError` naming it.
+
+    >>> store = load_tokens(env={"INTERLOCK_TOKENS": "ops:operator:s3cret"})
+    >>> store.authenticate("s3cret").role.name
+    'OPERATOR'
+    """
+    store = _from_config(entries)
+    value = (env or {}).get("INTERLOCK_TOKENS", "")
+    if value.strip():
+        store.merge(_from_env(value))
+    return store
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -96,16 +196,27 @@ def _bearer(request: Request) -> str | None:
 def require_role(role: Role) -> Callable[..., Principal]:
     """A FastAPI dependency: the caller's principal, or 401/403.
 
-    The app keeps its ``TokenStore`` in ``app.state.tokens``.
+    The app keeps its ``TokenStore`` in ``app.state.tokens``. A request without a
+    token is the anonymous viewer when ``role`` is viewer and
+    ``app.state.require_auth_for_reads`` is not set.
     """
 
     def dependency(request: Request) -> Principal:
         store: TokenStore = request.app.state.tokens
-        principal = store.authenticate(_bearer(request))
+        token = _bearer(request)
+        if (
+            token is None
+            and role <= Role.VIEWER
+            and not getattr(request.app.state, "require_auth_for_reads", False)
+        ):
+            return ANONYMOUS
+        principal = store.authenticate(token)
         if principal is None:
             raise HTTPException(
                 status_code=401,
-                detail="a bearer token is required for this action",
+                detail="a bearer token is required for this action"
+                if token is None
+                else "the bearer token is not known",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if not principal.can(role):

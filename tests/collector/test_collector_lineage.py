@@ -399,3 +399,15 @@ async def test_async_lineage_surface() -> None:
     with pytest.raises(StoreError, match="closed"):
         await lineage.stats()
     assert T0.tzinfo is not None
+
+
+def test_a_failed_redo_of_a_dead_letter_does_not_open_a_second_one(store: LineageStore) -> None:
+    first = make_event(n=901, status=Status.DEAD_LETTERED, correlation_id="corr-redo")
+    redo = make_event(
+        n=902, seconds=60, status=Status.DEAD_LETTERED, correlation_id="corr-redo"
+    ).model_copy(update={"replay_of": first.event_id, "replay_id": "r-1"})
+    store.write_batch([first])
+    result = store.write_batch([redo])
+    assert result.inserted == 1 and result.dead_letters_opened == 0
+    items, total = store.list_dead_letters(state=None)
+    assert total == 1 and items[0]["event_id"] == first.event_id

@@ -1,0 +1,52 @@
+"""Audit: every control action, hash-chained, with a check of the whole chain."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards._client import get_client
+from dashboards._views import call
+
+TITLE = "Audit"
+
+st.title("Audit trail")
+client = get_client()
+verdict = call(client.get_json, "/api/v1/audit/verify")
+if verdict["ok"]:
+    st.success(f"Chain intact: {verdict['entries']} entries, head at {verdict['head_seq']}.")
+else:
+    st.error("Chain TAMPERED: " + "; ".join(verdict["problems"]))
+for warning in verdict["warnings"]:
+    st.warning(warning)
+
+action = st.selectbox(
+    "Action",
+    [
+        "",
+        "replay.request",
+        "replay.approve",
+        "replay.reject",
+        "replay.execute",
+        "dead_letter.ignore",
+        "dead_letter.resolve",
+    ],
+    key="au_action",
+)
+entries = call(client.get_json, "/api/v1/audit", action=action, limit=200)
+rows = [
+    {
+        "seq": e["seq"],
+        "at": e["at"],
+        "who": f"{e['actor']} ({e['role']})",
+        "action": e["action"],
+        "subject": e["subject"],
+        "why": e["why"],
+        "outcome": e["outcome"],
+        "hash": e["hash"][:12],
+    }
+    for e in entries["items"]
+]
+st.dataframe(rows, hide_index=True)
+st.caption(f"{len(rows)} of {entries['total']} entries, newest first.")
+if entries["items"]:
+    st.json(entries["items"][0]["what"], expanded=False)
