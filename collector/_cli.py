@@ -85,8 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    for noisy in ("httpx", "uvicorn", "aiokafka"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not args.verbose:
+        # Per-call adapter logs are for debugging; the console shows the landscape and faults.
+        for noisy in ("httpx", "uvicorn", "aiokafka", "interlock.adapters", "streamlit"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         result = args.func(args)
     except InterlockError as exc:

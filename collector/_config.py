@@ -29,6 +29,7 @@ __all__ = [
     "DemoSettings",
     "ErpSettings",
     "LineageSettings",
+    "ReplaySettings",
     "RetrySettings",
     "Settings",
     "SupportSettings",
@@ -75,6 +76,16 @@ class RetrySettings(_Section):
     max_retry_after: float = Field(60.0, ge=0)
 
 
+class ReplaySettings(_Section):
+    rate_per_second: float = Field(20.0, gt=0, description="re-deliveries per second at most")
+    concurrency: int = Field(4, ge=1, description="re-deliveries in flight at once")
+    audit_head: str = Field(
+        "var/audit-head.json",
+        description="where the audit trail's head is kept, outside the lineage file, so "
+        "removing the newest audit entries is detected",
+    )
+
+
 class CrmSettings(_Section):
     instance_url: str | None = None
     access_token: SecretStr | None = None
@@ -119,6 +130,7 @@ class Settings(_Section):
     lineage: LineageSettings = LineageSettings()
     bus: BusSettings = BusSettings()
     retry: RetrySettings = RetrySettings()
+    replay: ReplaySettings = ReplaySettings()
     crm: CrmSettings = CrmSettings()
     erp: ErpSettings = ErpSettings()
     billing: BillingSettings = BillingSettings()

@@ -27,7 +27,7 @@ from adapters.sandbox import ManagedProcess, free_port
 from adapters.sandbox._landscape import Landscape, LandscapeEndpoints
 from tracing import ConfigError, setup_tracing
 
-from ._auth import Role, TokenStore
+from ._auth import Role, TokenStore, load_tokens
 from ._bus import Bus, EmbeddedBus
 from ._config import Settings
 
@@ -75,9 +75,7 @@ class Runtime:
     # -- assembly ---------------------------------------------------------------------
 
     def _tokens(self) -> tuple[TokenStore, dict[str, str]]:
-        store = TokenStore.from_entries(
-            (t["name"], t["role"], t["token_hash"]) for t in self.settings.tokens
-        )
+        store = load_tokens(self.settings.tokens, env=os.environ)
         demo_tokens: dict[str, str] = {}
         if self.demo:
             # Fresh tokens per demo run, one per role; never printed, written to a 0600 file.
@@ -239,12 +237,13 @@ class Runtime:
         )
         if isinstance(bus, EmbeddedBus):
             self.metrics.set_backlog_source(bus.backlog)
+        # Replay subscribes to outcomes before the bus starts consuming.
+        if self.replay is not None:
+            await self.replay.start()
         await bus.start()
         await self.collector.start()
         if self.sla is not None:
             await self.sla.start()
-        if self.replay is not None:
-            await self.replay.start()
         config = uvicorn.Config(
             self.app,
             host=s.api.host,
@@ -287,24 +286,33 @@ class Runtime:
         return self.info
 
     async def _optional_routers(self) -> list[APIRouter]:
-        """SLA and replay plug in when their packages provide them."""
+        """The SLA engine and replay, with their API routes."""
         routers: list[APIRouter] = []
-        try:
-            from sla_rules import SlaEngine, load_rules, register_sla_metrics, sla_router
-        except ImportError:
-            log.info("SLA engine not available")
-        else:
-            self.sla = SlaEngine(self.lineage, load_rules())
-            register_sla_metrics(self.metrics.registry, self.sla)
-            routers.append(sla_router(self.sla))
-        try:
-            from replay import ReplayService, replay_router
-        except ImportError:
-            log.info("replay not available")
-        else:
-            assert self.bus is not None and self.flow is not None
-            self.replay = ReplayService(self.lineage, self.bus, probe=self.flow.probe)
-            routers.append(replay_router(self.replay))
+        from sla_rules import SlaEngine, load_rules, register_sla_metrics, sla_router
+
+        self.sla = SlaEngine(self.lineage, load_rules())
+        register_sla_metrics(self.metrics.registry, self.sla)
+        routers.append(sla_router(self.sla))
+        from replay import FileAuditHead, MemoryAuditHead, ReplayService, replay_router
+
+        assert self.bus is not None and self.flow is not None
+        r = self.settings.replay
+        head = (
+            MemoryAuditHead()
+            if self.settings.lineage.path == ":memory:"
+            else FileAuditHead(r.audit_head)
+        )
+        if isinstance(head, FileAuditHead):
+            head.path.parent.mkdir(parents=True, exist_ok=True)
+        self.replay = ReplayService(
+            self.lineage,
+            self.bus,
+            probe=self.flow.probe,
+            rate_per_second=r.rate_per_second,
+            concurrency=r.concurrency,
+            audit_head=head,
+        )
+        routers.append(replay_router(self.replay))
         return routers
 
     def start_dashboard(self, port: int | None = None) -> str:

@@ -46,7 +46,7 @@ class Landscape:
     delivers its signed webhooks (the runtime's control API)."""
 
     def __init__(self, workdir: Path, *, webhook_url: str | None = None) -> None:
-        self.workdir = workdir
+        self.workdir = workdir.resolve()
         self.webhook_url = webhook_url
         self.erp_proxy: FaultProxy | None = None
         self.billing_proxy: FaultProxy | None = None

@@ -178,7 +178,8 @@ class TrytonServer:
         self.user = USER
         self.password = ""
         self._own_workdir = workdir is None
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="interlock-tryton-"))
+        # Absolute: the server runs with its workdir as the current directory.
+        self.workdir = (workdir or Path(tempfile.mkdtemp(prefix="interlock-tryton-"))).resolve()
         self._cache_dir = cache_dir
         self._ready_timeout = ready_timeout
         self._process: ManagedProcess | None = None
