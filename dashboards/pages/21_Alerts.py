@@ -1,0 +1,48 @@
+"""Alerts: ranked by business impact (value at risk, customers, tier), with acknowledgement."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards._client import ControlApiError, get_client
+from dashboards._session import can, current
+from dashboards._views import call
+
+TITLE = "Alerts"
+
+st.title("SLA alerts by business impact")
+client = get_client()
+include_resolved = st.toggle("Include resolved", value=False)
+alerts = call(client.get_json, "/api/v1/alerts", include_resolved=include_resolved)["alerts"]
+if not alerts:
+    st.success("No open SLA alerts.")
+    st.stop()
+
+# Acknowledging needs the operator role (the API refuses it below that, too).
+can_ack = can(current(), "operator")
+for alert in alerts:
+    header = (
+        f"**{alert['rule_name']}** · {alert['severity']} · {alert['state']} · "
+        f"{alert['value_at_risk']:,.2f} at risk · {alert['customers_affected']} customers"
+    )
+    with st.container(border=True):
+        st.markdown(header)
+        st.caption(
+            f"Score {alert['score']:.1f} · tier {alert['impact_tier'].replace('_', ' ')} · "
+            f"opened {alert['opened_at']} · scope {alert['scope']}"
+            + (f" · acknowledged by {alert['acknowledged_by']}" if alert["acknowledged_by"] else "")
+        )
+        st.write(alert["summary"])
+        if can_ack and alert["state"] == "firing":
+            with st.form(f"ack-{alert['alert_id']}"):
+                note = st.text_input("Note", key=f"note-{alert['alert_id']}")
+                if st.form_submit_button("Acknowledge"):
+                    try:
+                        client.post_json(
+                            f"/api/v1/alerts/{alert['alert_id']}/ack", {"note": note or None}
+                        )
+                    except ControlApiError as exc:
+                        st.error(f"Not acknowledged: {exc.detail}")
+                    else:
+                        st.success("Acknowledged.")
+                        st.rerun()

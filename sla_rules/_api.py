@@ -1,0 +1,129 @@
+"""Control API endpoints for SLA status and history, alerts, acknowledgement, reports.
+
+Reading needs the viewer role; acknowledging an alert needs operator, and the
+principal's name is recorded as who acknowledged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import BaseModel, Field
+
+from collector._auth import Principal, Role, require_role
+
+from ._alerts import AlertNotFound, AlertStateError
+from ._engine import SlaEngine
+from ._report import build_report, report_csv, report_pdf, resolve_period
+
+__all__ = ["AckRequest", "sla_router"]
+
+
+class AckRequest(BaseModel):
+    """Body of ``POST /api/v1/alerts/{alert_id}/ack``."""
+
+    note: str | None = Field(default=None, max_length=1000)
+
+
+def sla_router(engine: SlaEngine) -> APIRouter:
+    """The SLA and alert endpoints, served by ``engine``."""
+    router = APIRouter(tags=["sla"])
+    viewer = Depends(require_role(Role.VIEWER))
+
+    @router.get("/api/v1/sla", dependencies=[viewer])
+    def sla_status() -> dict[str, Any]:
+        """Every rule's status from the last evaluation (``evaluated_at`` null before it)."""
+        statuses = {s.rule_id: s.to_dict() for s in engine.status()}
+        rules = []
+        for rule in engine.rules:
+            rules.append(
+                statuses.get(rule.id)
+                or {
+                    "rule_id": rule.id,
+                    "name": rule.name,
+                    "kind": rule.indicator.kind,
+                    "impact_tier": rule.impact_tier.value,
+                    "objective": rule.objective,
+                    "evaluated_at": None,
+                }
+            )
+        return {"rules": rules, "last_tick_seconds": engine.last_tick_seconds}
+
+    @router.get("/api/v1/sla/{rule_id}/history", dependencies=[viewer])
+    async def sla_history(
+        rule_id: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=10000)] = 1440,
+    ) -> dict[str, Any]:
+        """Stored evaluations of one rule, newest first, one per minute."""
+        rule = engine.rule(rule_id)
+        if rule is None:
+            raise HTTPException(404, f"no SLA rule {rule_id!r}")
+        history = await engine.history(rule_id, since, until, limit)
+        return {"rule_id": rule_id, "objective": rule.objective, "history": history}
+
+    @router.get("/api/v1/alerts", dependencies=[viewer])
+    def list_alerts(
+        state: Literal["firing", "acknowledged", "resolved"] | None = None,
+        include_resolved: bool = False,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> dict[str, Any]:
+        """Alerts sorted by business impact score, highest first (not by time)."""
+        alerts = engine.alerts(state=state, include_resolved=include_resolved, limit=limit)
+        return {"alerts": [a.to_dict() for a in alerts]}
+
+    @router.get("/api/v1/alerts/{alert_id}/changes", dependencies=[viewer])
+    async def alert_changes(alert_id: str) -> dict[str, Any]:
+        """Every state change of an alert with who and when."""
+        changes = await engine.alert_changes(alert_id)
+        if not changes:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        return {"alert_id": alert_id, "changes": changes}
+
+    @router.post("/api/v1/alerts/{alert_id}/ack")
+    async def acknowledge(
+        alert_id: str,
+        principal: Annotated[Principal, Depends(require_role(Role.OPERATOR))],
+        body: AckRequest | None = None,
+    ) -> dict[str, Any]:
+        """Acknowledge a firing alert (operator role); recorded with who and when."""
+        try:
+            alert = await engine.acknowledge(alert_id, principal.name, body.note if body else None)
+        except AlertNotFound as exc:
+            raise HTTPException(404, exc.message) from exc
+        except AlertStateError as exc:
+            raise HTTPException(409, exc.message) from exc
+        return alert.to_dict()
+
+    @router.get("/api/v1/reports/sla", dependencies=[viewer], response_model=None)
+    async def sla_report(
+        period: Literal["last-7d", "last-30d", "week", "month", "custom"] = "last-7d",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        format: Literal["json", "csv", "pdf"] = "json",
+    ) -> Response | dict[str, Any]:
+        """The executive SLA report for a period, as JSON, CSV or PDF."""
+        try:
+            lo, hi, label = resolve_period(period, engine.clock(), start, end)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        report = await build_report(engine, lo, hi, label)
+        name = f"sla-report-{lo:%Y%m%d}-{hi:%Y%m%d}"
+        if format == "csv":
+            return Response(
+                report_csv(report),
+                media_type="text/csv",
+                headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            )
+        if format == "pdf":
+            return Response(
+                report_pdf(report),
+                media_type="application/pdf",
+                headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'},
+            )
+        return report.to_dict()
+
+    return router
