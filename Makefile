@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# Debian tools the tests use: promtool (package prometheus), pdftotext (poppler-utils).
+# Debian tools the tests use: promtool (prometheus), pdftotext (poppler-utils), chromium.
 system-deps:
 	@bash .ci/system-deps.sh
 

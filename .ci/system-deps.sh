@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need, only where they are missing,
+# Installs the Debian packages the tests need (promtool, pdftotext, chromium), only where they are missing,
 # so a warm machine skips apt entirely.
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
+# Headless Chromium for the browser tests and screenshots (Playwright drives it; it never
+# downloads a browser of its own).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -28,8 +28,8 @@ __all__ = [
     "WriteResult",
     "create_app",
     "hash_token",
-    "load_tokens",
     "load_settings",
+    "load_tokens",
     "partition_for",
     "require_role",
 ]

@@ -9,10 +9,12 @@ control API, plus (on request) the demo landscape and the dashboard.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +99,7 @@ class Runtime:
 
             if not s.bus.kafka_bootstrap:
                 raise ConfigError("bus.kafka_bootstrap", "required when bus.kind is kafka")
-            return KafkaBus(  # type: ignore[no-any-return]
+            return KafkaBus(
                 KafkaSettings(
                     bootstrap=s.bus.kafka_bootstrap,
                     events_topic=s.bus.events_topic,
@@ -252,8 +254,7 @@ class Runtime:
             access_log=False,
             lifespan="off",
         )
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = _EmbeddedServer(config)
         self._server_task = asyncio.create_task(self._server.serve(), name="control-api")
         while not self._server.started:
             if self._server_task.done():
@@ -385,6 +386,15 @@ class Runtime:
             await asyncio.to_thread(self.landscape.stop)
             self.landscape = None
         self._started = False
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our loop: signals belong to ``interlock up``, which stops
+    everything in order, so the server must not take SIGINT/SIGTERM for itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def with_landscape(s: Settings, ep: LandscapeEndpoints) -> Settings:

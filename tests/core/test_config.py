@@ -31,7 +31,10 @@ def test_secrets_stay_secret():
 
 @pytest.mark.parametrize(
     ("env", "setting"),
-    [({"INTERLOCK_API_PORT": "seventy"}, "api.port"), ({"INTERLOCK_BUS_KIND": "carrier-pigeon"}, "bus.kind")],
+    [
+        ({"INTERLOCK_API_PORT": "seventy"}, "api.port"),
+        ({"INTERLOCK_BUS_KIND": "carrier-pigeon"}, "bus.kind"),
+    ],
 )
 def test_bad_values_name_the_setting(env, setting):
     with pytest.raises(ConfigError) as info:

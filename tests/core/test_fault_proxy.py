@@ -15,13 +15,20 @@ from tracing import DownstreamUnavailable, RateLimited
 
 
 async def _echo(request):
-    return JSONResponse({"path": request.url.path, "query": request.url.query,
-                         "body": (await request.body()).decode()})
+    return JSONResponse(
+        {
+            "path": request.url.path,
+            "query": request.url.query,
+            "body": (await request.body()).decode(),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def proxy():
-    upstream = ThreadedServer(Starlette(routes=[Route("/{p:path}", _echo, methods=["GET", "POST"])]))
+    upstream = ThreadedServer(
+        Starlette(routes=[Route("/{p:path}", _echo, methods=["GET", "POST"])])
+    )
     upstream.start()
     proxy = FaultProxy(upstream.url, name="ERP").start()
     yield proxy

@@ -43,7 +43,10 @@ async def test_retries_transient_errors_then_succeeds():
     async def on_retry(attempt, error, delay):
         notes.append((attempt, type(error).__name__, delay))
 
-    assert await retry_call(flaky, RetryPolicy(max_attempts=5), on_retry=on_retry, sleep=sleep) == "done"
+    assert (
+        await retry_call(flaky, RetryPolicy(max_attempts=5), on_retry=on_retry, sleep=sleep)
+        == "done"
+    )
     assert waits == [1.5, 1.5]
     assert notes == [(1, "RateLimited", 1.5), (2, "RateLimited", 1.5)]
 

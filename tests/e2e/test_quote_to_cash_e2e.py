@@ -30,18 +30,29 @@ pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 
 class Stack:
-    def __init__(self, runtime: Runtime, landscape: Landscape, ep: LandscapeEndpoints,
-                 traffic: TrafficGenerator, api: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        landscape: Landscape,
+        ep: LandscapeEndpoints,
+        traffic: TrafficGenerator,
+        api: httpx.AsyncClient,
+    ) -> None:
         self.runtime, self.landscape, self.ep, self.traffic, self.api = (
-            runtime, landscape, ep, traffic, api)
+            runtime,
+            landscape,
+            ep,
+            traffic,
+            api,
+        )
 
     async def transaction(self, opp_id: str) -> dict[str, Any] | None:
         cid = correlation_id_for("crm", "opportunity", opp_id)
         r = await self.api.get(f"/api/v1/transactions/{cid}")
         return r.json() if r.status_code == 200 else None
 
-    async def wait_for(self, opp_id: str, predicate, timeout: float = 60.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, opp_id: str, predicate, within: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + within
         last: dict[str, Any] | None = None
         while time.monotonic() < deadline:
             last = await self.transaction(opp_id)
@@ -78,8 +89,9 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     )
     runtime = Runtime(settings, demo=False, api_port=api_port)
     info = await runtime.start()
-    traffic = TrafficGenerator(ep.crm_url, ep.crm_token, ca_file=ep.crm_ca_file, faults=False,
-                               seed=7)
+    traffic = TrafficGenerator(
+        ep.crm_url, ep.crm_token, ca_file=ep.crm_ca_file, faults=False, seed=7
+    )
     api = httpx.AsyncClient(base_url=info.api_url, timeout=10)
     try:
         yield Stack(runtime, landscape, ep, traffic, api)
@@ -92,8 +104,9 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def erp(stack: Stack) -> AsyncIterator[TrytonAdapter]:
-    async with TrytonAdapter(stack.ep.direct["erp"], stack.ep.erp_database, stack.ep.erp_user,
-                             stack.ep.erp_password) as adapter:
+    async with TrytonAdapter(
+        stack.ep.direct["erp"], stack.ep.erp_database, stack.ep.erp_user, stack.ep.erp_password
+    ) as adapter:
         yield adapter
 
 
@@ -129,9 +142,15 @@ async def test_closed_won_becomes_order_subscription_entitlement_and_posted_invo
     # The lineage: one correlation ID, an unbroken causation chain, a trace ID on every step.
     events = [e for e in tx["events"] if e["status"] == "ok"]
     kinds = [e["kind"] for e in events]
-    for kind in ("opportunity.closed_won", "order.created", "order.confirmed",
-                 "subscription.created", "entitlement.activated", "invoice.paid",
-                 "invoice.posted"):
+    for kind in (
+        "opportunity.closed_won",
+        "order.created",
+        "order.confirmed",
+        "subscription.created",
+        "entitlement.activated",
+        "invoice.paid",
+        "invoice.posted",
+    ):
         assert kinds.count(kind) == 1, kinds
     by_id = {e["event_id"]: e for e in tx["events"]}
     root = next(e for e in events if e["kind"] == "opportunity.closed_won")
@@ -162,8 +181,11 @@ async def test_a_billing_429_storm_ends_in_success(stack: Stack) -> None:
     stack.landscape.billing_proxy.set(rate_limit=1.0, retry_after=1, duration=1.5)
     opp = await stack.traffic.create_deal(close="won")
     tx = await stack.wait_for(opp, _has("subscription.created"))
-    retries = [e for e in tx["events"] if e["status"] == "retrying"
-               and e["step"] == "billing.subscription.create"]
+    retries = [
+        e
+        for e in tx["events"]
+        if e["status"] == "retrying" and e["step"] == "billing.subscription.create"
+    ]
     assert retries and all(e["error"]["reason"] == "rate_limit" for e in retries)
     assert not [e for e in tx["events"] if e["status"] == "dead_lettered"]
 
@@ -184,9 +206,12 @@ async def test_an_erp_outage_beyond_the_retry_policy_is_a_dead_letter(stack: Sta
     assert dead["event_id"] in {d["event_id"] for d in letters["items"]}
 
 
-@pytest.mark.parametrize(("fault", "reason"), [("missing_amount", "validation"),
-                                               ("unknown_product", "mapping")])
-async def test_a_malformed_opportunity_is_a_dead_letter(stack: Stack, fault: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "reason"), [("missing_amount", "validation"), ("unknown_product", "mapping")]
+)
+async def test_a_malformed_opportunity_is_a_dead_letter(
+    stack: Stack, fault: str, reason: str
+) -> None:
     opp = await stack.traffic.create_deal(malformed=fault, close="won")
     tx = await stack.wait_for(opp, _has("order.created", "dead_lettered"))
     dead = next(e for e in tx["events"] if e["status"] == "dead_lettered")
@@ -197,9 +222,12 @@ async def test_a_malformed_opportunity_is_a_dead_letter(stack: Stack, fault: str
 async def test_a_forged_billing_webhook_is_rejected_and_recorded(stack: Stack) -> None:
     body = json.dumps({"id": "evt_forged", "type": "invoice.paid", "data": {"object": {}}})
     r = await stack.api.post(
-        "/webhooks/stripe", content=body,
-        headers={"Stripe-Signature": f"t={int(time.time())},v1={'0' * 64}",
-                 "Content-Type": "application/json"},
+        "/webhooks/stripe",
+        content=body,
+        headers={
+            "Stripe-Signature": f"t={int(time.time())},v1={'0' * 64}",
+            "Content-Type": "application/json",
+        },
     )
     assert r.status_code == 400
     r = await stack.api.post("/webhooks/stripe", content=body)
@@ -208,4 +236,7 @@ async def test_a_forged_billing_webhook_is_rejected_and_recorded(stack: Stack) -
     stats = (await stack.api.get("/api/v1/stats")).json()
     assert stats["events_by_status"].get("failed", 0) >= 2
     metrics = (await stack.api.get("/metrics")).text
-    assert 'interlock_webhook_rejected_total{reason="signature_mismatch",system="billing"} 1.0' in metrics
+    assert (
+        'interlock_webhook_rejected_total{reason="signature_mismatch",system="billing"} 1.0'
+        in metrics
+    )

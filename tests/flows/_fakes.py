@@ -9,12 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from adapters import Customer, Invoice, OrderLine, SalesOrder, Subscription, SupportCase
-from adapters import BillingInterval
+from adapters import (
+    BillingInterval,
+    Customer,
+    Invoice,
+    OrderLine,
+    SalesOrder,
+    Subscription,
+    SupportCase,
+)
 from tracing import DownstreamUnavailable, InterlockError
 
 
-def order(ref: str = "006A", *, sku: str = "PLAT-PRO", qty: int = 2, currency: str = "USD") -> SalesOrder:
+def order(
+    ref: str = "006A", *, sku: str = "PLAT-PRO", qty: int = 2, currency: str = "USD"
+) -> SalesOrder:
     return SalesOrder(
         order_ref=ref,
         customer=Customer(customer_id="001A", name="Acme Corp", email="jane@acme.example"),
@@ -80,11 +89,20 @@ class FakeErp:
     async def find_invoice(self, reference: str):
         return self.invoices.get(reference)
 
-    async def post_invoice(self, invoice: Invoice, *, party_id: int, description: str, idempotency_key: str):
+    async def post_invoice(
+        self, invoice: Invoice, *, party_id: int, description: str, idempotency_key: str
+    ):
         self._maybe_fail()
         if invoice.invoice_id in self.invoices:
             return self.invoices[invoice.invoice_id], False
-        posted = Sale(len(self.invoices) + 1, "INV1", invoice.invoice_id, "posted", party_id, invoice.amount_due)
+        posted = Sale(
+            len(self.invoices) + 1,
+            "INV1",
+            invoice.invoice_id,
+            "posted",
+            party_id,
+            invoice.amount_due,
+        )
         self.invoices[invoice.invoice_id] = posted
         return posted, True
 
@@ -104,9 +122,14 @@ class FakeBilling:
         if order.order_ref in self.subscriptions:
             return self.subscriptions[order.order_ref], False
         sub = Subscription(
-            subscription_id=f"sub_{len(self.subscriptions) + 1}", customer_id=order.customer.customer_id,
-            billing_customer_id=billing_customer_id, order_ref=order.order_ref, status="active",
-            currency=order.currency, amount=order.total, interval=BillingInterval.MONTH,
+            subscription_id=f"sub_{len(self.subscriptions) + 1}",
+            customer_id=order.customer.customer_id,
+            billing_customer_id=billing_customer_id,
+            order_ref=order.order_ref,
+            status="active",
+            currency=order.currency,
+            amount=order.total,
+            interval=BillingInterval.MONTH,
         )
         self.subscriptions[order.order_ref] = sub
         self.metadata[sub.subscription_id] = dict(metadata)
@@ -118,9 +141,14 @@ class FakeBilling:
     async def get_invoice(self, invoice_id: str) -> Invoice:
         sub = next(iter(self.subscriptions.values()))
         return Invoice(
-            invoice_id=invoice_id, customer_id=sub.billing_customer_id, order_ref=sub.order_ref,
-            subscription_id=sub.subscription_id, currency="USD", amount_due=sub.amount,
-            amount_paid=sub.amount, status="paid",
+            invoice_id=invoice_id,
+            customer_id=sub.billing_customer_id,
+            order_ref=sub.order_ref,
+            subscription_id=sub.subscription_id,
+            currency="USD",
+            amount_due=sub.amount,
+            amount_paid=sub.amount,
+            status="paid",
         )
 
 
@@ -134,7 +162,10 @@ class FakeSupport:
     async def activate_entitlement(self, organization_id, order, *, idempotency_key):
         if idempotency_key not in self.tickets:
             self.tickets[idempotency_key] = SupportCase(
-                case_id=str(len(self.tickets) + 1), customer_id=order.customer.customer_id,
-                subject="Welcome", status="open", organization_id=organization_id,
+                case_id=str(len(self.tickets) + 1),
+                customer_id=order.customer.customer_id,
+                subject="Welcome",
+                status="open",
+                organization_id=organization_id,
             )
         return self.tickets[idempotency_key]

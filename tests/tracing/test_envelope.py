@@ -9,14 +9,27 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tracing import ErrorInfo, Event, RateLimited, Reason, Status, System, correlation_id_for
-from tracing import new_event_id
+from tracing import (
+    ErrorInfo,
+    Event,
+    RateLimited,
+    Reason,
+    Status,
+    System,
+    correlation_id_for,
+    new_event_id,
+)
 
 
 def _event(**kw) -> Event:
     base = dict(
-        correlation_id="c1", idempotency_key="k", source=System.CRM, kind="opportunity.closed_won",
-        step="crm.opportunity.closed_won", entity_type="opportunity", entity_id="006x",
+        correlation_id="c1",
+        idempotency_key="k",
+        source=System.CRM,
+        kind="opportunity.closed_won",
+        step="crm.opportunity.closed_won",
+        entity_type="opportunity",
+        entity_id="006x",
     )
     return Event(**{**base, **kw})
 
@@ -36,7 +49,9 @@ def test_correlation_id_is_deterministic_per_source_record():
 
 def test_round_trip_through_json_keeps_every_field():
     event = _event(
-        amount=Decimal("1250.50"), currency="USD", status=Status.DEAD_LETTERED,
+        amount=Decimal("1250.50"),
+        currency="USD",
+        status=Status.DEAD_LETTERED,
         error=ErrorInfo.from_exception(RateLimited("slow down", retry_after=2.0)),
         payload={"nested": {"a": [1, 2]}},
     )
