@@ -296,6 +296,8 @@ class Runtime:
         routers.append(sla_router(self.sla))
         from replay import FileAuditHead, MemoryAuditHead, ReplayService, replay_router
 
+        from ._explore import explore_router
+
         assert self.bus is not None and self.flow is not None
         r = self.settings.replay
         head = (
@@ -314,6 +316,7 @@ class Runtime:
             audit_head=head,
         )
         routers.append(replay_router(self.replay))
+        routers.append(explore_router(self.lineage))
         return routers
 
     def start_dashboard(self, port: int | None = None) -> str:

@@ -13,13 +13,15 @@ from typing import Any
 
 import streamlit as st
 
-from ._client import api_token, api_url, client_for
+from ._client import ControlApiError, api_token, api_url, client_for
 
 __all__ = [
     "REFRESH_SECONDS",
     "clear_cache",
     "dead_letters",
+    "get",
     "health",
+    "optional",
     "stats",
     "transaction",
     "transactions",
@@ -102,7 +104,28 @@ def dead_letters(
     )
 
 
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def _get(url: str, token: str | None, path: str, params: tuple[tuple[str, Any], ...]) -> Any:
+    return client_for(url, token).get_json(path, **dict(params))
+
+
+def get(path: str, **params: Any) -> Any:
+    """Any JSON read of the control API (``/api/v1/sla``, ``/api/v1/adapters`` ...), cached."""
+    return _get(api_url(), api_token(), path, tuple(sorted(params.items())))
+
+
+def optional(path: str, **params: Any) -> Any | None:
+    """``get``, but ``None`` when this collector does not serve ``path`` (404): a page
+    section then says so instead of failing the whole page."""
+    try:
+        return get(path, **params)
+    except ControlApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 def clear_cache() -> None:
     """Forget every cached read (after a control action, or on "Refresh")."""
-    for cached in (_health, _stats, _transactions, _transaction, _dead_letters):
+    for cached in (_health, _stats, _transactions, _transaction, _dead_letters, _get):
         cached.clear()

@@ -14,6 +14,7 @@ __all__ = [
     "format_count",
     "format_duration_ms",
     "format_money",
+    "format_money_short",
     "format_time",
     "parse_time",
     "to_decimal",
@@ -44,6 +45,24 @@ def format_money(value: str | int | float | Decimal | None, currency: str | None
     if amount is None:
         return MISSING
     text = f"{amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,.2f}"
+    return f"{currency.upper()} {text}" if currency else text
+
+
+def format_money_short(
+    value: str | int | float | Decimal | None, currency: str | None = None
+) -> str:
+    """Money that fits a tile: exact below 10,000, else ``"EUR 15.9k"`` / ``"USD 1.3M"``.
+
+    >>> format_money_short("1250", "eur"), format_money_short("15950.5", "usd")
+    ('EUR 1,250.00', 'USD 16.0k')
+    """
+    amount = to_decimal(value)
+    if amount is None or abs(amount) < 10_000:
+        return format_money(value, currency)
+    for bound, suffix in ((Decimal(10**9), "B"), (Decimal(10**6), "M"), (Decimal(10**3), "k")):
+        if abs(amount) >= bound:
+            text = f"{amount / bound:,.1f}{suffix}"
+            break
     return f"{currency.upper()} {text}" if currency else text
 
 

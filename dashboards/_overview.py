@@ -8,7 +8,7 @@ from typing import Any
 import altair as alt
 import streamlit as st
 
-from ._format import format_age, format_count, format_money
+from ._format import format_age, format_count, format_money, format_money_short
 
 __all__ = [
     "STATE_COLOURS",
@@ -25,7 +25,12 @@ STATE_COLOURS = ("#1565c0", "#2e7d32", "#c62828", "#6a1b9a")
 
 def _value(stats: Mapping[str, Any], state: str, currency: str | None) -> str:
     value = (stats.get("value_by_state") or {}).get(state)
-    return format_money(value if value is not None else "0", currency)
+    return format_money_short(value if value is not None else "0", currency)
+
+
+def _exact(stats: Mapping[str, Any], state: str, currency: str | None) -> str:
+    value = (stats.get("value_by_state") or {}).get(state)
+    return f"Exactly {format_money(value if value is not None else '0', currency)}."
 
 
 def show_kpis(stats: Mapping[str, Any], *, currency: str | None) -> None:
@@ -42,9 +47,14 @@ def show_kpis(stats: Mapping[str, Any], *, currency: str | None) -> None:
     second[0].metric(
         "Value in flight",
         _value(stats, "in_progress", currency),
-        help="Order value of transactions not yet completed.",
+        help="Order value of transactions not yet completed. "
+        + _exact(stats, "in_progress", currency),
     )
-    second[1].metric("Value completed", _value(stats, "completed", currency))
+    second[1].metric(
+        "Value completed",
+        _value(stats, "completed", currency),
+        help=_exact(stats, "completed", currency),
+    )
     second[2].metric(
         "Dead letters open",
         format_count(stats.get("dead_letters_open", 0)),

@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from ._format import format_count, format_money, format_time
+from ._lineage_view import causation_dot, milestone_rows, recovery_rows, trace_url
 from ._tables import event_table
 from ._timeline import STATUS_COLOURS, lane_of, timeline_chart
 
@@ -43,8 +44,38 @@ def _show_events(correlation_id: str, events: Sequence[Mapping[str, Any]]) -> No
         f"({', '.join(STATUS_COLOURS)}). Grey lines join each step to its cause. "
         "Failed, retrying and dead-lettered steps are drawn larger."
     )
-    st.subheader("Events")
-    st.dataframe(event_table(events), hide_index=True)
+    milestones = milestone_rows(events)
+    if milestones:
+        st.markdown("**Latency between milestones**")
+        st.dataframe(milestones, hide_index=True)
+
+    graph, recovery, table = st.tabs(
+        ["Causation graph", "Retries, dead letters, replays", "Events"]
+    )
+    with graph:
+        st.graphviz_chart(causation_dot(events), width="stretch")
+        st.caption("Each arrow runs from a cause to the event it caused, with the latency.")
+    with recovery:
+        rows = recovery_rows(events)
+        if rows:
+            st.dataframe(rows, hide_index=True)
+        else:
+            st.success("Every step succeeded at the first attempt; nothing was replayed.")
+    with table:
+        events_rows = event_table(events)
+        config = {}
+        if any(trace_url(e.get("trace_id")) for e in events):
+            for row, event in zip(events_rows, events, strict=True):
+                row["open trace"] = trace_url(event.get("trace_id"))
+            config["open trace"] = st.column_config.LinkColumn(
+                "open trace", display_text="open", help="The step's trace in the tracing backend"
+            )
+        st.dataframe(events_rows, hide_index=True, column_config=config)
+        if not config:
+            st.caption(
+                "Each step's trace ID opens in a tracing backend when `INTERLOCK_TRACE_URL` is "
+                "set (e.g. `http://127.0.0.1:16686/trace/{trace_id}` for Jaeger)."
+            )
 
     st.subheader("Payload of a step")
     labels = [event_label(i, event) for i, event in enumerate(events)]
@@ -83,7 +114,9 @@ def show_transaction(detail: Mapping[str, Any]) -> None:
         f"{detail.get('dead_letter_count', 0)} dead-lettered",
     )
     st.caption(
-        f"Correlation ID `{detail.get('correlation_id')}` · started "
+        f"Order `{detail.get('order_ref') or '—'}` · customer "
+        f"`{detail.get('customer_name') or detail.get('customer_id') or '—'}` · "
+        f"correlation ID `{detail.get('correlation_id')}` · started "
         f"{format_time(detail.get('started_at'))} · updated {format_time(detail.get('updated_at'))}"
     )
     if not events:

@@ -47,7 +47,7 @@ def show_api_error(exc: ControlApiError) -> NoReturn:
     elif exc.status in (401, 403):
         st.error(
             f"The control API refused this read ({exc.status}: {exc.detail}). "
-            "Enter an API token in the sidebar or set `INTERLOCK_API_TOKEN`."
+            "Sign in with a role API token in the sidebar, or set `INTERLOCK_API_TOKEN`."
         )
     else:
         st.error(f"The control API answered {exc.status}: {exc.detail}")

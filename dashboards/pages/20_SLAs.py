@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
+import altair as alt
 import streamlit as st
 
 from dashboards._client import get_client
@@ -47,14 +46,31 @@ st.dataframe(
 
 st.subheader("History")
 names = {r["name"]: r["rule_id"] for r in evaluated}
+rules_by_id = {r["rule_id"]: r for r in evaluated}
 chosen = st.selectbox("SLA", list(names))
 if chosen:
     history = call(client.get_json, f"/api/v1/sla/{names[chosen]}/history", limit=1440)["history"]
     if history:
-        series = {
-            "evaluated_at": [datetime.fromisoformat(h["evaluated_at"]) for h in history],
-            "achieved %": [h["sli"] * 100 for h in history],
-        }
-        st.line_chart(series, x="evaluated_at", y="achieved %")
+        objective = rules_by_id[names[chosen]]["objective"] * 100
+        points = [{"evaluated_at": h["evaluated_at"], "achieved": h["sli"] * 100} for h in history]
+        line = (
+            alt.Chart({"values": points})
+            .mark_line(point=len(points) < 60)
+            .encode(
+                x=alt.X("evaluated_at:T", title="evaluated at (UTC)"),
+                y=alt.Y("achieved:Q", scale=alt.Scale(zero=False), title="achieved (%)"),
+                tooltip=[
+                    alt.Tooltip("evaluated_at:T", format="%Y-%m-%d %H:%M"),
+                    alt.Tooltip("achieved:Q", title="achieved %", format=".3f"),
+                ],
+            )
+        )
+        target = (
+            alt.Chart({"values": [{"objective": objective}]})
+            .mark_rule(strokeDash=[6, 4], color="#c62828")
+            .encode(y="objective:Q")
+        )
+        st.altair_chart(line + target, width="stretch")
+        st.caption(f"Dashed line: the objective, {objective:.2f} %.")
     else:
         st.caption("No stored evaluations in the last day.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards._client import ControlApiError, get_client
+from dashboards._format import format_time
 from dashboards._session import can, current
 from dashboards._views import call
 
@@ -23,13 +24,14 @@ can_ack = can(current(), "operator")
 for alert in alerts:
     header = (
         f"**{alert['rule_name']}** · {alert['severity']} · {alert['state']} · "
-        f"{alert['value_at_risk']:,.2f} at risk · {alert['customers_affected']} customers"
+        f"{alert['value_at_risk']:,.2f} at risk · {alert['customers_affected']} "
+        f"{'customer' if alert['customers_affected'] == 1 else 'customers'}"
     )
     with st.container(border=True):
         st.markdown(header)
         st.caption(
             f"Score {alert['score']:.1f} · tier {alert['impact_tier'].replace('_', ' ')} · "
-            f"opened {alert['opened_at']} · scope {alert['scope']}"
+            f"opened {format_time(alert['opened_at'])} · scope {alert['scope']}"
             + (f" · acknowledged by {alert['acknowledged_by']}" if alert["acknowledged_by"] else "")
         )
         st.write(alert["summary"])

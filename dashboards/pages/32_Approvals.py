@@ -8,6 +8,7 @@ from dashboards._client import ControlApiError, get_client
 from dashboards._views import call
 
 TITLE = "Approvals"
+MIN_ROLE = "approver"  # the navigation hides it from weaker roles
 
 st.title("Approvals")
 client = get_client()

@@ -32,6 +32,11 @@ def query_param(at: AppTest, key: str) -> str | None:
     return value[0] if isinstance(value, list) else value
 
 
+def events_frame(at: AppTest) -> Any:
+    """The transaction's event table (the one with a "since cause" column)."""
+    return next(d.value for d in at.dataframe if "since cause" in d.value.columns)
+
+
 def assert_clean(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
@@ -64,13 +69,17 @@ def test_overview_lists_recent_transactions_newest_first_with_links(sample_api, 
         "./Transactions?cid=cid-dead-002",
     ]
     assert list(recent["customer"]) == ["Acme GmbH", "Initech SA", "Globex Ltd"]
-    by_state = next(s for s in chart_specs(at) if "layer" not in s)
-    assert by_state["encoding"]["y"]["sort"][:4] == [
-        "in_progress",
-        "completed",
-        "failed",
-        "dead_lettered",
-    ]
+
+
+def test_overview_says_which_sections_this_collector_does_not_serve(sample_api, use_api, run_page):
+    """The fake serves no SLA, alerts, grouping or adapter API: those sections say so."""
+    use_api(sample_api)
+    at = run_page(OVERVIEW)
+    captions = "\n".join(c.value for c in at.caption)
+    assert "serves no SLA API" in captions
+    assert "serves no alerts API" in captions
+    assert "1 open; this collector serves no grouping" in captions
+    assert [c.value for c in at.selectbox] == ["15 s"]
 
 
 def test_overview_empty_state_says_what_to_do(empty_api, use_api, run_page):
@@ -131,7 +140,7 @@ def test_transactions_link_by_cid_draws_the_swimlanes(sample_api, use_api, run_p
     # crm -> erp -> billing -> support, plus Interlock's own lane? none here: every step
     # of the completed order acted on an external system.
     assert timeline_lanes(at) == ["crm", "erp", "billing", "support"]
-    events = at.dataframe[1].value
+    events = events_frame(at)
     assert list(events["system"]) == ["crm", "erp", "erp", "billing", "billing", "support"]
     assert list(events["since cause"])[1] == "800 ms"
 
@@ -141,7 +150,7 @@ def test_transactions_marks_problem_steps_and_shows_their_payload(sample_api, us
     at = run_page(TRANSACTIONS, cid="cid-dead-002")
     assert_clean(at)
     assert timeline_lanes(at) == ["crm", "interlock", "erp"]
-    events = at.dataframe[1].value
+    events = events_frame(at)
     assert list(events["status"]) == ["ok", "retrying", "failed", "dead_lettered"]
     # The payload picker opens on the first step that went wrong.
     step = next(s for s in at.selectbox if s.label == "Step")

@@ -1,0 +1,80 @@
+"""The Adapters page's tables, from ``GET /api/v1/adapters`` (pure, unit-tested)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import streamlit as st
+
+from ._format import format_duration_ms, parse_time
+
+__all__ = ["CIRCUIT_ICONS", "adapter_table", "error_class_rows", "latency_rows"]
+
+#: How the derived circuit reads in the table (plain words: cells cannot hold icons).
+CIRCUIT_ICONS = {"closed": "closed", "degraded": "DEGRADED", "open-like": "OPEN-LIKE"}
+
+
+def _naive(value: str | None) -> Any:
+    when = parse_time(value)
+    return when.replace(tzinfo=None) if when else None
+
+
+def adapter_table(
+    systems: Sequence[Mapping[str, Any]], checks: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One row per system (numbers stay numbers so columns sort) and its column settings."""
+    rows = []
+    for s in systems:
+        latency = s.get("latency_ms") or {}
+        rate = s.get("error_rate")
+        rows.append(
+            {
+                "system": s["system"],
+                "health check": checks.get(s["system"], "—"),
+                "circuit (derived)": CIRCUIT_ICONS.get(s.get("circuit", ""), s.get("circuit")),
+                "failures in a row": s.get("consecutive_failures"),
+                "calls/min": s.get("calls_per_minute"),
+                "calls": s.get("calls"),
+                "inbound": s.get("inbound"),
+                "error rate %": None if rate is None else rate * 100,
+                "p50 ms": latency.get("p50"),
+                "p95 ms": latency.get("p95"),
+                "p99 ms": latency.get("p99"),
+                "429s": s.get("rate_limited"),
+                "wait after 429": format_duration_ms(s.get("wait_after_429_ms")),
+                "retrying now": s.get("retrying_now"),
+                "open dead letters": s.get("dead_letters_open"),
+                "last success": _naive(s.get("last_success_at")),
+            }
+        )
+    config: dict[str, Any] = {
+        "calls/min": st.column_config.NumberColumn(format="%.2f /min"),
+        "error rate %": st.column_config.NumberColumn(format="%.1f %%"),
+        "p50 ms": st.column_config.NumberColumn(format="%.0f ms"),
+        "p95 ms": st.column_config.NumberColumn(format="%.0f ms"),
+        "p99 ms": st.column_config.NumberColumn(format="%.0f ms"),
+        "last success": st.column_config.DatetimeColumn(
+            "last success (UTC)", format="YYYY-MM-DD HH:mm:ss"
+        ),
+    }
+    return rows, config
+
+
+def error_class_rows(systems: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``{system, reason, errors}`` for every error class seen, for a stacked bar chart."""
+    return [
+        {"system": s["system"], "reason": reason, "errors": n}
+        for s in systems
+        for reason, n in (s.get("errors_by_reason") or {}).items()
+    ]
+
+
+def latency_rows(systems: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``{system, percentile, ms}`` for systems with timed calls."""
+    return [
+        {"system": s["system"], "percentile": p, "ms": (s.get("latency_ms") or {}).get(p)}
+        for s in systems
+        for p in ("p50", "p95", "p99")
+        if (s.get("latency_ms") or {}).get(p) is not None
+    ]

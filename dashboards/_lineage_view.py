@@ -1,0 +1,144 @@
+"""More of one transaction: milestone latencies, the causation graph, retries, dead
+letters and replays, and links from trace IDs to a tracing backend (pure where possible)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from ._format import format_duration_ms, parse_time
+from ._timeline import STATUS_COLOURS, lane_of
+
+__all__ = [
+    "MILESTONES",
+    "causation_dot",
+    "milestone_rows",
+    "recovery_rows",
+    "trace_url",
+]
+
+#: The business milestones of quote-to-cash, in order: kind -> what it means.
+MILESTONES: tuple[tuple[str, str], ...] = (
+    ("opportunity.closed_won", "closed-won in CRM"),
+    ("order.created", "order in ERP"),
+    ("subscription.created", "subscription in billing"),
+    ("invoice.posted", "invoice posted in ERP"),
+    ("invoice.paid", "invoice paid"),
+    ("case.enriched", "support case enriched"),
+)
+
+
+def milestone_rows(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The first successful event of each milestone reached, in time order, with the
+    latency since the previous milestone and since closed-won."""
+    firsts: dict[str, Any] = {}
+    for event in events:
+        kind = str(event.get("kind"))
+        if event.get("status") in ("ok", "replayed") and kind not in firsts:
+            when = parse_time(event.get("event_time"))
+            if when is not None:
+                firsts[kind] = when
+    meaning = dict(MILESTONES)
+    reached = sorted((t, k) for k, t in firsts.items() if k in meaning)
+    rows: list[dict[str, Any]] = []
+    start = reached[0][0] if reached else None
+    previous = None
+    for when, kind in reached:
+        rows.append(
+            {
+                "milestone": meaning[kind],
+                "kind": kind,
+                "at (UTC)": when.strftime("%Y-%m-%d %H:%M:%S"),
+                "since previous": format_duration_ms(
+                    (when - previous).total_seconds() * 1000 if previous else None
+                ),
+                "since start": format_duration_ms(
+                    (when - start).total_seconds() * 1000 if start else None
+                ),
+            }
+        )
+        previous = when
+    return rows
+
+
+def _dot_text(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def causation_dot(events: Sequence[Mapping[str, Any]]) -> str:
+    """A Graphviz digraph: one node per event (coloured by status), an edge from each
+    cause to its effect labelled with the latency; causes outside the transaction show
+    as a dashed node."""
+    ids = {str(e.get("event_id")) for e in events}
+    lines = [
+        "digraph causation {",
+        "  rankdir=LR;",
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, '
+        'fontcolor="white"];',
+        '  edge [fontname="Helvetica", fontsize=9, color="#9e9e9e", fontcolor="#757575"];',
+    ]
+    outside: set[str] = set()
+    for event in events:
+        status = str(event.get("status") or "ok")
+        colour = STATUS_COLOURS.get(status, "#616161")
+        label = f"{lane_of(event)}\\n{event.get('kind')}\\n{status} #{event.get('attempt') or 1}"
+        lines.append(
+            f'  "{_dot_text(event.get("event_id"))}" [label="{_dot_text(label)}", '
+            f'fillcolor="{colour}"];'
+        )
+    for event in events:
+        cause = event.get("causation_id")
+        if not cause:
+            continue
+        if cause not in ids and cause not in outside:
+            outside.add(str(cause))
+            lines.append(
+                f'  "{_dot_text(cause)}" [label="cause outside\\nthis transaction", '
+                'style="dashed", fontcolor="#757575"];'
+            )
+        latency = format_duration_ms(event.get("since_cause_ms"))
+        lines.append(
+            f'  "{_dot_text(cause)}" -> "{_dot_text(event.get("event_id"))}" '
+            f'[label="{_dot_text(latency)}"];'
+        )
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def recovery_rows(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every retry, failure, dead letter and replay of the transaction, in time order."""
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        status = event.get("status")
+        if status == "ok" and not event.get("replay_id"):
+            continue
+        error = event.get("error") or {}
+        rows.append(
+            {
+                "time (UTC)": _utc_text(event.get("event_time")),
+                "step": event.get("step"),
+                "status": status,
+                "attempt": event.get("attempt"),
+                "reason": error.get("reason") if isinstance(error, Mapping) else None,
+                "replay": event.get("replay_id") or "",
+                "replay of": event.get("replay_of") or "",
+                "event ID": event.get("event_id"),
+            }
+        )
+    return rows
+
+
+def _utc_text(value: str | None) -> str | None:
+    when = parse_time(value)
+    return when.strftime("%Y-%m-%d %H:%M:%S") if when else None
+
+
+def trace_url(trace_id: str | None) -> str | None:
+    """The trace in a tracing backend, from ``INTERLOCK_TRACE_URL`` (a template with
+    ``{trace_id}``, e.g. ``http://127.0.0.1:16686/trace/{trace_id}``); ``None`` unset."""
+    template = os.environ.get("INTERLOCK_TRACE_URL", "").strip()
+    if not template or not trace_id or "{trace_id}" not in template:
+        return None
+    return template.replace("{trace_id}", quote(trace_id, safe=""))

@@ -1,0 +1,120 @@
+"""Who is using the dashboard: sign-in with a role token, the role, and the view.
+
+The control API is the authority: a token is checked with ``GET /api/v1/whoami``, and
+every action the pages offer is also refused by the API for a role below it. The
+dashboard only hides what a role cannot do, so nobody is offered a button that fails.
+
+Two views: ``operations`` (opens on the operations home) and ``executive`` (opens on the
+SLA report, with the SLA pages only). The view is a presentation choice, not a role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import streamlit as st
+
+from ._client import ControlApiError, ControlClient, api_token, api_url, client_for
+from ._nav import PageSpec
+
+__all__ = [
+    "EXECUTIVE_PAGES",
+    "ROLES",
+    "VIEWS",
+    "Principal",
+    "can",
+    "current",
+    "sign_in",
+    "sign_out",
+    "view",
+    "visible_pages",
+]
+
+#: Roles in increasing power, as the control API orders them.
+ROLES = ("viewer", "operator", "approver", "admin")
+VIEWS = ("operations", "executive")
+#: URL paths of the pages the executive view shows; the first is where it opens.
+EXECUTIVE_PAGES = ("Reports", "SLAs", "Alerts", "Overview")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller as the API sees it; ``known`` is false when the API has no whoami."""
+
+    name: str
+    role: str
+    known: bool = True
+
+
+def can(principal: Principal | None, role: str) -> bool:
+    """Whether ``principal`` has ``role`` or a stronger one.
+
+    >>> can(Principal("olga", "operator"), "viewer"), can(Principal("vic", "viewer"), "operator")
+    (True, False)
+    """
+    if principal is None or principal.role not in ROLES or role not in ROLES:
+        return False
+    return ROLES.index(principal.role) >= ROLES.index(role)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _whoami(url: str, token: str | None) -> tuple[str, str, bool]:
+    try:
+        body = client_for(url, token).get_json("/api/v1/whoami")
+    except ControlApiError as exc:
+        if exc.status == 404:  # a collector without the replay router: reads only
+            return ("anonymous", "viewer", False)
+        raise
+    return (str(body.get("name", "?")), str(body.get("role", "viewer")), True)
+
+
+def current() -> Principal | None:
+    """The signed-in principal (anonymous viewer without a token), or ``None`` when the
+    API refuses this token or cannot be reached (the page explains either)."""
+    try:
+        name, role, known = _whoami(api_url(), api_token())
+    except ControlApiError:
+        return None
+    return Principal(name, role, known)
+
+
+def view() -> str:
+    """``executive`` or ``operations``: the session's choice, else ``?view=`` in the URL."""
+    chosen = st.session_state.get("view") or st.query_params.get("view") or "operations"
+    return chosen if chosen in VIEWS else "operations"
+
+
+def sign_in(token: str, chosen_view: str = "operations") -> Principal:
+    """Check ``token`` against the API and keep it for this session.
+
+    Raises ``ControlApiError`` (401 for an unknown token) without keeping anything.
+    """
+    with ControlClient(api_url(), token.strip() or None) as client:
+        body = client.get_json("/api/v1/whoami")
+    st.session_state["api_token"] = token.strip()
+    st.session_state["view"] = chosen_view if chosen_view in VIEWS else "operations"
+    _whoami.clear()
+    return Principal(str(body.get("name", "?")), str(body.get("role", "viewer")))
+
+
+def sign_out() -> None:
+    """Forget this session's token and view."""
+    st.session_state["api_token"] = ""
+    st.session_state.pop("view", None)
+    _whoami.clear()
+
+
+def visible_pages(
+    specs: Sequence[PageSpec], principal: Principal | None, chosen_view: str
+) -> list[PageSpec]:
+    """The pages the navigation lists, the first being where the app opens.
+
+    Without a principal (the API refused or is down) every page is listed: each then
+    explains the problem itself. The executive view lists ``EXECUTIVE_PAGES`` in order.
+    """
+    shown = [s for s in specs if principal is None or can(principal, s.min_role)]
+    if chosen_view == "executive":
+        order = {path: i for i, path in enumerate(EXECUTIVE_PAGES)}
+        shown = sorted((s for s in shown if s.url_path in order), key=lambda s: order[s.url_path])
+    return shown

@@ -1,0 +1,183 @@
+"""The dashboard end to end in headless Chromium: the real runtime (Tryton, localstripe,
+CRM and support sandboxes) with traffic, the real ``streamlit run`` child process, and
+Playwright driving the browser. Signs in, finds a dead-lettered order by its Salesforce
+opportunity ID, dry-runs its replay, and screenshots every page into ``docs/img/``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from playwright.async_api import Page, async_playwright
+
+from adapters.sandbox import free_port
+from adapters.sandbox._landscape import Landscape
+from adapters.sandbox._traffic import TrafficGenerator
+from collector._auth import Role
+from collector._config import load_settings
+from collector._explore import explore_router
+from collector._runtime import Runtime, with_landscape
+from tracing import correlation_id_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+CHROMIUM = Path("/usr/bin/chromium")
+IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+ADMIN_TOKEN = "browser-admin-token"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+class Stack:
+    def __init__(self, dashboard: str, dead_opportunity: str, good: list[str]) -> None:
+        self.dashboard, self.dead_opportunity, self.good = dashboard, dead_opportunity, good
+
+
+async def _wait_for(api: httpx.AsyncClient, opp: str, status: str) -> None:
+    cid = correlation_id_for("crm", "opportunity", opp)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r = await api.get(f"/api/v1/transactions/{cid}")
+        if r.status_code == 200 and any(e["status"] == status for e in r.json()["events"]):
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"{opp} never had a {status} event")
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    if not CHROMIUM.exists():  # noqa: ASYNC240  (one stat before anything starts)
+        pytest.skip("Chromium is not installed (make test installs the Debian package)")
+    workdir = tmp_path_factory.mktemp("browser")
+    api_port = free_port()
+    landscape = Landscape(workdir, webhook_url=f"http://127.0.0.1:{api_port}/webhooks/stripe")
+    ep = await asyncio.to_thread(landscape.start)
+    settings = with_landscape(
+        load_settings(
+            env={
+                "INTERLOCK_LINEAGE_PATH": str(workdir / "lineage.duckdb"),
+                "INTERLOCK_LINEAGE_FLUSH_INTERVAL": "0.05",
+                "INTERLOCK_RETRY_MAX_ATTEMPTS": "3",
+                "INTERLOCK_RETRY_BASE_DELAY": "0.05",
+                "INTERLOCK_RETRY_MAX_DELAY": "0.2",
+                "INTERLOCK_CRM_POLL_INTERVAL": "0.2",
+                "INTERLOCK_DEMO_ENABLED": "false",
+            }
+        ),
+        ep,
+    )
+    runtime = Runtime(settings, demo=False, api_port=api_port)
+    traffic = TrafficGenerator(ep.crm_url, ep.crm_token, ca_file=ep.crm_ca_file, faults=False,
+                               seed=11)  # fmt: skip
+    try:
+        info = await runtime.start()
+        runtime.app.state.tokens.add("ada", Role.ADMIN, ADMIN_TOKEN)
+        # Until the runtime mounts it itself, add the adapters/throughput router here.
+        if not any(getattr(r, "path", "") == "/api/v1/adapters" for r in runtime.app.routes):
+            runtime.app.include_router(explore_router(runtime.lineage))
+        async with httpx.AsyncClient(base_url=info.api_url, timeout=10) as api:
+            good = [await traffic.create_deal(close="won") for _ in range(3)]
+            dead = await traffic.create_deal(malformed="unknown_product", close="won")
+            for opp in good:
+                await _wait_for(api, opp, "ok")
+            await _wait_for(api, dead, "dead_lettered")
+        url = await asyncio.to_thread(runtime.start_dashboard, free_port())
+        yield Stack(url, dead, good)
+    finally:
+        await traffic.stop()
+        await runtime.stop()
+        await asyncio.to_thread(landscape.stop)
+
+
+async def settle(page: Page, heading: str) -> None:
+    """The page's heading is there and Streamlit has stopped running the script."""
+    await page.get_by_role("heading", name=heading).first.wait_for(timeout=30_000)
+    await page.locator("[data-testid=stStatusWidget]").wait_for(state="hidden", timeout=30_000)
+    # Data frames and charts draw after the script ends: wait out their skeletons.
+    for _ in range(40):
+        if not await page.locator("[data-testid=stSkeleton]").count():
+            break
+        await page.wait_for_timeout(250)
+    await page.wait_for_timeout(1000)
+
+
+async def shoot(page: Page, name: str) -> None:
+    IMG.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(IMG / f"{name}.png"))
+
+
+async def open_page(page: Page, title: str, heading: str) -> None:
+    """Follow the sidebar navigation (keeps the signed-in session, unlike a reload)."""
+    await page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    await settle(page, heading)
+
+
+async def test_sign_in_find_a_transaction_dry_run_and_screenshot_every_page(stack: Stack) -> None:
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            context = await browser.new_context(
+                viewport={"width": 1440, "height": 900}, color_scheme="light"
+            )
+            page = await context.new_page()
+            await page.goto(stack.dashboard)
+            await settle(page, "Operations home")
+
+            # Sign in with the admin role token.
+            sidebar = page.get_by_test_id("stSidebar")
+            await sidebar.get_by_label("Role token", exact=True).fill(ADMIN_TOKEN)
+            await sidebar.get_by_role("button", name="Sign in").click()
+            await sidebar.get_by_text("Signed in as").wait_for(timeout=20_000)
+            await settle(page, "Operations home")
+            await shoot(page, "home")
+
+            # Find the dead-lettered order by its Salesforce opportunity ID.
+            await open_page(page, "Transactions", "Transactions")
+            search = page.get_by_role("textbox", name="Search", exact=True)
+            await search.fill(stack.dead_opportunity)
+            await search.press("Enter")
+            await page.get_by_text("Dead letters of this transaction").wait_for(timeout=20_000)
+            await settle(page, "Transactions")
+            await page.get_by_text("Path across the systems").scroll_into_view_if_needed()
+            await shoot(page, "transaction")
+            await page.get_by_role("button", name="Dry-run a replay of this transaction").click()
+            try:
+                await page.get_by_text("Dry run:").wait_for(timeout=20_000)
+            except Exception:
+                await page.screenshot(path="/tmp/dry-run-failure.png", full_page=True)
+                raise
+            await settle(page, "Transactions")
+            assert "Nothing was sent." in await page.content()
+            await shoot(page, "dry-run")
+
+            for title, heading, name in [
+                ("Adapters", "Adapters", "adapters"),
+                ("SLAs", "Business SLAs", "slas"),
+                ("Alerts", "SLA alerts by business impact", "alerts"),
+                ("Reports", "Executive SLA report", "reports"),
+                ("Dead letters", "Dead letters", "dead-letters"),
+                ("Replay", "Replay", "replay"),
+                ("Approvals", "Approvals", "approvals"),
+                ("Audit", "Audit trail", "audit"),
+            ]:
+                await open_page(page, title, heading)
+                await shoot(page, name)
+
+            # The executive view, and the home in the dark theme.
+            await page.goto(f"{stack.dashboard}/?view=executive")
+            await settle(page, "Executive SLA report")
+            await shoot(page, "executive")
+            dark = await browser.new_context(
+                viewport={"width": 1440, "height": 900}, color_scheme="dark"
+            )
+            night = await dark.new_page()
+            await night.goto(stack.dashboard)
+            await settle(night, "Operations home")
+            await shoot(night, "home-dark")
+        finally:
+            await browser.close()
