@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from tracing import BusError, Event
+
+from ._wal import Journal
 
 __all__ = ["Bus", "EmbeddedBus", "Handler", "partition_for"]
 
@@ -62,16 +65,26 @@ class EmbeddedBus:
 
     ``publish`` waits while a partition queue is full, so a slow consumer pushes
     back on producers instead of growing memory without bound.
+
+    With ``journal`` (a directory), ``publish`` returns only once the event is
+    fsync'd to an append-only journal (concurrent publishes share one fsync), and
+    ``start`` re-delivers every event not yet confirmed stored: call
+    :meth:`confirm` with the IDs the collector has committed. Without it the bus
+    keeps everything in memory (fast, but lost with the process).
     """
 
-    def __init__(self, *, partitions: int = 8, queue_size: int = 10_000) -> None:
+    def __init__(
+        self, *, partitions: int = 8, queue_size: int = 10_000, journal: Path | None = None
+    ) -> None:
         if partitions < 1:
             raise ValueError("partitions must be at least 1")
         self._partitions = partitions
         self._queue_size = queue_size
         self._groups: dict[str, _Group] = {}
         self._running = False
+        self._journal = Journal(journal) if journal is not None else None
         self.published = 0
+        self.replayed = 0
 
     def subscribe(
         self, group: str, handler: Handler, *, kinds: frozenset[str] | None = None
@@ -88,9 +101,25 @@ class EmbeddedBus:
     async def start(self) -> None:
         if self._running:
             return
+        replay: list[Event] = []
+        if self._journal is not None:
+            replay = await asyncio.to_thread(self._journal.replay)
+            await self._journal.open()
         self._running = True
         for group in self._groups.values():
             self._start_group(group)
+        for event in replay:
+            await self._deliver(event)
+        self.replayed += len(replay)
+
+    def confirm(self, event_ids: Iterable[str]) -> None:
+        """These events are committed to the lineage; the journal may drop them."""
+        if self._journal is not None:
+            self._journal.confirm(event_ids)
+
+    @property
+    def journal(self) -> Journal | None:
+        return self._journal
 
     def _start_group(self, group: _Group) -> None:
         for index, queue in enumerate(group.queues):
@@ -118,6 +147,11 @@ class EmbeddedBus:
     async def publish(self, event: Event) -> None:
         if not self._running:
             raise BusError("the bus is not running")
+        if self._journal is not None:
+            await self._journal.append(event)
+        await self._deliver(event)
+
+    async def _deliver(self, event: Event) -> None:
         part = partition_for(event.correlation_id, self._partitions)
         for group in self._groups.values():
             if group.kinds is None or event.kind in group.kinds:
@@ -157,3 +191,5 @@ class EmbeddedBus:
         await asyncio.gather(*tasks, return_exceptions=True)
         for group in self._groups.values():
             group.tasks.clear()
+        if self._journal is not None:
+            await self._journal.close()

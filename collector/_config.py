@@ -65,6 +65,11 @@ class BusSettings(_Section):
     kind: Literal["embedded", "kafka"] = "embedded"
     kafka_bootstrap: str | None = Field(None, description="host:port; setting it selects Kafka")
     partitions: int = Field(8, ge=1)
+    journal: bool = Field(
+        True,
+        description="embedded bus: fsync each event to a journal before acknowledging it, "
+        "so an acknowledged event survives a crash (kept beside the lineage file)",
+    )
     events_topic: str = "interlock.events"
     dead_letter_topic: str = "interlock.dead-letters"
 

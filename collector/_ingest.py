@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import pydantic
@@ -138,10 +139,29 @@ class Collector:
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._stopped = False
+        self._bus: Bus | None = None
 
     def attach(self, bus: Bus) -> None:
-        """Subscribe to every event on ``bus`` as group ``collector``."""
-        bus.subscribe("collector", self.ingest)
+        """Subscribe to every event on ``bus`` as group ``collector``.
+
+        A bus that hands out whole batches (Kafka) gets a handler that returns
+        only once the batch is committed to DuckDB, so its offsets trail the
+        lineage. A bus with a journal (the embedded one) is told after every
+        commit which events the lineage now holds, so it can drop them.
+        """
+        self._bus = bus
+        subscribe_batch = getattr(bus, "subscribe_batch", None)
+        if subscribe_batch is not None:
+            subscribe_batch("collector", self.write_now)
+        else:
+            bus.subscribe("collector", self.ingest)
+
+    async def write_now(self, events: Sequence[Event]) -> None:
+        """Write ``events`` (and anything buffered) and return once committed."""
+        if self._failure is not None:
+            raise BusError(f"the collector's flush task died: {self._failure!r}")
+        self._buffer.extend(events)
+        await self.flush()
 
     @property
     def pending(self) -> int:
@@ -188,6 +208,9 @@ class Collector:
                     commit_seconds=time.perf_counter() - started,
                     dead_letters_open=outcome.dead_letters_open,
                 )
+                confirm = getattr(self._bus, "confirm", None)
+                if confirm is not None:
+                    confirm([event.event_id for event in batch])
                 r = outcome.result
                 total = WriteResult(
                     total.inserted + r.inserted,

@@ -385,9 +385,12 @@ class LineageStore:
         now = datetime.now(UTC)
         rows = []
         for event in dead:
-            if event["replay_of"] and conn.execute(
-                "SELECT 1 FROM dead_letters WHERE event_id = ?", [event["replay_of"]]
-            ).fetchone():
+            if (
+                event["replay_of"]
+                and conn.execute(
+                    "SELECT 1 FROM dead_letters WHERE event_id = ?", [event["replay_of"]]
+                ).fetchone()
+            ):
                 # A failed redo of a dead letter: replay reopens the original one, so
                 # the same failure is not counted as a second dead letter.
                 continue

@@ -107,7 +107,10 @@ class Runtime:
                     partitions=s.bus.partitions,
                 )
             )
-        return EmbeddedBus(partitions=s.bus.partitions)
+        journal = None
+        if s.bus.journal and s.lineage.path != ":memory:":
+            journal = Path(s.lineage.path).resolve().parent / "journal"
+        return EmbeddedBus(partitions=s.bus.partitions, journal=journal)
 
     async def start(self) -> RuntimeInfo:
         if self._started:
@@ -374,6 +377,10 @@ class Runtime:
         self.replay = None
         self.sla = None
         if self.bus is not None:
+            if isinstance(self.bus, EmbeddedBus) and self.collector is not None:
+                # Store what is in flight while the journal can still be told.
+                await self.bus.drain()
+                await self.collector.flush()
             await self.bus.stop()
             self.bus = None
         if self.collector is not None:

@@ -1,0 +1,62 @@
+"""Shared pieces of the benchmarks: realistic envelopes and resource figures."""
+
+from __future__ import annotations
+
+import os
+import resource
+import uuid
+from decimal import Decimal
+
+from tracing import Event, System
+
+__all__ = ["load_note", "make_events", "peak_rss_mb", "summary_line"]
+
+_NS = uuid.UUID("0b6c1f3a-7e2d-4c59-8a10-5d3e9f2b7c44")
+
+
+def make_events(n: int, *, correlations: int = 10_000, payload_bytes: int = 1024) -> list[Event]:
+    """``n`` order events with ~``payload_bytes`` of canonical payload each."""
+    line = {"sku": "SKU-00000", "quantity": 3, "unit_price": "49.90", "description": "x" * 40}
+    lines_needed = max(1, payload_bytes // 110)
+    payload = {
+        "order": {"lines": [dict(line, sku=f"SKU-{k:05d}") for k in range(lines_needed)]},
+        "customer": {"id": "cust-1", "name": "Acme Industrial GmbH", "tier": "gold"},
+    }
+    out = []
+    for i in range(n):
+        out.append(
+            Event(
+                event_id=str(uuid.uuid5(_NS, str(i))),
+                correlation_id=f"txn-{i % correlations:06d}",
+                idempotency_key=f"idem-{i}",
+                source=System.CRM,
+                target=System.ERP,
+                kind="order.created",
+                step="erp.create_order",
+                entity_type="sales_order",
+                entity_id=f"SO-{i}",
+                amount=Decimal("1499.00"),
+                currency="EUR",
+                customer_id=f"cust-{i % 5000}",
+                payload=payload,
+            )
+        )
+    return out
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_note() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def summary_line(**figures: float | int | str) -> str:
+    """The one ``name=value`` line every bench ends with."""
+    parts = []
+    for key, value in figures.items():
+        parts.append(f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(parts)

@@ -1,0 +1,335 @@
+"""One consumer-group loop shared by bus subscribers and the collector.
+
+Each round fetches a batch, decodes and validates it, sends what cannot be
+decoded to the dead-letter topic (with the reason in headers), hands the rest to
+``process`` and only then commits the offsets. A crash anywhere before the
+commit means redelivery, never loss; the lineage's dedupe on event ID turns the
+redelivery into exactly-once storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+
+from tracing import BusError, Event, StoreError
+
+from ._kafka_codec import Headers, Rejected, dead_letter_headers, decode_batch, rejection_event
+from ._kafka_metrics import KafkaMetrics
+from ._kafka_settings import KafkaSettings
+
+__all__ = ["ConsumerLoop", "Delivery", "Process"]
+
+log = logging.getLogger(__name__)
+
+
+_UNASSIGNED_RESTART_S = 5.0
+
+
+class _LogReset(Exception):
+    """The broker's logs no longer match this consumer's positions."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One decoded message with its place in the log and its headers."""
+
+    event: Event
+    partition: int
+    offset: int
+    headers: Headers
+    key: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    deliveries: list[Delivery]
+    rejections: list[Event]
+    offsets: dict[TopicPartition, OffsetAndMetadata]
+    size: int
+    member: object
+
+
+#: Handles a batch: the good deliveries in log order, and the lineage records of
+#: the messages sent to the dead-letter topic. Returns once they are durable.
+Process = Callable[[Sequence[Delivery], Sequence[Event]], Awaitable[None]]
+
+
+class ConsumerLoop:
+    """Consume ``settings.events_topic`` as ``group``; ``run()`` until cancelled."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        group: str,
+        process: Process,
+        *,
+        producer: AIOKafkaProducer,
+        metrics: KafkaMetrics,
+        max_batch: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.group = group
+        self._process = process
+        self._producer = producer
+        self._metrics = metrics
+        self._max_batch = max_batch or settings.max_batch
+        self._consumer: AIOKafkaConsumer | None = None
+        self.ready = asyncio.Event()
+        self.processed = 0
+        self._highwater: dict[TopicPartition, int] = {}
+        self._unassigned_since: float | None = None
+        self._member: object = None
+
+    def _make_consumer(self) -> AIOKafkaConsumer:
+        s = self.settings
+        return AIOKafkaConsumer(
+            s.events_topic,
+            bootstrap_servers=s.servers,
+            client_id=f"{s.client_id}-{self.group}",
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            # A broker that lost its topics (restart without storage) recreates
+            # them; notice that soon instead of after the default five minutes.
+            metadata_max_age_ms=2_000,
+            max_partition_fetch_bytes=min(s.fetch_max_bytes, 1024 * 1024),
+            fetch_max_bytes=s.fetch_max_bytes,
+            fetch_max_wait_ms=100,
+            request_timeout_ms=max(int(s.ack_timeout * 1000), 5_000),
+        )
+
+    async def run(self) -> None:
+        """Consume until cancelled; broker outages are waited out, not fatal."""
+        while True:
+            consumer = self._make_consumer()
+            try:
+                await consumer.start()
+            except KafkaError as exc:
+                log.warning("group %s cannot reach Kafka yet (%s); retrying", self.group, exc)
+                await _close(consumer)
+                await asyncio.sleep(0.5)
+                continue
+            except BaseException:
+                await _close(consumer)  # cancelled while joining: leave no consumer behind
+                raise
+            self._consumer = consumer
+            self._member = None
+            self._highwater.clear()
+            self.ready.set()
+            try:
+                await self._consume(consumer)
+            # Anything retriable restarts from the last committed offsets: nothing
+            # after them was acknowledged to Kafka, so nothing is skipped.
+            except (KafkaError, IllegalStateError, BusError, StoreError, _LogReset) as exc:
+                log.warning("group %s lost its consumer (%s); starting a new one", self.group, exc)
+            finally:
+                self._consumer = None
+                await _close(consumer)
+            await asyncio.sleep(0.2)
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        # One batch is stored while the next is fetched and decoded (DuckDB works
+        # outside the interpreter lock, so this uses a second core). Offsets are
+        # still committed in order, each only after its own batch is stored.
+        in_flight: tuple[_Batch, asyncio.Future[None]] | None = None
+        try:
+            while True:
+                batch = await self._fetch(consumer)
+                if in_flight is not None:
+                    await self._finish(consumer, *in_flight)
+                    in_flight = None
+                if batch is not None:
+                    in_flight = (batch, asyncio.ensure_future(self._store(batch)))
+        finally:
+            if in_flight is not None and not in_flight[1].done():
+                in_flight[1].cancel()
+                await asyncio.gather(in_flight[1], return_exceptions=True)
+
+    async def _fetch(self, consumer: AIOKafkaConsumer) -> _Batch | None:
+        membership = _membership(consumer)
+        fetched = await consumer.getmany(timeout_ms=200, max_records=self._max_batch)
+        self._check_member(consumer, membership)
+        self._check_log_continuity(consumer)
+        if not fetched:
+            self._update_lag(consumer)
+            return None
+        records = [(tp, m) for tp, msgs in fetched.items() for m in msgs]
+        oldest_ms = min(m.timestamp for _, m in records)
+        self._metrics.oldest_age.labels(self.group).set(max(0.0, time.time() - oldest_ms / 1000))
+        self._metrics.batch_size.labels(self.group).observe(len(records))
+
+        decoded = decode_batch([m.value for _, m in records], [m.headers for _, m in records])
+        rejections: list[Event] = []
+        if decoded.rejected:
+            rejections = await self._dead_letter(records, decoded.rejected)
+        deliveries = [
+            Delivery(e, records[i][1].partition, records[i][1].offset, records[i][1].headers, None)
+            for i, e in decoded.events
+        ]
+        offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "") for tp, msgs in fetched.items()}
+        return _Batch(deliveries, rejections, offsets, len(records), membership[1])
+
+    async def _store(self, batch: _Batch) -> None:
+        started = time.perf_counter()
+        await self._process(batch.deliveries, batch.rejections)
+        self._metrics.commit_seconds.labels(self.group, "store").observe(
+            time.perf_counter() - started
+        )
+
+    async def _finish(
+        self, consumer: AIOKafkaConsumer, batch: _Batch, stored: asyncio.Future[None]
+    ) -> None:
+        await stored
+        if batch.member and _membership(consumer)[1] != batch.member:
+            # The broker forgot us while we worked (it restarted, or the session
+            # expired): these offsets may belong to a log that no longer exists.
+            # Leave them uncommitted; redelivery is deduplicated by the lineage.
+            raise _LogReset("group membership was lost during the batch")
+        started = time.perf_counter()
+        try:
+            await consumer.commit(batch.offsets)
+        except CommitFailedError as exc:
+            # The group rebalanced under us: the new owner gets this batch again
+            # and the lineage's dedupe keeps it from counting twice.
+            self._metrics.commit_failures.labels(self.group).inc()
+            log.warning(
+                "group %s: offset commit refused (%s); batch will be redelivered", self.group, exc
+            )
+            return
+        self._metrics.commit_seconds.labels(self.group, "offsets").observe(
+            time.perf_counter() - started
+        )
+        self._metrics.consumed.labels(self.group).inc(batch.size)
+        self.processed += batch.size
+        self._update_lag(consumer)
+
+    async def _dead_letter(
+        self, records: Sequence[tuple[TopicPartition, ConsumerRecord]], rejected: Sequence[Rejected]
+    ) -> list[Event]:
+        s = self.settings
+        events: list[Event] = []
+        futures = []
+        for rej in rejected:
+            tp, msg = records[rej.index]
+            headers = dead_letter_headers(
+                msg.headers,
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=msg.offset,
+                reason=rej.reason,
+                message=rej.message,
+            )
+            try:
+                futures.append(
+                    await self._producer.send(
+                        s.dead_letter_topic, msg.value, key=msg.key, headers=headers
+                    )
+                )
+            except KafkaError as exc:
+                raise BusError(f"dead-letter topic unavailable: {exc}") from exc
+            events.append(
+                rejection_event(
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=msg.offset,
+                    key=msg.key,
+                    headers=msg.headers,
+                    reason=rej.reason,
+                    message=rej.message,
+                    dead_letter_topic=s.dead_letter_topic,
+                    size=len(msg.value or b""),
+                )
+            )
+            self._metrics.dead_letters.labels(self.group, str(rej.reason)).inc()
+        try:
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise BusError(f"dead-letter topic did not acknowledge: {exc}") from exc
+        return events
+
+    def _check_member(self, consumer: AIOKafkaConsumer, before: tuple[object, object]) -> None:
+        # The broker forgot this member (it restarted, or the session expired): the
+        # positions this consumer holds may point into logs that no longer exist.
+        # Start a fresh consumer from the group's committed offsets instead, and
+        # drop what was just fetched (it is not committed, so nothing is lost).
+        now = _membership(consumer)
+        member = now[1]
+        if not member:
+            return
+        if self._member is None:
+            self._member = member
+        elif member != self._member or (before[1] and before[1] != member):
+            raise _LogReset("this consumer's group membership was lost")
+
+    def _check_log_continuity(self, consumer: AIOKafkaConsumer) -> None:
+        # A broker that came back without its storage starts every log at zero
+        # again, while this consumer still holds positions in the old logs: fetching
+        # from there would skip what is new. A shrinking log, or no partitions for a
+        # long time, means start over from the group's committed offsets.
+        now = time.monotonic()
+        assignment = consumer.assignment()
+        if assignment:
+            self._unassigned_since = None
+        elif self._unassigned_since is None:
+            self._unassigned_since = now
+        elif now - self._unassigned_since > _UNASSIGNED_RESTART_S:
+            self._unassigned_since = None
+            raise _LogReset("no partitions assigned for a while")
+        for tp in assignment:
+            high = consumer.highwater(tp)
+            pos = _position(consumer, tp)
+            if high is None:
+                continue
+            if high < self._highwater.get(tp, 0) or (pos is not None and pos > high):
+                self._highwater.clear()
+                raise _LogReset(f"log of {tp.topic}/{tp.partition} shrank to {high}")
+            self._highwater[tp] = high
+
+    def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        total = 0
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            committed = _position(consumer, tp)
+            if committed is None:
+                continue
+            lag = max(0, high - committed)
+            total += lag
+            self._metrics.lag.labels(self.group, tp.topic, str(tp.partition)).set(lag)
+        if total == 0:
+            self._metrics.oldest_age.labels(self.group).set(0.0)
+
+
+def _membership(consumer: AIOKafkaConsumer) -> tuple[object, object]:
+    coordinator = getattr(consumer, "_coordinator", None)
+    return (getattr(coordinator, "generation", None), getattr(coordinator, "member_id", None))
+
+
+def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    # The fetch position without a broker round trip (``position()`` may wait).
+    try:
+        state = consumer._subscription.subscription.assignment.state_value(tp)
+    except AttributeError:
+        return None
+    if state is None or not state.has_valid_position:
+        return None
+    return int(state.position)
+
+
+async def _close(consumer: AIOKafkaConsumer) -> None:
+    try:
+        await consumer.stop()
+    # Closing a half-started consumer may fail in many ways; the loop goes on.
+    except Exception:
+        log.debug("consumer stop failed", exc_info=True)

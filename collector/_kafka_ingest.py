@@ -1,0 +1,151 @@
+"""The collector on Kafka: a consumer group feeding the DuckDB lineage.
+
+Each fetched batch is decoded and validated, undecodable messages go to the
+dead-letter topic (and their record into the lineage), the batch is written in
+one DuckDB transaction, and only then are the offsets committed. Run as a
+process with ``python -m collector._kafka_ingest --bootstrap HOST:PORT --db FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import re
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+from tracing import ConfigError, Event
+
+from ._kafka import KafkaBus
+from ._kafka_consumer import ConsumerLoop
+from ._kafka_metrics import KafkaMetrics
+from ._kafka_settings import KafkaSettings
+from ._lineage import AsyncLineage, LineageStore
+
+__all__ = ["DEFAULT_GROUP", "KafkaCollector", "main"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GROUP = "interlock-collector"
+_SIZE = re.compile(r"^\d{1,6}(\.\d{1,3})?\s?(KB|MB|GB|KiB|MiB|GiB)$")
+
+
+class KafkaCollector:
+    """Consume ``settings.events_topic`` as ``group`` into ``lineage``.
+
+    ``start``/``stop`` are safe twice. ``stored`` and ``duplicates`` count what
+    the lineage reported for the batches written by this process.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        lineage: AsyncLineage,
+        *,
+        group: str = DEFAULT_GROUP,
+        metrics: KafkaMetrics | None = None,
+        max_batch: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.lineage = lineage
+        self.group = group
+        self.bus = KafkaBus(settings, metrics=metrics)
+        self._max_batch = max_batch
+        self._loop: ConsumerLoop | None = None
+        self.stored = 0
+        self.duplicates = 0
+        self.batches = 0
+
+    @property
+    def metrics(self) -> KafkaMetrics:
+        return self.bus.metrics
+
+    @property
+    def processed(self) -> int:
+        """Messages whose offsets this process committed."""
+        return self._loop.processed if self._loop else 0
+
+    async def start(self) -> None:
+        if self._loop is not None:
+            return
+        await self.bus.start()
+        self._loop = self.bus.subscribe_batch(self.group, self._write, max_batch=self._max_batch)
+
+    async def wait_ready(self, within: float = 10.0) -> None:
+        """Wait until the consumer has joined Kafka (not necessarily got partitions)."""
+        if self._loop is not None:
+            await asyncio.wait_for(self._loop.ready.wait(), within)
+
+    async def stop(self) -> None:
+        """Stop consuming (an unfinished batch is not committed, so it is redelivered)."""
+        self._loop = None
+        await self.bus.stop()
+
+    async def _write(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        result = await self.lineage.write_batch(events)
+        self.stored += result.inserted
+        self.duplicates += result.duplicates
+        self.batches += 1
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    settings = KafkaSettings(
+        bootstrap=args.bootstrap,
+        events_topic=args.events_topic,
+        dead_letter_topic=args.dead_letter_topic,
+        partitions=args.partitions,
+        client_id=args.client_id,
+        session_timeout_ms=args.session_timeout_ms,
+        heartbeat_interval_ms=max(100, args.session_timeout_ms // 6),
+    )
+    lineage = AsyncLineage(LineageStore(Path(args.db)))
+    await lineage.open()
+    if args.memory_limit:
+        # DuckDB's buffer pool otherwise grows towards 80 % of RAM with what is
+        # stored. SET takes no parameters, so the value is checked to be a size.
+        if not _SIZE.match(args.memory_limit):
+            raise ConfigError("--memory-limit", f"not a size like 256MB: {args.memory_limit!r}")
+        statement = f"SET memory_limit = '{args.memory_limit}'"
+        await lineage.write(lambda con: con.execute(statement))
+    collector = KafkaCollector(settings, lineage, group=args.group, max_batch=args.max_batch)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await collector.start()
+        print("ready", flush=True)
+        await stop.wait()
+    finally:
+        await collector.stop()
+        await lineage.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run one collector process until SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m collector._kafka_ingest")
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--db", required=True, help="the DuckDB lineage file")
+    parser.add_argument("--group", default=DEFAULT_GROUP)
+    parser.add_argument("--events-topic", default="interlock.events")
+    parser.add_argument("--dead-letter-topic", default="interlock.dead-letters")
+    parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument("--client-id", default="interlock-collector")
+    parser.add_argument("--max-batch", type=int, default=5000)
+    parser.add_argument("--session-timeout-ms", type=int, default=10_000)
+    parser.add_argument("--memory-limit", default="", help="DuckDB memory_limit, e.g. 256MB")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    # Decoding allocates many short-lived objects; a higher threshold for the
+    # youngest generation halves the time spent in the cycle collector.
+    gc.set_threshold(50_000, 20, 20)
+    asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Kafka transport settings, and the choice between the embedded bus and Kafka.
+
+Given a bootstrap address (``INTERLOCK_KAFKA_BOOTSTRAP=host:port`` or the TOML
+setting ``[bus] kafka_bootstrap``) Interlock runs on Kafka; without one it runs
+on the embedded bus. Nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from tracing import ConfigError
+
+from ._bus import Bus, EmbeddedBus
+
+__all__ = ["KafkaSettings", "bus_from_settings"]
+
+_HOSTPORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where Kafka is and how Interlock uses it.
+
+    ``bootstrap`` is ``host:port[,host:port…]``. Topics are created when missing,
+    with ``partitions`` partitions. ``max_buffered`` bounds the publishes waiting
+    for the broker's acknowledgement; beyond it ``publish`` pushes back at once.
+    ``ack_timeout`` is how long one publish waits for the acknowledgement.
+    """
+
+    bootstrap: str
+    events_topic: str = "interlock.events"
+    dead_letter_topic: str = "interlock.dead-letters"
+    partitions: int = 12
+    replication_factor: int = 1
+    client_id: str = "interlock"
+    max_buffered: int = 10_000
+    ack_timeout: float = 10.0
+    linger_ms: int = 5
+    #: Consumer liveness: a member silent this long loses its partitions.
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
+    max_batch: int = 5_000
+    fetch_max_bytes: int = 8 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for part in self.bootstrap.split(","):
+            if not _HOSTPORT.match(part.strip()):
+                raise ConfigError("bus.kafka_bootstrap", f"expected host:port, got {part!r}")
+        for name, topic in (
+            ("bus.events_topic", self.events_topic),
+            ("bus.dead_letter_topic", self.dead_letter_topic),
+        ):
+            if not _TOPIC.match(topic):
+                raise ConfigError(name, f"not a valid Kafka topic name: {topic!r}")
+        if self.events_topic == self.dead_letter_topic:
+            raise ConfigError("bus.dead_letter_topic", "must differ from the events topic")
+        if self.partitions < 1:
+            raise ConfigError("bus.partitions", "must be at least 1")
+        if self.max_buffered < 1:
+            raise ConfigError("bus.max_buffered", "must be at least 1")
+        if self.ack_timeout <= 0:
+            raise ConfigError("bus.ack_timeout", "must be positive")
+
+    @property
+    def servers(self) -> list[str]:
+        return [part.strip() for part in self.bootstrap.split(",")]
+
+
+class _BusSection(Protocol):
+    """The ``[bus]`` section of the settings (collector._config.BusSettings)."""
+
+    @property
+    def kafka_bootstrap(self) -> str | None: ...
+
+    @property
+    def partitions(self) -> int: ...
+
+    @property
+    def events_topic(self) -> str: ...
+
+    @property
+    def dead_letter_topic(self) -> str: ...
+
+
+def bus_from_settings(
+    bus: _BusSection, *, client_id: str = "interlock", journal: Path | None = None
+) -> Bus:
+    """The bus the configuration selects: Kafka when a bootstrap is set, else embedded.
+
+    ``journal`` makes the embedded bus durable (see :class:`EmbeddedBus`).
+    """
+    if bus.kafka_bootstrap:
+        from ._kafka import KafkaBus
+
+        return KafkaBus(
+            KafkaSettings(
+                bootstrap=bus.kafka_bootstrap,
+                events_topic=bus.events_topic,
+                dead_letter_topic=bus.dead_letter_topic,
+                partitions=bus.partitions,
+                client_id=client_id,
+            )
+        )
+    return EmbeddedBus(partitions=bus.partitions, journal=journal)
