@@ -154,6 +154,9 @@ class Runtime:
         store.open()
         self.lineage = AsyncLineage(store)
         self.bus = bus = self._make_bus()
+        if not isinstance(bus, EmbeddedBus):
+            # Kafka: topics and the producer first; batch consumers join a running bus.
+            await bus.start()
         self.collector = Collector(
             self.lineage,
             self.metrics,
