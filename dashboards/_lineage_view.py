@@ -14,6 +14,7 @@ from ._timeline import STATUS_COLOURS, lane_of
 __all__ = [
     "MILESTONES",
     "causation_dot",
+    "customer_of",
     "milestone_rows",
     "recovery_rows",
     "trace_url",
@@ -28,6 +29,36 @@ MILESTONES: tuple[tuple[str, str], ...] = (
     ("invoice.paid", "invoice paid"),
     ("case.enriched", "support case enriched"),
 )
+
+
+def _name_in(payload: Any) -> str | None:
+    """``payload["customer"]["name"]`` or ``payload["customer_name"]``, if a non-blank text."""
+    if not isinstance(payload, Mapping):
+        return None
+    customer = payload.get("customer")
+    name = customer.get("name") if isinstance(customer, Mapping) else None
+    if not (isinstance(name, str) and name.strip()):
+        name = payload.get("customer_name")
+    return name.strip() if isinstance(name, str) and name.strip() else None
+
+
+def customer_of(detail: Mapping[str, Any]) -> str:
+    """The customer's company name where the lineage holds one, else its account ID.
+
+    The name comes from the transaction's ``customer_name``, else from the payload of
+    its events (``order.created`` carries the canonical customer first); nothing is
+    made up: without a name the CRM account ID is shown.
+    """
+    name = detail.get("customer_name")
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    events: Sequence[Mapping[str, Any]] = detail.get("events") or []
+    ordered = sorted(events, key=lambda e: e.get("kind") != "order.created")  # stable
+    for event in ordered:
+        found = _name_in(event.get("payload"))
+        if found:
+            return found
+    return str(detail.get("customer_id") or "unknown customer")
 
 
 def milestone_rows(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from ._format import format_duration_ms, parse_time, to_decimal
+from ._lineage_view import customer_of
 from ._views import transaction_link
 
 __all__ = [
@@ -45,7 +46,7 @@ def transaction_table(
             {
                 "transaction": transaction_link(cid) if links else cid,
                 "order": item.get("order_ref"),
-                "customer": item.get("customer_name") or item.get("customer_id"),
+                "customer": customer_of(item),
                 "amount": float(amount) if amount is not None else None,
                 "currency": item.get("currency"),
                 "state": item.get("state"),

@@ -51,6 +51,10 @@ STATUS_SHAPES: dict[str, str] = {
 _PROBLEMS = frozenset({"failed", "retrying", "dead_lettered"})
 _UNKNOWN_COLOUR = "#616161"
 
+#: Height the x axis, its title and the legend take: Streamlit fits the whole chart into
+#: the height, so without it a two-lane chart squeezes its lanes together.
+_AXIS_ROOM = 120
+
 
 def lane_of(event: Mapping[str, Any]) -> str:
     """The system an event happened in.
@@ -125,7 +129,7 @@ def _time_format(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def timeline_chart(
-    events: Sequence[Mapping[str, Any]], *, height_per_lane: int = 60
+    events: Sequence[Mapping[str, Any]], *, height_per_lane: int = 45
 ) -> alt.LayerChart:
     """A swimlane chart of ``events`` (dicts as the control API returns them).
 
@@ -142,6 +146,8 @@ def timeline_chart(
     x = alt.X(
         "time:T",
         title="event time (UTC)",
+        # Pixels of room at both ends, so the first and last marks are not cut in half.
+        scale=alt.Scale(padding=14),
         axis=alt.Axis(format=_time_format(rows), labelOverlap=True),
     )
     y = alt.Y("lane:N", title=None, scale=alt.Scale(domain=lanes), sort=lanes)
@@ -155,6 +161,9 @@ def timeline_chart(
                 "status:N",
                 title="status",
                 scale=alt.Scale(domain=statuses, range=colours),
+                # One row above the lanes: a legend at the side is taller than a short
+                # chart and gets cut off.
+                legend=alt.Legend(orient="top", direction="horizontal"),
             ),
             shape=alt.Shape("status:N", scale=alt.Scale(domain=statuses, range=shapes)),
             size=alt.condition("datum.problem", alt.value(260), alt.value(110)),
@@ -175,4 +184,5 @@ def timeline_chart(
         .mark_line(color="#bdbdbd", strokeWidth=1)
         .encode(x=x, y=y, detail="link:N", order="end:Q")
     )
-    return alt.LayerChart(layer=[links, points], height=max(1, len(lanes)) * height_per_lane)
+    height = _AXIS_ROOM + max(1, len(lanes)) * height_per_lane
+    return alt.LayerChart(layer=[links, points], height=height)

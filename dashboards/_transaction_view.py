@@ -3,29 +3,87 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import streamlit as st
 
 from ._format import format_count, format_money, format_time
-from ._lineage_view import causation_dot, milestone_rows, recovery_rows, trace_url
+from ._lineage_view import causation_dot, customer_of, milestone_rows, recovery_rows, trace_url
 from ._tables import event_table
 from ._timeline import STATUS_COLOURS, lane_of, timeline_chart
 
-__all__ = ["STATE_FILTERS", "describe_transaction", "event_label", "show_transaction"]
+__all__ = [
+    "STATE_FILTERS",
+    "describe_transaction",
+    "event_label",
+    "show_transaction",
+    "summary_items",
+]
 
 #: The state filter's choices; "all" sends no filter.
 STATE_FILTERS = ("all", "in_progress", "completed", "failed", "dead_lettered")
+
+#: Transaction state -> badge colour (Streamlit's palette), so the state reads at a glance.
+_Colour = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray"]
+_STATE_BADGES: dict[str, _Colour] = {
+    "completed": "green",
+    "in_progress": "blue",
+    "failed": "red",
+    "dead_lettered": "violet",
+}
+
+#: Characters Markdown would treat as formatting in a value shown as bold text.
+_MARKDOWN_SPECIALS = "\\`*_[]<>|~$"
 
 
 def describe_transaction(item: Mapping[str, Any]) -> str:
     """One line naming a transaction in a picker: order, customer, state, id."""
     parts = [
         str(item.get("order_ref") or "no order yet"),
-        str(item.get("customer_name") or item.get("customer_id") or "unknown customer"),
+        customer_of(item),
         str(item.get("state") or "?"),
     ]
     return f"{' · '.join(parts)} ({item.get('correlation_id')})"
+
+
+def summary_items(detail: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The summary row as (label, full value) pairs: short labels, nothing truncated."""
+    events = detail.get("events") or []
+    counts = [format_count(len(events))]
+    for key, word in (("failed_count", "failed"), ("dead_letter_count", "dead-lettered")):
+        if detail.get(key):
+            counts.append(f"{detail[key]} {word}")
+    return [
+        ("Order", str(detail.get("order_ref") or "no order yet")),
+        ("Customer", customer_of(detail)),
+        ("Amount", format_money(detail.get("amount"), detail.get("currency"))),
+        ("State", str(detail.get("state") or "?")),
+        ("Events", " · ".join(counts)),
+    ]
+
+
+def _bold(value: str) -> str:
+    escaped = "".join(f"\\{c}" if c in _MARKDOWN_SPECIALS else c for c in value)
+    return f"**{escaped}**"
+
+
+def _show_summary(detail: Mapping[str, Any]) -> None:
+    """A compact row of label-over-value pairs: values wrap instead of being cut off."""
+    items = summary_items(detail)
+    # The customer's name is the longest value; give it the widest column.
+    columns = st.columns([3, 4, 3, 2, 3], gap="small")
+    for column, (label, value) in zip(columns, items, strict=True):
+        column.caption(label)
+        if label == "State":
+            column.badge(value.replace("_", " "), color=_STATE_BADGES.get(value, "gray"))
+        else:
+            column.markdown(_bold(value))
+    account = detail.get("customer_id")
+    shown_id = f"CRM account `{account}` · " if account and account != items[1][1] else ""
+    st.caption(
+        f"{shown_id}correlation ID `{detail.get('correlation_id')}` · started "
+        f"{format_time(detail.get('started_at'))} · updated {format_time(detail.get('updated_at'))}"
+    )
 
 
 def event_label(index: int, event: Mapping[str, Any]) -> str:
@@ -100,25 +158,9 @@ def _show_events(correlation_id: str, events: Sequence[Mapping[str, Any]]) -> No
 
 
 def show_transaction(detail: Mapping[str, Any]) -> None:
-    """Summary tiles, the swimlane timeline, the event table and a step's payload."""
+    """The summary row, the swimlane timeline, the event table and a step's payload."""
     events: list[Mapping[str, Any]] = list(detail.get("events") or [])
-    tiles = st.columns(5)
-    tiles[0].metric("Order", str(detail.get("order_ref") or "—"))
-    tiles[1].metric("Customer", str(detail.get("customer_name") or detail.get("customer_id")))
-    tiles[2].metric("Amount", format_money(detail.get("amount"), detail.get("currency")))
-    tiles[3].metric("State", str(detail.get("state")))
-    tiles[4].metric(
-        "Events",
-        format_count(len(events)),
-        help=f"{detail.get('failed_count', 0)} failed, "
-        f"{detail.get('dead_letter_count', 0)} dead-lettered",
-    )
-    st.caption(
-        f"Order `{detail.get('order_ref') or '—'}` · customer "
-        f"`{detail.get('customer_name') or detail.get('customer_id') or '—'}` · "
-        f"correlation ID `{detail.get('correlation_id')}` · started "
-        f"{format_time(detail.get('started_at'))} · updated {format_time(detail.get('updated_at'))}"
-    )
+    _show_summary(detail)
     if not events:
         st.info(
             "This transaction has no events stored yet — the collector may still be "

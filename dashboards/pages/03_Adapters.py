@@ -48,7 +48,7 @@ with errors:
             alt.Chart({"values": rows})
             .mark_bar()
             .encode(
-                x=alt.X("errors:Q", title="failed calls"),
+                x=alt.X("errors:Q", title="failed calls", axis=alt.Axis(tickMinStep=1, format="d")),
                 y=alt.Y("system:N", title=None),
                 color=alt.Color("reason:N", title="reason", legend=alt.Legend(orient="bottom")),
                 tooltip=["system:N", "reason:N", "errors:Q"],

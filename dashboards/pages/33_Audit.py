@@ -13,7 +13,10 @@ st.title("Audit trail")
 client = get_client()
 verdict = call(client.get_json, "/api/v1/audit/verify")
 if verdict["ok"]:
-    st.success(f"Chain intact: {verdict['entries']} entries, head at {verdict['head_seq']}.")
+    if verdict["entries"]:
+        st.success(f"Chain intact: {verdict['entries']} entries, head at {verdict['head_seq']}.")
+    else:  # a fresh install: nothing audited yet, so there is no head to name
+        st.success("Chain intact: no entries yet.")
 else:
     st.error("Chain TAMPERED: " + "; ".join(verdict["problems"]))
 for warning in verdict["warnings"]:

@@ -1,7 +1,8 @@
 """The dashboard end to end in headless Chromium: the real runtime (Tryton, localstripe,
 CRM and support sandboxes) with traffic, the real ``streamlit run`` child process, and
-Playwright driving the browser. Signs in, finds a dead-lettered order by its Salesforce
-opportunity ID, dry-runs its replay, and screenshots every page into ``docs/img/``."""
+Playwright driving the browser. Signs in, opens a completed quote-to-cash transaction,
+finds a dead-lettered order by its Salesforce opportunity ID, dry-runs its replay, and
+screenshots every page into ``docs/img/``."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Locator, Page, async_playwright
 
 from adapters.sandbox import free_port
 from adapters.sandbox._landscape import Landscape
@@ -33,9 +35,18 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
+#: The flagship path a completed won deal takes, in order (system, kind).
+QUOTE_TO_CASH = ["opportunity.closed_won", "order.created", "order.confirmed",
+                 "subscription.created", "entitlement.activated", "invoice.paid",
+                 "invoice.posted"]  # fmt: skip
+
+
 class Stack:
-    def __init__(self, dashboard: str, dead_opportunity: str, good: list[str]) -> None:
+    def __init__(
+        self, dashboard: str, dead_opportunity: str, good: list[str], completed: dict[str, Any]
+    ) -> None:
         self.dashboard, self.dead_opportunity, self.good = dashboard, dead_opportunity, good
+        self.completed = completed  # the detail of a completed quote-to-cash transaction
 
 
 async def _wait_for(api: httpx.AsyncClient, opp: str, status: str) -> None:
@@ -47,6 +58,22 @@ async def _wait_for(api: httpx.AsyncClient, opp: str, status: str) -> None:
             return
         await asyncio.sleep(0.25)
     raise AssertionError(f"{opp} never had a {status} event")
+
+
+async def _wait_completed(api: httpx.AsyncClient, opp: str) -> dict[str, Any]:
+    """The transaction's detail once it is completed and every quote-to-cash step is in."""
+    cid = correlation_id_for("crm", "opportunity", opp)
+    deadline = time.monotonic() + 60
+    detail: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        r = await api.get(f"/api/v1/transactions/{cid}")
+        if r.status_code == 200:
+            detail = r.json()
+            kinds = {e["kind"] for e in detail["events"]}
+            if detail["state"] == "completed" and kinds >= set(QUOTE_TO_CASH):
+                return detail
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"{opp} never completed: {detail.get('state')} {detail.get('events')}")
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -86,8 +113,9 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
             for opp in good:
                 await _wait_for(api, opp, "ok")
             await _wait_for(api, dead, "dead_lettered")
+            completed = await _wait_completed(api, good[0])
         url = await asyncio.to_thread(runtime.start_dashboard, free_port())
-        yield Stack(url, dead, good)
+        yield Stack(url, dead, good, completed)
     finally:
         await traffic.stop()
         await runtime.stop()
@@ -111,6 +139,34 @@ async def shoot(page: Page, name: str) -> None:
     await page.screenshot(path=str(IMG / f"{name}.png"))
 
 
+async def shoot_down_to(page: Page, last: Locator, name: str) -> None:
+    """Screenshot from the top of the page down to ``last`` with a viewport just tall
+    enough (Streamlit scrolls inside its own container, so a full-page shot would not)."""
+    box = await last.bounding_box()
+    assert box is not None, f"{name}: nothing to frame"
+    size = page.viewport_size or {"width": 1440, "height": 900}
+    await page.set_viewport_size(
+        {"width": size["width"], "height": max(size["height"], int(box["y"] + box["height"]) + 16)}
+    )
+    await settle_layout(page)
+    await shoot(page, name)
+    await page.set_viewport_size(size)
+
+
+async def settle_layout(page: Page) -> None:
+    """Charts redraw after a resize; give them a moment."""
+    await page.wait_for_timeout(1500)
+
+
+async def sign_in(page: Page, heading: str) -> None:
+    """Sign in with the admin role token (a page load starts a new, signed-out session)."""
+    sidebar = page.get_by_test_id("stSidebar")
+    await sidebar.get_by_label("Role token", exact=True).fill(ADMIN_TOKEN)
+    await sidebar.get_by_role("button", name="Sign in").click()
+    await sidebar.get_by_text("Signed in as").wait_for(timeout=20_000)
+    await settle(page, heading)
+
+
 async def open_page(page: Page, title: str, heading: str) -> None:
     """Follow the sidebar navigation (keeps the signed-in session, unlike a reload)."""
     await page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
@@ -128,23 +184,28 @@ async def test_sign_in_find_a_transaction_dry_run_and_screenshot_every_page(stac
             await page.goto(stack.dashboard)
             await settle(page, "Operations home")
 
-            # Sign in with the admin role token.
-            sidebar = page.get_by_test_id("stSidebar")
-            await sidebar.get_by_label("Role token", exact=True).fill(ADMIN_TOKEN)
-            await sidebar.get_by_role("button", name="Sign in").click()
-            await sidebar.get_by_text("Signed in as").wait_for(timeout=20_000)
-            await settle(page, "Operations home")
+            await sign_in(page, "Operations home")
             await shoot(page, "home")
+
+            # The flagship: a completed quote-to-cash transaction, linked by ?cid=.
+            cid = stack.completed["correlation_id"]
+            await page.goto(f"{stack.dashboard}/Transactions?cid={cid}")
+            await settle(page, "Transactions")
+            await sign_in(page, "Transactions")
+            await page.get_by_text("Path across the systems").wait_for(timeout=20_000)
+            await settle(page, "Transactions")
+            await shoot_down_to(page, page.get_by_text("One lane per system"), "transaction")
 
             # Find the dead-lettered order by its Salesforce opportunity ID.
             await open_page(page, "Transactions", "Transactions")
             search = page.get_by_role("textbox", name="Search", exact=True)
             await search.fill(stack.dead_opportunity)
             await search.press("Enter")
+            await search.blur()  # a focused field is drawn with a red border
             await page.get_by_text("Dead letters of this transaction").wait_for(timeout=20_000)
             await settle(page, "Transactions")
             await page.get_by_text("Path across the systems").scroll_into_view_if_needed()
-            await shoot(page, "transaction")
+            await shoot(page, "transaction-dead-letter")
             await page.get_by_role("button", name="Dry-run a replay of this transaction").click()
             try:
                 await page.get_by_text("Dry run:").wait_for(timeout=20_000)

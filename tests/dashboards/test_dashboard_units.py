@@ -77,7 +77,7 @@ def test_chart_has_a_lane_per_system_present_in_fixed_order():
     links, points = spec["layer"]
     y = points["encoding"]["y"]
     assert y["scale"]["domain"] == ["crm", "interlock", "billing", "support"]
-    assert spec["height"] == 4 * 60
+    assert spec["height"] == 120 + 4 * 45
     assert links["mark"]["type"] == "line"
     assert links["encoding"]["detail"]["field"] == "link"
     assert points["mark"]["type"] == "point"
@@ -285,3 +285,42 @@ def test_time_axis_shows_dates_only_for_orders_spanning_days():
     later["event_time"] = "2026-12-24T09:00:00Z"
     spanning = timeline_chart([ev(1, "crm", "interlock"), later])
     assert spanning.to_dict()["layer"][1]["encoding"]["x"]["axis"]["format"] == "%m-%d %H:%M"
+
+
+# -- Transaction summary and customer names -----------------------------------------------
+
+
+def test_customer_of_prefers_the_stored_name_then_the_order_payload_then_the_id():
+    from dashboards._lineage_view import customer_of
+
+    order = {"kind": "order.created", "payload": {"customer": {"name": "Globex Ltd"}}}
+    other = {"kind": "opportunity.closed_won", "payload": {"customer_name": "Old name"}}
+    assert customer_of({"customer_name": "Acme GmbH", "customer_id": "001"}) == "Acme GmbH"
+    assert customer_of({"customer_id": "001", "events": [other, order]}) == "Globex Ltd"
+    assert customer_of({"customer_id": "001", "events": [other]}) == "Old name"
+    # No name anywhere: the account ID, never an invented name.
+    blank = {"kind": "order.created", "payload": {"customer": {"name": "  "}}}
+    assert customer_of({"customer_name": "", "customer_id": "001", "events": [blank]}) == "001"
+    assert customer_of({}) == "unknown customer"
+
+
+def test_summary_items_are_short_labels_with_full_values():
+    from dashboards._transaction_view import summary_items
+
+    detail = {
+        "order_ref": "006Wz000000000MIAQ",
+        "customer_id": "001Wz000000000LIAQ",
+        "amount": "11265",
+        "currency": "usd",
+        "state": "dead_lettered",
+        "events": [{}, {}],
+        "failed_count": 0,
+        "dead_letter_count": 1,
+    }
+    assert summary_items(detail) == [
+        ("Order", "006Wz000000000MIAQ"),
+        ("Customer", "001Wz000000000LIAQ"),
+        ("Amount", "USD 11,265.00"),
+        ("State", "dead_lettered"),
+        ("Events", "2 · 1 dead-lettered"),
+    ]
