@@ -6,12 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck unit system-deps bench clean help
+.PHONY: run test lint typecheck unit system-deps bench screenshots clean help
 
 help:
 	@echo "make run    start Interlock with the demo landscape (dashboard + control API)"
 	@echo "make test   install what is missing, lint, type-check and run the tests"
 	@echo "make bench  run the benchmarks in bench/ (prints figures; not a test)"
+	@echo "make screenshots  refresh docs/img/ from the real app in headless Chromium"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,10 @@ unit: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit
+
+# Refresh the README's screenshots from the real app (headless Chromium via Playwright).
+screenshots: $(STAMP) system-deps
+	INTERLOCK_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q tests/browser
 
 bench: $(STAMP)
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -2,11 +2,15 @@
 CRM and support sandboxes) with traffic, the real ``streamlit run`` child process, and
 Playwright driving the browser. Signs in, opens a completed quote-to-cash transaction,
 finds a dead-lettered order by its Salesforce opportunity ID, dry-runs its replay, and
-screenshots every page into ``docs/img/``."""
+screenshots every page: into ``$INTERLOCK_SCREENSHOTS`` when set (``make screenshots``
+refreshes the README's pictures in ``docs/img/``), otherwise into a temporary folder, so a
+test run never rewrites tracked files."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,7 +33,9 @@ from tracing import correlation_id_for
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 CHROMIUM = Path("/usr/bin/chromium")
-IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+IMG = Path(
+    os.environ.get("INTERLOCK_SCREENSHOTS") or Path(tempfile.gettempdir()) / "interlock-screenshots"
+).resolve()
 ADMIN_TOKEN = "browser-admin-token"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
@@ -210,7 +216,7 @@ async def test_sign_in_find_a_transaction_dry_run_and_screenshot_every_page(stac
             try:
                 await page.get_by_text("Dry run:").wait_for(timeout=20_000)
             except Exception:
-                await page.screenshot(path="/tmp/dry-run-failure.png", full_page=True)
+                await page.screenshot(path=str(IMG / "dry-run-failure.png"), full_page=True)
                 raise
             await settle(page, "Transactions")
             assert "Nothing was sent." in await page.content()
