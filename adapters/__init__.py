@@ -12,7 +12,13 @@ from ._canonical import (
     Subscription,
     SupportCase,
 )
-from ._http import json_or_error, parse_retry_after, raise_for_response, translate_transport_error
+from ._http import (
+    HttpAdapter,
+    json_or_error,
+    parse_retry_after,
+    raise_for_response,
+    translate_transport_error,
+)
 from ._retry import RetryPolicy, retry_call
 
 __all__ = [
@@ -20,6 +26,7 @@ __all__ = [
     "BillingInterval",
     "CreditMemo",
     "Customer",
+    "HttpAdapter",
     "Invoice",
     "OrderLine",
     "Payment",

@@ -4,8 +4,10 @@ Interlock errors, so retry logic reads ``retriable`` and never a status code."""
 from __future__ import annotations
 
 import email.utils
+import ssl
 import time
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import httpx
 
@@ -19,7 +21,14 @@ from tracing import (
     ValidationError,
 )
 
-__all__ = ["json_or_error", "parse_retry_after", "raise_for_response", "translate_transport_error"]
+__all__ = [
+    "HttpAdapter",
+    "json_or_error",
+    "parse_retry_after",
+    "raise_for_response",
+    "tls_verify",
+    "translate_transport_error",
+]
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -79,3 +88,45 @@ def json_or_error(response: httpx.Response, *, system: str) -> Any:
         return response.json()
     except ValueError as exc:
         raise RemoteError(f"non-JSON answer: {response.text[:200]}", system=system) from exc
+
+
+def tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """httpx's ``verify`` for a flag or a CA bundle path (httpx deprecates ``verify=<str>``)."""
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+
+
+class HttpAdapter:
+    """Base of the async adapters: an ``httpx.AsyncClient`` and its lifecycle.
+
+    A ``client`` given by the caller is used as is and never closed here;
+    otherwise one is made from ``client_options`` and closed by :meth:`aclose`.
+    An async context manager. ``repr`` shows only :meth:`_repr_args`, which
+    subclasses fill with what is safe to log, so credentials never appear.
+    """
+
+    def __init__(self, client: httpx.AsyncClient | None = None, **client_options: Any) -> None:
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(**client_options)
+
+    def _repr_args(self) -> str:
+        """The text between the parentheses of ``repr``: never a secret."""
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._repr_args()})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this adapter created it."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -16,13 +16,12 @@ import re
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
-from types import TracebackType
 from typing import Any
 
 import httpx
 
 from adapters._canonical import BillingInterval, Customer, Invoice, SalesOrder, Subscription
-from adapters._http import json_or_error, translate_transport_error
+from adapters._http import HttpAdapter, json_or_error, translate_transport_error
 from tracing import ConflictError, IntegrationError, ValidationError
 
 from ._form import FormValue, encode_form, to_minor_units
@@ -50,7 +49,7 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 TEST_PAYMENT_METHOD = "pm_card_visa"
 
 
-class BillingAdapter:
+class BillingAdapter(HttpAdapter):
     """Async client of a Stripe-shaped billing platform; an async context manager.
 
     ``client`` lets tests pass an ``httpx.AsyncClient`` (its base URL and
@@ -79,8 +78,7 @@ class BillingAdapter:
         if not api_key:
             raise ValueError("api_key is required")
         self.api_base = api_base.rstrip("/")
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(base_url=self.api_base, timeout=timeout)
+        super().__init__(client, base_url=self.api_base, timeout=timeout)
         self._auth = {"Authorization": f"Bearer {api_key}"}
         self.max_subscription_items = max_subscription_items
         self.attach_test_card = attach_test_card
@@ -91,23 +89,8 @@ class BillingAdapter:
         # Locks live as long as someone waits on them; no unbounded growth.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    def __repr__(self) -> str:
-        return f"BillingAdapter(api_base={self.api_base!r})"  # never the key
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> BillingAdapter:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    def _repr_args(self) -> str:
+        return f"api_base={self.api_base!r}"  # never the key
 
     # -- transport ---------------------------------------------------------
 

@@ -7,11 +7,9 @@ lists. What leaves is ``OpportunityChange``, ``SalesOrder`` and ``Customer``.
 from __future__ import annotations
 
 import json
-import ssl
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -26,7 +24,7 @@ from tracing import (
 )
 
 from .._canonical import BillingInterval, Customer, OrderLine, SalesOrder
-from .._http import raise_for_response, translate_transport_error
+from .._http import HttpAdapter, raise_for_response, tls_verify, translate_transport_error
 
 __all__ = ["OpportunityChange", "SalesforceAdapter"]
 
@@ -89,7 +87,7 @@ def _decimal(value: Any, field: str) -> Decimal | None:
     return Decimal(str(value))
 
 
-class SalesforceAdapter:
+class SalesforceAdapter(HttpAdapter):
     """Async client of one Salesforce org's REST API.
 
     ``verify`` is passed to httpx (a CA bundle path for the sandbox). A
@@ -116,31 +114,10 @@ class SalesforceAdapter:
         self._base = instance_url.rstrip("/")
         self._api = f"{self._base}/services/data/{api_version}"
         self._headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
-        self._own_client = client is None
-        # A CA bundle path becomes an SSL context: httpx deprecates verify=<str>.
-        tls: bool | ssl.SSLContext = (
-            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
-        )
-        self._client = client or httpx.AsyncClient(verify=tls, timeout=timeout)
+        super().__init__(client, verify=tls_verify(verify), timeout=timeout)
 
-    def __repr__(self) -> str:
-        return f"SalesforceAdapter(instance_url={self._base!r})"
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this adapter created it."""
-        if self._own_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> SalesforceAdapter:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    def _repr_args(self) -> str:
+        return f"instance_url={self._base!r}"
 
     # -- transport ---------------------------------------------------------
     async def _get(self, url: str, params: dict[str, str] | None = None) -> Any:

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from types import TracebackType
 from typing import Any
 
 import httpx
 
 from adapters._canonical import Customer, Invoice, SalesOrder
+from adapters._http import HttpAdapter
 from adapters.erp._locks import keyed_lock
 from adapters.erp._models import ErpInvoice, ErpSale
 from adapters.erp._rpc import SYSTEM, CreditHold, TrytonRpc
@@ -52,7 +52,7 @@ _INVOICE_FIELDS = ["number", "reference", "state", "total_amount"]
 _ID_ASC = [["id", "ASC"]]
 
 
-class TrytonAdapter:
+class TrytonAdapter(HttpAdapter):
     """Async client of one Tryton database over JSON-RPC.
 
     Example::
@@ -72,30 +72,13 @@ class TrytonAdapter:
         timeout: float = 10.0,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+        super().__init__(client, timeout=timeout)
         self._rpc = TrytonRpc(url, database, user, password, client=self._client)
         self._scope = (url.rstrip("/"), database)
         self._ids: dict[tuple[str, str], int] = {}  # cached look-ups: (kind, key) -> id
 
-    def __repr__(self) -> str:
-        return f"TrytonAdapter({self._scope[0]!r}, {self._scope[1]!r})"
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this adapter created it."""
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> TrytonAdapter:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    def _repr_args(self) -> str:
+        return f"{self._scope[0]!r}, {self._scope[1]!r}"
 
     async def health(self) -> bool:
         """True when the ERP answers an authenticated call."""

@@ -7,19 +7,22 @@ Every server gets a free port, is waited for until it answers, and is stopped
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import httpx
 
-__all__ = ["ManagedProcess", "free_port", "wait_for_http"]
+__all__ = ["ManagedProcess", "ManagedServer", "free_port", "wait_for_http"]
 
 
 def free_port() -> int:
@@ -137,6 +140,80 @@ class ManagedProcess:
             proc.wait()
 
     def __enter__(self) -> ManagedProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ManagedServer:
+    """Base of the launchers: one :class:`ManagedProcess` behind ``start``/``stop``.
+
+    A context manager. Subclasses build and start the process in :meth:`_launch`
+    and may wait for more than an HTTP answer in :meth:`_wait_ready`. ``start()``
+    is a no-op while a process is held; ``stop()`` is safe to call twice and
+    removes the work folder if :meth:`_workdir_or_temp` made it. A failed start
+    stops what it started. ``repr`` shows only ``url``, never credentials.
+    """
+
+    #: Seconds ``stop()`` gives the child after SIGTERM before SIGKILL.
+    stop_timeout = 10.0
+    url: str
+
+    def __init__(self) -> None:
+        self._process: ManagedProcess | None = None
+        self._owned_workdir: Path | None = None
+
+    def _workdir_or_temp(self, workdir: Path | None, prefix: str) -> Path:
+        """``workdir``, or a fresh temporary folder that ``stop()`` removes."""
+        if workdir is not None:
+            return workdir
+        self._owned_workdir = Path(tempfile.mkdtemp(prefix=prefix))
+        return self._owned_workdir
+
+    def _launch(self) -> ManagedProcess:
+        """Build the child process, start it and return it."""
+        raise NotImplementedError
+
+    def _wait_ready(self) -> None:
+        """Wait until the started server can serve; ``ManagedProcess`` did the rest."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={self.url!r})"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.alive()
+
+    def start(self) -> Self:
+        """Launch the server and wait until it is ready."""
+        if self._process is not None:
+            return self
+        try:
+            self._process = self._launch()
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the server; remove the work folder if this object created it."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.stop(self.stop_timeout)
+        if self._owned_workdir is not None:
+            shutil.rmtree(self._owned_workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

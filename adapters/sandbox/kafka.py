@@ -15,9 +15,9 @@ from __future__ import annotations
 import socket
 import time
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
-from ._process import ManagedProcess, free_port
+from ._process import ManagedProcess, ManagedServer, free_port
 
 __all__ = ["TansuBroker"]
 
@@ -41,8 +41,10 @@ def _wait_for_port(port: int, timeout: float, alive: ManagedProcess) -> None:
     raise TimeoutError(f"Tansu did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
-class TansuBroker:
+class TansuBroker(ManagedServer):
     """One Tansu broker child process; a context manager. ``start``/``stop`` are safe twice."""
+
+    stop_timeout = 5.0
 
     def __init__(
         self,
@@ -51,67 +53,47 @@ class TansuBroker:
         log_path: Path | None = None,
         ready_timeout: float = 15.0,
     ) -> None:
+        super().__init__()
         self.port = port or free_port()
+        self.url = f"tcp://{self.bootstrap}"
         self.log_path = log_path
         self.ready_timeout = ready_timeout
-        self._proc: ManagedProcess | None = None
 
     @property
     def bootstrap(self) -> str:
         """``127.0.0.1:PORT``, for ``bootstrap_servers``."""
         return f"127.0.0.1:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
     def running(self) -> bool:
-        return self._proc is not None and self._proc.alive()
+        """True while the broker process is alive."""
+        return self.alive()
 
-    def start(self) -> TansuBroker:
-        if self.running():
-            return self
-        url = f"tcp://{self.bootstrap}"
-        proc = ManagedProcess(
+    def start(self) -> Self:
+        if self._process is not None and not self._process.alive():
+            self._process = None  # it died: launch a new one rather than hold a dead one
+        return super().start()
+
+    def _launch(self) -> ManagedProcess:
+        return ManagedProcess(
             "tansu",
             [
                 _broker_bin(),
                 "broker",
                 "--listener-url",
-                url,
+                self.url,
                 "--advertised-listener-url",
-                url,
+                self.url,
                 "--storage-engine",
                 "memory://tansu/",
             ],
             log_path=self.log_path,
-        )
-        proc.start()
-        self._proc = proc
-        try:
-            _wait_for_port(self.port, self.ready_timeout, proc)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        ).start()
 
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            proc.stop(timeout=5.0)
+    def _wait_ready(self) -> None:
+        if self._process is not None:  # always set by start() before it waits
+            _wait_for_port(self.port, self.ready_timeout, self._process)
 
     def restart(self) -> None:
         """Stop and start again on the same port (memory storage: it comes back empty)."""
         self.stop()
         self.start()
-
-    def __enter__(self) -> TansuBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

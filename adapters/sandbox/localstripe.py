@@ -16,16 +16,15 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
-from ._process import ManagedProcess, free_port
+from ._process import ManagedProcess, ManagedServer, free_port
 
 __all__ = ["LocalStripeServer", "main"]
 
 
-class LocalStripeServer:
+class LocalStripeServer(ManagedServer):
     """localstripe as a child process on 127.0.0.1, state in memory; a context manager.
 
     ``port`` defaults to a free port. Any ``sk_test_...`` key is accepted by
@@ -39,37 +38,25 @@ class LocalStripeServer:
         ready_timeout: float = 30.0,
         log_path: Path | None = None,
     ) -> None:
+        super().__init__()
         self.port = port if port is not None else free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Any sk_test_ key works; the key stays out of reprs, hence out of logs.
         self.api_key = "sk_test_" + secrets.token_hex(12)
-        self._process = ManagedProcess.python_module(
+        self.ready_timeout = ready_timeout
+        self.log_path = log_path
+
+    def _launch(self) -> ManagedProcess:
+        return ManagedProcess.python_module(
             "localstripe",
             "adapters.sandbox.localstripe",
             "--port",
             str(self.port),
             # localstripe answers 404 at its root once it listens: good enough for ready.
             ready_url=self.url + "/",
-            ready_timeout=ready_timeout,
-            log_path=log_path,
-        )
-
-    def __repr__(self) -> str:
-        # The key stays out of reprs, hence out of logs and test reports.
-        return f"LocalStripeServer(url={self.url!r})"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
-    def alive(self) -> bool:
-        return self._process.alive()
-
-    def start(self) -> LocalStripeServer:
-        self._process.start()
-        return self
-
-    def stop(self) -> None:
-        self._process.stop()
+            ready_timeout=self.ready_timeout,
+            log_path=self.log_path,
+        ).start()
 
     def configure_webhook(self, url: str, secret: str, events: list[str] | None = None) -> None:
         """Register (or replace) a webhook endpoint; ``events`` None means every type.
@@ -87,17 +74,6 @@ class LocalStripeServer:
             raise RuntimeError(
                 f"localstripe refused the webhook for {url}: HTTP {response.status_code}"
             )
-
-    def __enter__(self) -> LocalStripeServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

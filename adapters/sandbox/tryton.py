@@ -35,11 +35,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
-from adapters.sandbox._process import ManagedProcess, free_port
+from adapters.sandbox._process import ManagedProcess, ManagedServer, free_port
 
 __all__ = ["DATABASE", "USER", "TrytonServer", "build_template", "cache_root"]
 
@@ -158,7 +157,7 @@ def _project_root() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
-class TrytonServer:
+class TrytonServer(ManagedServer):
     """A trytond server on a copy of the template; a context manager.
 
     ``start()`` waits until a login succeeds; ``stop()`` is safe to call twice.
@@ -172,22 +171,19 @@ class TrytonServer:
         cache_dir: Path | None = None,
         ready_timeout: float = 60.0,
     ) -> None:
+        super().__init__()
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.database = DATABASE
         self.user = USER
         self.password = ""
-        self._own_workdir = workdir is None
         # Absolute: the server runs with its workdir as the current directory.
-        self.workdir = (workdir or Path(tempfile.mkdtemp(prefix="interlock-tryton-"))).resolve()
+        self.workdir = self._workdir_or_temp(workdir, "interlock-tryton-").resolve()
         self._cache_dir = cache_dir
         self._ready_timeout = ready_timeout
-        self._process: ManagedProcess | None = None
 
-    def start(self) -> TrytonServer:
-        """Copy the template, write the config, start trytond and wait for a login."""
-        if self._process is not None:
-            return self
+    def _launch(self) -> ManagedProcess:
+        """Copy the template, write the config and start trytond."""
         template = build_template(self._cache_dir)
         self.password = (template.parent / _LOGIN_FILE).read_text().strip()
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -202,23 +198,17 @@ class TrytonServer:
             target.with_name(target.name + suffix).unlink(missing_ok=True)
         shutil.copyfile(template, target)
         conf = _write_config(self.workdir, data, self.port)
-        process = ManagedProcess(
+        return ManagedProcess(
             "tryton",
             # -d loads the pool at start: without it the first login fails (trytond 8.2).
             [str(_BIN / "trytond"), "-c", str(conf), "-d", DATABASE],
             env=_ENV,
             cwd=self.workdir,
             log_path=self.workdir / "trytond.log",
-        )
-        self._process = process.start()
-        try:
-            self._wait_for_login()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        ).start()
 
-    def _wait_for_login(self) -> None:
+    def _wait_ready(self) -> None:
+        """Wait until a login succeeds: trytond answers HTTP before its pool is loaded."""
         deadline = time.monotonic() + self._ready_timeout
         body = {
             "id": 0,
@@ -238,25 +228,6 @@ class TrytonServer:
                 last = type(exc).__name__
             time.sleep(0.1)
         raise TimeoutError(f"trytond at {self.url} not ready in {self._ready_timeout}s ({last})")
-
-    def stop(self) -> None:
-        """Stop the server; remove the work folder if this object created it."""
-        process, self._process = self._process, None
-        if process is not None:
-            process.stop()
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> TrytonServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

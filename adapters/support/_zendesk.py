@@ -8,7 +8,6 @@ header), so a redelivered event never opens a second ticket.
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -16,14 +15,14 @@ import httpx
 from tracing import InterlockError, RemoteError, ValidationError
 
 from .._canonical import Customer, SalesOrder, SupportCase
-from .._http import raise_for_response, translate_transport_error
+from .._http import HttpAdapter, raise_for_response, translate_transport_error
 
 __all__ = ["ZendeskAdapter"]
 
 SYSTEM = "support"
 
 
-class ZendeskAdapter:
+class ZendeskAdapter(HttpAdapter):
     """Async client of one Zendesk account, authenticated with an API token.
 
     A ``client`` given by the caller is used as is and not closed by
@@ -47,27 +46,10 @@ class ZendeskAdapter:
     ) -> None:
         self._api = base_url.rstrip("/") + "/api/v2"
         self._auth = httpx.BasicAuth(f"{email}/token", api_token)
-        self._own_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+        super().__init__(client, timeout=timeout)
 
-    def __repr__(self) -> str:
-        return f"ZendeskAdapter(base_url={self._api[:-7]!r})"
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this adapter created it."""
-        if self._own_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> ZendeskAdapter:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    def _repr_args(self) -> str:
+        return f"base_url={self._api[:-7]!r}"
 
     # -- transport ---------------------------------------------------------
     async def _call(

@@ -32,6 +32,30 @@ _VERSION = re.compile(r"^v(\d+)\.0$")
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 Handler = Callable[[Request, str], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def loopback_only(handler: Endpoint) -> Endpoint:
+    """``handler`` answering only 127.0.0.1: the sandbox control routes are not the API."""
+
+    async def endpoint(request: Request) -> Response:
+        if request.client is None or request.client.host not in _LOOPBACK:
+            return JSONResponse({"error": "sandbox control is loopback only"}, 403)
+        return await handler(request)
+
+    return endpoint
+
+
+def faults_endpoint(faults: Faults) -> Endpoint:
+    """``POST /_sandbox/faults``: configure ``faults`` from the JSON body; 400 if refused."""
+
+    async def set_faults(request: Request) -> Response:
+        try:
+            return JSONResponse(faults.configure(json.loads(await request.body() or b"{}")))
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+
+    return set_faults
 
 
 @dataclass
@@ -208,22 +232,6 @@ def create_app(store: Store, credentials: Credentials) -> ASGIApp:
             }
         )
 
-    def loopback(
-        handler: Callable[[Request], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            if request.client is None or request.client.host not in _LOOPBACK:
-                return JSONResponse({"error": "sandbox control is loopback only"}, 403)
-            return await handler(request)
-
-        return endpoint
-
-    async def set_faults(request: Request) -> Response:
-        try:
-            return JSONResponse(faults.configure(json.loads(await request.body() or b"{}")))
-        except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-
     async def touch(request: Request) -> Response:
         try:
             stamp = store.touch(request.path_params["record_id"])
@@ -247,9 +255,9 @@ def create_app(store: Store, credentials: Credentials) -> ASGIApp:
         Route("/services/oauth2/token", token, methods=["POST"]),
         Route("/services/data", versions, methods=["GET"]),
         Route("/services/data/", versions, methods=["GET"]),
-        Route("/_sandbox/faults", loopback(set_faults), methods=["POST"]),
-        Route("/_sandbox/touch/{record_id}", loopback(touch), methods=["POST"]),
-        Route("/_sandbox/stats", loopback(stats), methods=["GET"]),
+        Route("/_sandbox/faults", loopback_only(faults_endpoint(faults)), methods=["POST"]),
+        Route("/_sandbox/touch/{record_id}", loopback_only(touch), methods=["POST"]),
+        Route("/_sandbox/stats", loopback_only(stats), methods=["GET"]),
     ]
     for suffix in ("", "/"):
         routes += [

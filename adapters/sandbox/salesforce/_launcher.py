@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
-import tempfile
 from pathlib import Path
-from types import TracebackType
 
-from .._process import ManagedProcess, free_port
+from .._process import ManagedProcess, ManagedServer, free_port
 from ._tls import ensure_certificate
 
 __all__ = ["SalesforceSandbox", "load_or_create_credentials"]
@@ -35,7 +32,7 @@ def load_or_create_credentials(workdir: Path) -> dict[str, str]:
     return data
 
 
-class SalesforceSandbox:
+class SalesforceSandbox(ManagedServer):
     """The sandbox in a child process: ``python -m adapters.sandbox.salesforce``.
 
     A context manager; ``start()`` waits until it answers over TLS and
@@ -52,8 +49,8 @@ class SalesforceSandbox:
     def __init__(
         self, *, workdir: Path | None = None, port: int | None = None, page_size: int = 2000
     ) -> None:
-        self._own_workdir = workdir is None
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="sf-sandbox-"))
+        super().__init__()
+        self.workdir = self._workdir_or_temp(workdir, "sf-sandbox-")
         self.port = port or free_port()
         self.page_size = page_size
         self.url = f"https://127.0.0.1:{self.port}"
@@ -64,16 +61,10 @@ class SalesforceSandbox:
         self.username = creds["username"]
         self.password = creds["password"]
         self.token = creds["token"]
-        self._process: ManagedProcess | None = None
 
-    def __repr__(self) -> str:  # never shows the secrets
-        return f"SalesforceSandbox(url={self.url!r})"
-
-    def start(self) -> SalesforceSandbox:
-        if self._process is not None:
-            return self
+    def _launch(self) -> ManagedProcess:
         ensure_certificate(self.workdir / "cert.pem", self.workdir / "key.pem")
-        self._process = ManagedProcess.python_module(
+        return ManagedProcess.python_module(
             "salesforce-sandbox",
             "adapters.sandbox.salesforce",
             "--port",
@@ -87,24 +78,4 @@ class SalesforceSandbox:
             verify=self.ca_file,
             cwd=_ROOT,
             log_path=self.workdir / "server.log",
-        )
-        self._process.start()
-        return self
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            process.stop()
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> SalesforceSandbox:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        ).start()

@@ -18,16 +18,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..salesforce._app import Endpoint, faults_endpoint, loopback_only
 from ..salesforce._faults import Faults
 from ._store import Invalid, NotFound, Store
 
 __all__ = ["Account", "create_app"]
 
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _MAX_PER_PAGE = 100
 _RATE_LIMIT = 700
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
@@ -287,20 +285,6 @@ def create_app(store: Store, account: Account) -> Starlette:
             }
         )
 
-    def loopback(handler: Endpoint) -> Endpoint:
-        async def endpoint(request: Request) -> Response:
-            if request.client is None or request.client.host not in _LOOPBACK:
-                return JSONResponse({"error": "sandbox control is loopback only"}, 403)
-            return await handler(request)
-
-        return endpoint
-
-    async def set_faults(request: Request) -> Response:
-        try:
-            return JSONResponse(faults.configure(json.loads(await request.body() or b"{}")))
-        except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-
     async def stats(request: Request) -> Response:
         return JSONResponse(
             {
@@ -334,8 +318,8 @@ def create_app(store: Store, account: Account) -> Starlette:
             Route(f"{v2}/tickets.json", api(tickets), methods=["GET", "POST"]),
             Route(f"{v2}/tickets/{{ticket_id:int}}.json", api(ticket), methods=["GET", "PUT"]),
             Route(f"{v2}/incremental/tickets/cursor.json", api(incremental), methods=["GET"]),
-            Route("/_sandbox/faults", loopback(set_faults), methods=["POST"]),
-            Route("/_sandbox/stats", loopback(stats), methods=["GET"]),
+            Route("/_sandbox/faults", loopback_only(faults_endpoint(faults)), methods=["POST"]),
+            Route("/_sandbox/stats", loopback_only(stats), methods=["GET"]),
         ],
     )
 
