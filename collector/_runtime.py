@@ -287,7 +287,11 @@ class Runtime:
                 rate_per_minute=s.demo.rate_per_minute,
                 faults=s.demo.faults,
                 seed=s.demo.seed,
-                proxies={"erp": self.landscape.erp_proxy, "billing": self.landscape.billing_proxy},
+                proxies={
+                    "erp": self.landscape.erp_proxy,
+                    "billing": self.landscape.billing_proxy,
+                    "webhooks": self.landscape.webhook_proxy,
+                },
             )
             await self.traffic.start()
         return self.info

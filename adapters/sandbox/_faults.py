@@ -44,12 +44,15 @@ _HOP_BY_HOP = {
 class Faults:
     """The faults in force. ``down``: answer 503 as a gateway would.
     ``rate_limit``: answer 429 with ``Retry-After: retry_after`` to a share of
-    requests (1.0 = all). ``latency``: seconds added before forwarding."""
+    requests (1.0 = all). ``latency``: seconds added before forwarding.
+    ``duplicate``: forward a share of requests twice, as an at-least-once sender
+    redelivering after a lost acknowledgement does (the first answer is returned)."""
 
     down: bool = False
     rate_limit: float = 0.0
     retry_after: int = 1
     latency: float = 0.0
+    duplicate: float = 0.0
     #: Automatically clear every fault at this monotonic time (None: never).
     until: float | None = None
 
@@ -63,7 +66,7 @@ class FaultProxy:
         self._faults = Faults()
         self._lock = threading.Lock()
         self._counter = 0
-        self.stats: dict[str, int] = {"forwarded": 0, "down": 0, "rate_limited": 0}
+        self.stats: dict[str, int] = {"forwarded": 0, "down": 0, "rate_limited": 0, "duplicated": 0}
         self._client: httpx.AsyncClient | None = None
         app = Starlette(
             routes=[
@@ -126,10 +129,7 @@ class FaultProxy:
             return JSONResponse({"error": f"{self.name} unavailable"}, status_code=503)
         if faults.rate_limit > 0:
             self._counter += 1
-            if (
-                faults.rate_limit >= 1
-                or (self._counter * faults.rate_limit) % 1 < faults.rate_limit
-            ):
+            if _share(self._counter, faults.rate_limit):
                 self.stats["rate_limited"] += 1
                 return JSONResponse(
                     {"error": {"type": "rate_limit_error", "message": "Too many requests"}},
@@ -143,12 +143,23 @@ class FaultProxy:
         url = f"{self.upstream}{request.url.path}"
         if request.url.query:
             url += f"?{request.url.query}"
+        body = await request.body()
         try:
             upstream = await self._client.request(
-                request.method, url, headers=headers, content=await request.body()
+                request.method, url, headers=headers, content=body
             )
+            if faults.duplicate > 0:
+                self._counter += 1
+                if _share(self._counter, faults.duplicate):
+                    await self._client.request(request.method, url, headers=headers, content=body)
+                    self.stats["duplicated"] += 1
         except httpx.HTTPError as exc:
             return JSONResponse({"error": f"{self.name} unreachable: {exc}"}, status_code=502)
         self.stats["forwarded"] += 1
         out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
         return Response(upstream.content, status_code=upstream.status_code, headers=out_headers)
+
+
+def _share(counter: int, share: float) -> bool:
+    """Whether request number ``counter`` falls in ``share`` (0..1), evenly spread."""
+    return share >= 1 or (counter * share) % 1 < share

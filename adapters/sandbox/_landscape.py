@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlsplit
 
 from ._faults import FaultProxy
 
@@ -50,6 +51,8 @@ class Landscape:
         self.webhook_url = webhook_url
         self.erp_proxy: FaultProxy | None = None
         self.billing_proxy: FaultProxy | None = None
+        #: Between billing and Interlock's webhook endpoint, to inject redeliveries.
+        self.webhook_proxy: FaultProxy | None = None
         self._stack: list[object] = []
         self.endpoints: LandscapeEndpoints | None = None
 
@@ -80,7 +83,12 @@ class Landscape:
             self._stack.append(self.billing_proxy)
             webhook_secret = "whsec_" + secrets.token_hex(24)
             if self.webhook_url:
-                billing.configure_webhook(self.webhook_url, webhook_secret)
+                target = urlsplit(self.webhook_url)
+                self.webhook_proxy = FaultProxy(
+                    f"{target.scheme}://{target.netloc}", name="Interlock webhooks"
+                ).start()
+                self._stack.append(self.webhook_proxy)
+                billing.configure_webhook(f"{self.webhook_proxy.url}{target.path}", webhook_secret)
         except BaseException:
             self.stop()
             raise

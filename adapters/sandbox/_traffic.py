@@ -69,7 +69,7 @@ _FIRST = ["ada", "grace", "alan", "edsger", "barbara", "donald", "margaret", "ke
 @dataclass(frozen=True)
 class FaultPhase:
     name: str
-    target: str  # "erp" | "billing" | "crm"
+    target: str  # "erp" | "billing" | "webhooks"
     duration: float
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -78,6 +78,7 @@ DEFAULT_PHASES = (
     FaultPhase("ERP down", "erp", 25.0, {"down": True}),
     FaultPhase("billing 429 storm", "billing", 15.0, {"rate_limit": 1.0, "retry_after": 2}),
     FaultPhase("ERP slow", "erp", 20.0, {"latency": 1.5}),
+    FaultPhase("duplicate webhook deliveries", "webhooks", 30.0, {"duplicate": 1.0}),
 )
 
 

@@ -69,3 +69,12 @@ def test_faults_expire_and_can_be_set_over_http(proxy):
     time.sleep(0.35)
     assert httpx.get(f"{proxy.url}/x").status_code == 200
     assert httpx.post(f"{proxy.url}/_faults", json={"flood": 1}).status_code == 422
+
+
+def test_duplicate_delivers_twice_and_answers_once(proxy):
+    proxy.set(duplicate=1.0)
+    before = proxy.stats["duplicated"]
+    r = httpx.post(f"{proxy.url}/webhooks/stripe", content=b"{}")
+    proxy.clear()
+    assert r.status_code == 200
+    assert proxy.stats["duplicated"] == before + 1

@@ -240,3 +240,23 @@ async def test_a_forged_billing_webhook_is_rejected_and_recorded(stack: Stack) -
         'interlock_webhook_rejected_total{reason="signature_mismatch",system="billing"} 1.0'
         in metrics
     )
+
+
+async def test_a_duplicated_billing_webhook_still_posts_one_invoice(
+    stack: Stack, erp: TrytonAdapter
+) -> None:
+    assert stack.landscape.webhook_proxy is not None
+    stack.landscape.webhook_proxy.set(duplicate=1.0)
+    try:
+        opp = await stack.traffic.create_deal(close="won")
+        tx = await stack.wait_for(opp, _has("invoice.paid", "duplicate"))
+        tx = await stack.wait_for(opp, _has("invoice.posted"))
+    finally:
+        stack.landscape.webhook_proxy.clear()
+    ok = [e["kind"] for e in tx["events"] if e["status"] == "ok"]
+    assert ok.count("invoice.paid") == 1 and ok.count("invoice.posted") == 1
+    posted = next(e for e in tx["events"] if e["kind"] == "invoice.posted")
+    invoices = await erp._rpc.call(
+        "model.account.invoice.search", [[["reference", "=", posted["entity_id"]]]]
+    )
+    assert len(invoices) == 1
