@@ -40,11 +40,10 @@ from ._audit import (
 from ._corrections import apply_corrections
 from ._delivery import ItemResult, Live, Redelivery
 from ._errors import ApprovalRefused, NotFound, StateConflict
+from ._execution import claim_replay, finish_replay
 from ._models import (
-    REPLAYABLE_STATES,
     Corrections,
     DeadLetterState,
-    ItemState,
     PlanItem,
     ReplayPlan,
     ReplayState,
@@ -52,7 +51,6 @@ from ._models import (
     is_money_step,
 )
 from ._queries import (
-    ITEM_COLUMNS,
     allowed_states,
     apply_ddl,
     dead_letter_groups,
@@ -65,8 +63,6 @@ from ._queries import (
     read_replay,
     select_dead_letters,
     set_dead_letter_state,
-    states_of,
-    update_from_values,
 )
 
 __all__ = ["ReplayService", "TargetProbe"]
@@ -644,83 +640,9 @@ class ReplayService:
         """
         now = self._clock()
 
-        def claim(
-            conn: duckdb.DuckDBPyConnection,
-        ) -> tuple[str | None, Any, list[dict[str, Any]]]:
-            row = conn.execute(
-                "UPDATE replays SET state = ?, started_at = ? WHERE replay_id = ? AND state = ? "
-                "RETURNING corrections, selection",
-                [ReplayState.RUNNING.value, now, replay_id, ReplayState.APPROVED.value],
-            ).fetchone()
-            if row is None:
-                current = conn.execute(
-                    "SELECT state FROM replays WHERE replay_id = ?", [replay_id]
-                ).fetchone()
-                return ("missing" if current is None else str(current[0])), None, []
-            items = [
-                dict(zip(ITEM_COLUMNS, r, strict=True))
-                for r in conn.execute(
-                    f"SELECT {', '.join(ITEM_COLUMNS)} FROM replay_items WHERE replay_id = ?",
-                    [replay_id],
-                ).fetchall()
-            ]
-            # Re-check now: an approval can come hours after the request, and the
-            # dead letter may have been resolved or ignored meanwhile.
-            allowed = allowed_states(Selection.model_validate(json_value(row[1])))
-            states_now = states_of(conn, [i["dead_letter_id"] for i in items])
-            stale: list[list[Any]] = []
-            for item in items:
-                state = states_now.get(item["dead_letter_id"])
-                if item["action"] == "deliver" and state not in allowed:
-                    item["action"] = "skip"
-                    item["skip_reason"] = f"dead letter was {state} before the replay ran"
-                    stale.append([item["dead_letter_id"], item["skip_reason"]])
-            update_from_values(
-                conn,
-                "UPDATE replay_items AS i SET action = 'skip', skip_reason = v.why "
-                "FROM (VALUES {values}) AS v(dl, why) "
-                "WHERE i.replay_id = {a0} AND i.dead_letter_id = v.dl",
-                stale,
-                after=[replay_id],
-            )
-            deliver = [i["dead_letter_id"] for i in items if i["action"] == "deliver"]
-            set_dead_letter_state(
-                conn,
-                deliver,
-                DeadLetterState.REPLAYING,
-                by="interlock",
-                at=now,
-                note=f"replay {replay_id} running",
-                from_states=(DeadLetterState.OPEN, DeadLetterState.REPLAY_REQUESTED),
-            )
-            if DeadLetterState.RESOLVED in allowed:
-                # An explicit redo of resolved ones: they are being replayed again.
-                set_dead_letter_state(
-                    conn,
-                    deliver,
-                    DeadLetterState.REPLAYING,
-                    by="interlock",
-                    at=now,
-                    note=f"replay {replay_id} redoing a resolved step",
-                    from_states=(DeadLetterState.RESOLVED,),
-                )
-            held = [
-                i["dead_letter_id"]
-                for i in items
-                if i["action"] == "skip" and i["skip_reason"] == "target already holds the effect"
-            ]
-            set_dead_letter_state(
-                conn,
-                held,
-                DeadLetterState.RESOLVED,
-                by="interlock",
-                at=now,
-                note=f"the target already holds the effect (checked by replay {replay_id})",
-                from_states=REPLAYABLE_STATES,
-            )
-            return None, json_value(row[0]), items
-
-        refused, raw_corrections, items = await self._lineage.write(claim)
+        refused, raw_corrections, items = await self._lineage.write(
+            lambda conn: claim_replay(conn, replay_id, now)
+        )
         if refused == "missing":
             raise NotFound(f"no replay {replay_id}")
         if refused is not None:
@@ -749,92 +671,9 @@ class ReplayService:
         self, replay_id: str, items: Sequence[dict[str, Any]], results: Sequence[ItemResult]
     ) -> None:
         now = self._clock()
-        by_id = {r.dead_letter_id: r for r in results}
-        succeeded = [r for r in results if r.state is ItemState.SUCCEEDED]
-        failed = [r for r in results if r.state in (ItemState.FAILED, ItemState.TIMEOUT)]
-        skipped = [i for i in items if i["action"] == "skip"]
-        final = ReplayState.FAILED if failed else ReplayState.COMPLETED
 
         def fn(conn: duckdb.DuckDBPyConnection) -> tuple[None, dict[str, Any]]:
-            rows: list[list[Any]] = []
-            for item in items:
-                result = by_id.get(item["dead_letter_id"])
-                if result is None:
-                    rows.append([item["dead_letter_id"], ItemState.SKIPPED.value, None, None, None])
-                else:
-                    rows.append(
-                        [
-                            result.dead_letter_id,
-                            result.state.value,
-                            result.replayed_event_id,
-                            result.outcome_event_id,
-                            result.error,
-                        ]
-                    )
-            update_from_values(
-                conn,
-                "UPDATE replay_items AS i SET state = v.state, replayed_event_id = v.replayed, "
-                "outcome_event_id = v.outcome, error = v.error, updated_at = {b0} "
-                "FROM (VALUES {values}) AS v(dl, state, replayed, outcome, error) "
-                "WHERE i.replay_id = {a0} AND i.dead_letter_id = v.dl",
-                rows,
-                before=[now],
-                after=[replay_id],
-            )
-            replayable = [state.value for state in REPLAYABLE_STATES]
-            update_from_values(
-                conn,
-                "UPDATE dead_letters AS d SET state = 'resolved', state_changed_at = {b0}, "
-                "state_changed_by = 'interlock', state_note = {b1}, "
-                "resolved_by_event = v.outcome FROM (VALUES {values}) AS v(dl, outcome) "
-                "WHERE d.event_id = v.dl AND d.state IN ({a0}, {a1}, {a2})",
-                [[r.dead_letter_id, r.outcome_event_id] for r in succeeded],
-                before=[now, f"replay {replay_id} succeeded"],
-                after=replayable,
-            )
-            reopened = set(
-                set_dead_letter_state(
-                    conn,
-                    [r.dead_letter_id for r in failed],
-                    DeadLetterState.OPEN,
-                    by="interlock",
-                    at=now,
-                    note=f"replay {replay_id} failed",
-                    from_states=(DeadLetterState.REPLAYING, DeadLetterState.REPLAY_REQUESTED),
-                )
-            )
-            update_from_values(
-                conn,
-                "UPDATE dead_letters AS d SET attempts = d.attempts + 1, last_failed_at = {b0}, "
-                "error_message = v.error FROM (VALUES {values}) AS v(dl, error) "
-                "WHERE d.event_id = v.dl",
-                [
-                    [r.dead_letter_id, r.error or f"replay {replay_id} failed"]
-                    for r in failed
-                    if r.dead_letter_id in reopened
-                ],
-                before=[now],
-            )
-            conn.execute(
-                "UPDATE replays SET state = ?, finished_at = ?, skipped = ?, delivered = ?, "
-                "succeeded = ?, failed = ? WHERE replay_id = ?",
-                [
-                    final.value,
-                    now,
-                    len(skipped),
-                    sum(1 for r in results if r.replayed_event_id),
-                    len(succeeded),
-                    len(failed),
-                    replay_id,
-                ],
-            )
-            what = {
-                "total": len(items),
-                "skipped": len(skipped),
-                "succeeded": len(succeeded),
-                "failed": len(failed),
-                "errors": sorted({r.error for r in failed if r.error})[:10],
-            }
+            final, what = finish_replay(conn, replay_id, items, results, now)
             return None, self._audit_fields(
                 _SYSTEM, "replay.execute", replay_id, None, what, final.value
             )
