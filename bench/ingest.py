@@ -35,7 +35,7 @@ from collector._bus import EmbeddedBus
 from collector._kafka import ensure_topics
 from collector._kafka_codec import encode_event
 from collector._kafka_settings import KafkaSettings
-from collector._lineage import AsyncLineage, LineageStore
+from collector._lineage import CHECKPOINT_THRESHOLD, AsyncLineage, LineageStore
 from collector._lineage_rows import EVENT_COLUMNS, batch_table
 from collector._schema import DDL
 from tracing import Event
@@ -90,6 +90,8 @@ def raw_duckdb(events: list[Event], path: Path) -> float:
         for i in range(0, len(events), BATCH)
     ]
     con = duckdb.connect(str(path))
+    # The store's own checkpoint setting, so B is the floor of the same insert.
+    con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
     con.execute(DDL)
     started = time.perf_counter()
     for table in tables:

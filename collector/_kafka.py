@@ -29,10 +29,11 @@ from opentelemetry.trace import SpanKind
 from tracing import BusError, Event, context_from_traceparent, inject_headers, tracer
 
 from ._bus import Handler
-from ._kafka_codec import H_KIND, H_TRACEPARENT, encode_event, header
+from ._kafka_codec import H_KIND, H_TRACEPARENT, Headers, encode_event, header
 from ._kafka_consumer import ConsumerLoop, Delivery
 from ._kafka_metrics import KafkaMetrics
 from ._kafka_settings import KafkaSettings
+from ._lineage_rows import EnvelopeColumns
 
 __all__ = ["BatchHandler", "BusBackpressure", "KafkaBus", "KafkaSettings"]
 
@@ -218,6 +219,61 @@ class KafkaBus:
         self.run_loop(loop)
         return loop
 
+    def subscribe_columns(
+        self,
+        group: str,
+        handler: Callable[[EnvelopeColumns], Awaitable[None]],
+        *,
+        max_batch: int | None = None,
+    ) -> ConsumerLoop:
+        """``subscribe_batch`` for the collector's fast path: whole batches as columns.
+
+        Each fetched batch is decoded straight into lineage columns (the payload
+        stays the JSON text it came as; no ``Event`` objects), with the records
+        of dead-lettered messages added at the end. Offsets are committed only
+        after ``handler`` returns.
+        """
+        if self._producer is None:
+            raise BusError("start the bus before subscribing a batch handler", system="kafka")
+
+        attrs: dict[str, str | int] = {
+            **messaging_attributes(self.settings, "process"),
+            "messaging.consumer.group.name": group,
+        }
+        name = f"process {self.settings.events_topic}"
+
+        async def process(
+            columns: EnvelopeColumns, rejected: Sequence[Event], headers: Sequence[Headers]
+        ) -> None:
+            links = _header_links(headers[:_MAX_LINKS])
+            ctx = None
+            if len(headers) == 1:
+                ctx = context_from_traceparent(header(headers[0], H_TRACEPARENT))
+            with tracer().start_as_current_span(
+                name,
+                context=ctx,
+                kind=SpanKind.CONSUMER,
+                links=links,
+                attributes={
+                    **attrs,
+                    "messaging.batch.message_count": len(columns) + len(rejected),
+                },
+            ):
+                columns.extend_events(rejected)
+                await handler(columns)
+
+        loop = ConsumerLoop(
+            self.settings,
+            group,
+            _unused_process,
+            producer=self._producer,
+            metrics=self.metrics,
+            max_batch=max_batch,
+            process_columns=process,
+        )
+        self.run_loop(loop)
+        return loop
+
     def run_loop(self, loop: ConsumerLoop) -> None:
         """Own and run a consumer loop built on this bus's producer (the collector's)."""
         self._loops.append(loop)
@@ -334,12 +390,21 @@ class KafkaBus:
 
 
 def _links(deliveries: Sequence[Delivery]) -> list[trace.Link]:
+    return _header_links([d.headers for d in deliveries])
+
+
+def _header_links(headers: Sequence[Headers]) -> list[trace.Link]:
     links = []
-    for d in deliveries:
-        ctx = context_from_traceparent(header(d.headers, H_TRACEPARENT))
+    for hdrs in headers:
+        ctx = context_from_traceparent(header(hdrs, H_TRACEPARENT))
         if ctx is not None:
             links.append(trace.Link(trace.get_current_span(ctx).get_span_context()))
     return links
+
+
+async def _unused_process(_deliveries: Sequence[Delivery], _rejected: Sequence[Event]) -> None:
+    # A columns loop never hands out deliveries.
+    raise AssertionError("a columns consumer loop got deliveries")
 
 
 def _report_death(task: asyncio.Task[None]) -> None:

@@ -21,11 +21,19 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from tracing import BusError, Event, StoreError
 
-from ._kafka_codec import Headers, Rejected, dead_letter_headers, decode_batch, rejection_event
+from ._kafka_codec import (
+    Headers,
+    Rejected,
+    dead_letter_headers,
+    decode_batch,
+    decode_columns,
+    rejection_event,
+)
 from ._kafka_metrics import KafkaMetrics
 from ._kafka_settings import KafkaSettings
+from ._lineage_rows import EnvelopeColumns
 
-__all__ = ["ConsumerLoop", "Delivery", "Process"]
+__all__ = ["ConsumerLoop", "Delivery", "Process", "ProcessColumns"]
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +63,20 @@ class _Batch:
     offsets: dict[TopicPartition, OffsetAndMetadata]
     size: int
     member: object
+    #: The good messages as lineage columns, when the loop decodes to columns.
+    columns: EnvelopeColumns | None = None
+    #: Headers of the good messages (for span links), with ``columns``.
+    headers: list[Headers] | None = None
 
 
 #: Handles a batch: the good deliveries in log order, and the lineage records of
 #: the messages sent to the dead-letter topic. Returns once they are durable.
 Process = Callable[[Sequence[Delivery], Sequence[Event]], Awaitable[None]]
+
+#: The collector's faster twin of ``Process``: the good messages decoded
+#: straight into lineage columns (no ``Event`` objects), the dead-letter records,
+#: and the good messages' headers. Returns once they are durable.
+ProcessColumns = Callable[[EnvelopeColumns, Sequence[Event], Sequence[Headers]], Awaitable[None]]
 
 
 class ConsumerLoop:
@@ -74,10 +91,12 @@ class ConsumerLoop:
         producer: AIOKafkaProducer,
         metrics: KafkaMetrics,
         max_batch: int | None = None,
+        process_columns: ProcessColumns | None = None,
     ) -> None:
         self.settings = settings
         self.group = group
         self._process = process
+        self._process_columns = process_columns
         self._producer = producer
         self._metrics = metrics
         self._max_batch = max_batch or settings.max_batch
@@ -168,20 +187,33 @@ class ConsumerLoop:
         self._metrics.oldest_age.labels(self.group).set(max(0.0, time.time() - oldest_ms / 1000))
         self._metrics.batch_size.labels(self.group).observe(len(records))
 
-        decoded = decode_batch([m.value for _, m in records], [m.headers for _, m in records])
-        rejections: list[Event] = []
+        offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "") for tp, msgs in fetched.items()}
+        values = [m.value for _, m in records]
+        headers = [m.headers for _, m in records]
+        if self._process_columns is not None:
+            columns, rejected = decode_columns(values, headers)
+            rejections: list[Event] = []
+            if rejected:
+                rejections = await self._dead_letter(records, rejected)
+                bad = {r.index for r in rejected}
+                headers = [h for i, h in enumerate(headers) if i not in bad]
+            return _Batch([], rejections, offsets, len(records), membership[1], columns, headers)
+        decoded = decode_batch(values, headers)
+        rejections = []
         if decoded.rejected:
             rejections = await self._dead_letter(records, decoded.rejected)
         deliveries = [
             Delivery(e, records[i][1].partition, records[i][1].offset, records[i][1].headers, None)
             for i, e in decoded.events
         ]
-        offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "") for tp, msgs in fetched.items()}
         return _Batch(deliveries, rejections, offsets, len(records), membership[1])
 
     async def _store(self, batch: _Batch) -> None:
         started = time.perf_counter()
-        await self._process(batch.deliveries, batch.rejections)
+        if batch.columns is not None and self._process_columns is not None:
+            await self._process_columns(batch.columns, batch.rejections, batch.headers or [])
+        else:
+            await self._process(batch.deliveries, batch.rejections)
         self._metrics.commit_seconds.labels(self.group, "store").observe(
             time.perf_counter() - started
         )

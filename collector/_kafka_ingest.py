@@ -24,6 +24,7 @@ from ._kafka_consumer import ConsumerLoop
 from ._kafka_metrics import KafkaMetrics
 from ._kafka_settings import KafkaSettings
 from ._lineage import AsyncLineage, LineageStore
+from ._lineage_rows import EnvelopeColumns
 
 __all__ = ["DEFAULT_GROUP", "KafkaCollector", "main"]
 
@@ -72,7 +73,10 @@ class KafkaCollector:
         if self._loop is not None:
             return
         await self.bus.start()
-        self._loop = self.bus.subscribe_batch(self.group, self._write, max_batch=self._max_batch)
+        # The fast path: message bodies decoded straight into lineage columns.
+        self._loop = self.bus.subscribe_columns(
+            self.group, self._write_columns, max_batch=self._max_batch
+        )
 
     async def wait_ready(self, within: float = 10.0) -> None:
         """Wait until the consumer has joined Kafka (not necessarily got partitions)."""
@@ -83,6 +87,14 @@ class KafkaCollector:
         """Stop consuming (an unfinished batch is not committed, so it is redelivered)."""
         self._loop = None
         await self.bus.stop()
+
+    async def _write_columns(self, columns: EnvelopeColumns) -> None:
+        if not len(columns):
+            return
+        outcome = await self.lineage.write_columns(columns)
+        self.stored += outcome.result.inserted
+        self.duplicates += outcome.result.duplicates
+        self.batches += 1
 
     async def _write(self, events: Sequence[Event]) -> None:
         if not events:

@@ -128,6 +128,10 @@ async def test_offsets_are_committed_only_after_the_lineage_commit(settings):
             FailingLineage.calls += 1
             raise StoreError("disk full")
 
+        async def write_columns(self, columns):
+            FailingLineage.calls += 1
+            raise StoreError("disk full")
+
     failing = KafkaCollector(settings, FailingLineage())  # type: ignore[arg-type]
     await failing.start()
     await _wait(lambda: FailingLineage.calls >= 2)  # retried from the same offsets
