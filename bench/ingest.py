@@ -1,6 +1,7 @@
 """Ingest throughput: Kafka end to end and the embedded bus, beside raw baselines.
 
     python bench/ingest.py [--events N]
+    python bench/ingest.py --collector-only --events 5000000 [--memory-limit 256MB] [--threads 1]
 
 Baseline A: an aiokafka consumer that only fetches the messages. Baseline B:
 DuckDB inserting the same rows from pre-built Arrow tables. Interlock Kafka: the
@@ -8,6 +9,11 @@ collector (decode, validate, dedupe, DuckDB commit, offset commit) on messages
 already in the topic. Interlock embedded: publish through the embedded bus into
 the same lineage pipeline. Not a test; it prints figures, the last line as
 ``name=value`` pairs.
+
+``--collector-only`` measures the collector process alone at large N: the
+messages are formatted from one encoded envelope (nothing is held in the bench
+process) and produced while the collector consumes; its resident memory is
+sampled as the store grows and its peak (VmHWM) reported.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,11 +42,12 @@ from adapters.sandbox.kafka import TansuBroker
 from collector._bus import EmbeddedBus
 from collector._kafka import ensure_topics
 from collector._kafka_codec import encode_event
+from collector._kafka_ingest import KafkaCollector
 from collector._kafka_settings import KafkaSettings
 from collector._lineage import CHECKPOINT_THRESHOLD, AsyncLineage, LineageStore
 from collector._lineage_rows import EVENT_COLUMNS, batch_table
 from collector._schema import DDL
-from tracing import Event
+from tracing import ConfigError, Event
 
 BATCH = 5_000
 #: Smaller batches bound the collector's memory (decoded envelopes in flight).
@@ -114,12 +123,193 @@ async def committed(settings: KafkaSettings, group: str) -> int:
         await consumer.stop()
 
 
-def peak_rss_of(pid: int) -> float:
-    """Peak resident memory (VmHWM) of a running process, in MB."""
+def peak_rss_of(pid: int, field: str = "VmHWM") -> float:
+    """Peak (VmHWM) or current (VmRSS) resident memory of a running process, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _templated(correlations: int = 10_000) -> tuple[bytes, bytes]:
+    """(body template, correlation-ID template): one encoded envelope with %-slots."""
+    e = make_events(1)[0]
+    _key, value, _headers = encode_event(e, {})
+    value = value.replace(b"%", b"%%")
+    for field, old in (
+        ("event_id", e.event_id),
+        ("correlation_id", e.correlation_id),
+        ("idempotency_key", e.idempotency_key),
+        ("entity_id", e.entity_id),
+        ("customer_id", e.customer_id or ""),
+    ):
+        needle = f'"{field}":"{old}"'.encode()
+        assert value.count(needle) == 1, field
+        value = value.replace(needle, f'"{field}":"%({field})s"'.encode())
+    return value, f"txn-%0{len(str(correlations))}d".encode()
+
+
+async def produce_stream(settings: KafkaSettings, n: int, chunk: int = 20_000) -> float:
+    """Produce ``n`` distinct envelopes formatted from one template; events/s."""
+    await ensure_topics(settings)
+    body, corr = _templated()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, acks="all", linger_ms=20, max_batch_size=1 << 20
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        for base in range(0, n, chunk):
+            futures = []
+            for i in range(base, min(n, base + chunk)):
+                eid = str(uuid.UUID(int=i + 1)).encode()
+                cid = corr % (i % 10_000)
+                value = body % {
+                    b"event_id": eid,
+                    b"correlation_id": cid,
+                    b"idempotency_key": b"idem-%d" % i,
+                    b"entity_id": b"SO-%d" % i,
+                    b"customer_id": b"cust-%d" % (i % 5000),
+                }
+                headers = [
+                    ("correlation-id", cid),
+                    ("event-id", eid),
+                    ("event-kind", b"order.created"),
+                    ("schema-version", b"1"),
+                ]
+                fut = await producer.send(settings.events_topic, value, key=cid, headers=headers)
+                futures.append(fut)
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return n / (time.perf_counter() - started)
+
+
+def _files_mb(folder: Path, pattern: str) -> float:
+    """Size of the files matching ``pattern`` (the DuckDB file and its WAL), in MB."""
+    return sum(p.stat().st_size for p in folder.glob(pattern)) / 1e6
+
+
+def _collector_cmd(
+    settings: KafkaSettings,
+    path: Path,
+    group: str,
+    memory_limit: str,
+    threads: int | None,
+    checkpoint_mb: int,
+) -> list[str]:
+    if threads is None:
+        # The shipped entry point (it has no threads option).
+        cmd = [sys.executable, "-m", "collector._kafka_ingest"]
+    else:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-collector"]
+        cmd += ["--threads", str(threads), "--checkpoint-threshold", str(checkpoint_mb)]
+    cmd += ["--bootstrap", settings.bootstrap, "--db", str(path), "--group", group]
+    cmd += ["--partitions", str(settings.partitions), "--max-batch", str(COLLECTOR_BATCH)]
+    if memory_limit:
+        cmd += ["--memory-limit", memory_limit]
+    return cmd
+
+
+async def collector_only(
+    n: int, memory_limit: str, threads: int | None, checkpoint_mb: int = 0
+) -> dict[str, float | int | str]:
+    """The collector process alone, fed while it runs: rate and memory as the store grows."""
+    group = "bench-collector"
+    with tempfile.TemporaryDirectory() as tmp, TansuBroker() as broker:
+        settings = KafkaSettings(bootstrap=broker.bootstrap, partitions=12, max_batch=BATCH)
+        await ensure_topics(settings)
+        path = Path(tmp) / "lineage.duckdb"
+        proc = subprocess.Popen(  # noqa: ASYNC220  # started once, before timing
+            _collector_cmd(settings, path, group, memory_limit, threads, checkpoint_mb), cwd=ROOT
+        )
+        producing = asyncio.ensure_future(produce_stream(settings, n))
+        marks = [n * k // 5 for k in range(1, 6)]
+        loads: list[float] = []
+        try:
+            first, started = 0, 0.0
+            while (done := await committed(settings, group)) < n:
+                if producing.done() and producing.exception() is not None:
+                    raise RuntimeError("producer failed") from producing.exception()
+                if proc.poll() is not None:
+                    raise RuntimeError(f"collector exited with {proc.returncode}")
+                if not first and done:
+                    first, started = done, time.perf_counter()
+                while marks and done >= marks[0]:
+                    rss = peak_rss_of(proc.pid, "VmRSS")
+                    loads.append(os.getloadavg()[0])
+                    print(
+                        f"  {marks.pop(0):>9,} stored: collector RSS {rss:,.0f} MB, "
+                        f"peak {peak_rss_of(proc.pid):,.0f} MB, load {loads[-1]:.2f}",
+                        flush=True,
+                    )
+                await asyncio.sleep(0.5)
+            elapsed = time.perf_counter() - started
+            peak = peak_rss_of(proc.pid)
+            rss_end = peak_rss_of(proc.pid, "VmRSS")
+            loads.append(os.getloadavg()[0])
+            print(f"  {n:>9,} stored: collector RSS {rss_end:,.0f} MB, peak {peak:,.0f} MB")
+            # The broker holds every message in memory (Tansu memory storage).
+            broker_pid = getattr(getattr(broker, "_process", None), "pid", None)
+            broker_peak = peak_rss_of(broker_pid) if broker_pid else float("nan")
+            produce_eps = await producing
+        finally:
+            producing.cancel()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(120)
+        size_mb = _files_mb(Path(tmp), "lineage.duckdb*")
+    return {
+        "events": n,
+        "collector_eps": round((n - first) / max(elapsed, 1e-9)),
+        "produce_eps": round(produce_eps),
+        "peak_rss_mb": round(peak),
+        "broker_rss_mb": round(broker_peak),
+        "db_mb": round(size_mb),
+        "memory_limit": memory_limit or "default",
+        "threads": threads if threads is not None else "default",
+        "checkpoint_mb": checkpoint_mb or CHECKPOINT_THRESHOLD,
+        "load_max": round(max(loads, default=float("nan")), 2),
+    }
+
+
+async def serve_collector(args: argparse.Namespace) -> None:
+    """``collector._kafka_ingest`` with the store's ``threads`` option (bench only)."""
+    if args.memory_limit and not args.memory_limit[0].isdigit():
+        raise ConfigError("--memory-limit", f"not a size: {args.memory_limit!r}")
+    settings = KafkaSettings(
+        bootstrap=args.bootstrap,
+        partitions=args.partitions,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_500,
+    )
+    store = LineageStore(
+        Path(args.db), memory_limit=args.memory_limit or None, threads=args.threads
+    )
+    lineage = AsyncLineage(store)
+    await lineage.open()
+    if args.checkpoint_threshold:
+        # Data not yet checkpointed stays in memory (IN_MEMORY_TABLE): a lever on memory.
+        statement = f"SET checkpoint_threshold = '{int(args.checkpoint_threshold)}MB'"
+        await lineage.write(lambda c: c.execute(statement))
+    collector = KafkaCollector(settings, lineage, group=args.group, max_batch=args.max_batch)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    try:
+        await collector.start()
+        await stop.wait()
+    finally:
+        await collector.stop()
+        # What DuckDB itself holds, by tag (indexes are not evicted to disk).
+        rows = await lineage.read(
+            lambda c: c.execute(
+                "SELECT tag, memory_usage_bytes FROM duckdb_memory() "
+                "WHERE memory_usage_bytes > 0 ORDER BY 2 DESC"
+            ).fetchall()
+        )
+        held = ", ".join(f"{tag} {size / 1e6:.0f} MB" for tag, size in rows)
+        print(f"  duckdb memory at stop: {held or 'none'}", file=sys.stderr, flush=True)
+        await lineage.close()
 
 
 async def kafka_collector(settings: KafkaSettings, n: int, path: Path) -> tuple[float, float]:
@@ -227,4 +417,32 @@ async def main(n: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
-    asyncio.run(main(parser.parse_args().events))
+    parser.add_argument("--collector-only", action="store_true")
+    parser.add_argument("--memory-limit", default="256MB", help="DuckDB memory_limit or ''")
+    parser.add_argument("--threads", type=int, default=None, help="DuckDB threads")
+    parser.add_argument(
+        "--checkpoint-threshold", type=int, default=0, help="MB of WAL (with --threads only)"
+    )
+    parser.add_argument("--serve-collector", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--group", help=argparse.SUPPRESS)
+    parser.add_argument("--partitions", type=int, default=12, help=argparse.SUPPRESS)
+    parser.add_argument("--max-batch", type=int, default=COLLECTOR_BATCH, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_collector:
+        gc.set_threshold(50_000, 20, 20)
+        asyncio.run(serve_collector(args))
+    elif args.collector_only:
+        print(f"# collector only, {args.events} events; {load_note()}", flush=True)
+        print(
+            summary_line(
+                **asyncio.run(
+                    collector_only(
+                        args.events, args.memory_limit, args.threads, args.checkpoint_threshold
+                    )
+                )
+            )
+        )
+    else:
+        asyncio.run(main(args.events))

@@ -59,6 +59,12 @@ class LineageSettings(_Section):
     path: str = Field("var/lineage.duckdb", description="DuckDB file, or ':memory:'")
     batch_size: int = Field(1000, ge=1)
     flush_interval: float = Field(0.2, gt=0)
+    memory_limit: str | None = Field(
+        None,
+        description="DuckDB memory limit (e.g. '384MB'); too low stops ingest rather than "
+        "capping memory, see docs/performance.md",
+    )
+    threads: int | None = Field(None, ge=1, description="DuckDB worker threads")
 
 
 class BusSettings(_Section):

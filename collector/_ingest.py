@@ -32,6 +32,7 @@ from tracing import (
 
 from ._bus import Bus
 from ._lineage import AsyncLineage, WriteResult
+from ._lineage_rows import EnvelopeColumns
 from ._metrics import Metrics
 
 __all__ = ["INVALID_KIND", "Collector", "invalid_event"]
@@ -146,12 +147,17 @@ class Collector:
 
         A bus that hands out whole batches (Kafka) gets a handler that returns
         only once the batch is committed to DuckDB, so its offsets trail the
-        lineage. A bus with a journal (the embedded one) is told after every
-        commit which events the lineage now holds, so it can drop them.
+        lineage; one that decodes batches straight into columns
+        (``subscribe_columns``) gets ``write_columns_now``, which never builds an
+        ``Event`` per message. A bus with a journal (the embedded one) is told
+        after every commit which events the lineage now holds, so it can drop them.
         """
         self._bus = bus
+        subscribe_columns = getattr(bus, "subscribe_columns", None)
         subscribe_batch = getattr(bus, "subscribe_batch", None)
-        if subscribe_batch is not None:
+        if subscribe_columns is not None:
+            subscribe_columns("collector", self.write_columns_now)
+        elif subscribe_batch is not None:
             subscribe_batch("collector", self.write_now)
         else:
             bus.subscribe("collector", self.ingest)
@@ -162,6 +168,29 @@ class Collector:
             raise BusError(f"the collector's flush task died: {self._failure!r}")
         self._buffer.extend(events)
         await self.flush()
+
+    async def write_columns_now(self, columns: EnvelopeColumns) -> None:
+        """Write a batch already decoded into columns; return once it is committed.
+
+        Anything buffered through ``ingest`` is written first, so the lineage
+        sees events in the order the collector got them.
+        """
+        if self._failure is not None:
+            raise BusError(f"the collector's flush task died: {self._failure!r}")
+        if self._buffer:
+            await self.flush()
+        if not len(columns):
+            return
+        async with self._flush_lock:
+            started = time.perf_counter()
+            outcome = await self.lineage.write_columns(columns)
+            self.metrics.record_columns(
+                columns,
+                inserted_ids=outcome.inserted_ids,
+                duplicates=outcome.result.duplicates,
+                commit_seconds=time.perf_counter() - started,
+                dead_letters_open=outcome.dead_letters_open,
+            )
 
     @property
     def pending(self) -> int:

@@ -12,12 +12,11 @@ import argparse
 import asyncio
 import gc
 import logging
-import re
 import signal
 from collections.abc import Sequence
 from pathlib import Path
 
-from tracing import ConfigError, Event
+from tracing import Event
 
 from ._kafka import KafkaBus
 from ._kafka_consumer import ConsumerLoop
@@ -31,7 +30,6 @@ __all__ = ["DEFAULT_GROUP", "KafkaCollector", "main"]
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "interlock-collector"
-_SIZE = re.compile(r"^\d{1,6}(\.\d{1,3})?\s?(KB|MB|GB|KiB|MiB|GiB)$")
 
 
 class KafkaCollector:
@@ -115,15 +113,13 @@ async def _serve(args: argparse.Namespace) -> None:
         session_timeout_ms=args.session_timeout_ms,
         heartbeat_interval_ms=max(100, args.session_timeout_ms // 6),
     )
-    lineage = AsyncLineage(LineageStore(Path(args.db)))
+    # Without a limit DuckDB's buffer pool grows towards 80 % of RAM with what is
+    # stored; too low a limit stops ingest instead (docs/performance.md).
+    store = LineageStore(
+        Path(args.db), memory_limit=args.memory_limit or None, threads=args.threads
+    )
+    lineage = AsyncLineage(store)
     await lineage.open()
-    if args.memory_limit:
-        # DuckDB's buffer pool otherwise grows towards 80 % of RAM with what is
-        # stored. SET takes no parameters, so the value is checked to be a size.
-        if not _SIZE.match(args.memory_limit):
-            raise ConfigError("--memory-limit", f"not a size like 256MB: {args.memory_limit!r}")
-        statement = f"SET memory_limit = '{args.memory_limit}'"
-        await lineage.write(lambda con: con.execute(statement))
     collector = KafkaCollector(settings, lineage, group=args.group, max_batch=args.max_batch)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -150,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--client-id", default="interlock-collector")
     parser.add_argument("--max-batch", type=int, default=5000)
     parser.add_argument("--session-timeout-ms", type=int, default=10_000)
-    parser.add_argument("--memory-limit", default="", help="DuckDB memory_limit, e.g. 256MB")
+    parser.add_argument("--memory-limit", default="", help="DuckDB memory_limit, e.g. 384MB")
+    parser.add_argument("--threads", type=int, default=None, help="DuckDB worker threads")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     # Decoding allocates many short-lived objects; a higher threshold for the

@@ -230,9 +230,17 @@ class LineageStore:
         path: str | Path = ":memory:",
         *,
         completion_kinds: frozenset[str] = frozenset({"invoice.posted"}),
+        memory_limit: str | None = None,
+        threads: int | None = None,
     ) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError("threads must be at least 1")
         self.path = str(path)
         self.completion_kinds = completion_kinds
+        # DuckDB's own settings; None keeps its defaults (80 % of RAM, one
+        # thread per core). The buffer pool otherwise grows with what is stored.
+        self.memory_limit = memory_limit
+        self.threads = threads
         self._conn: duckdb.DuckDBPyConnection | None = None
         # Readers derive cursors from a connection of their own so cursor creation
         # never races the writer's use of the main connection.
@@ -247,7 +255,13 @@ class LineageStore:
         if self._conn is not None:
             return
         try:
-            conn = duckdb.connect(self.path)
+            config: dict[str, str | bool | int | float | list[str]] = {}
+            if self.memory_limit is not None:
+                config["memory_limit"] = self.memory_limit
+            if self.threads is not None:
+                config["threads"] = self.threads
+            # Passed as connection config, so DuckDB itself checks the values.
+            conn = duckdb.connect(self.path, config=config)
             conn.execute("SET TimeZone = 'UTC'")
             # DuckDB checkpoints when its WAL passes 16 MB by default, and every
             # checkpoint writes the whole event_id and correlation_id indexes

@@ -331,6 +331,10 @@ class EnvelopeColumns:
         """Event IDs in the order added (duplicates included)."""
         return self._ids
 
+    def column(self, name: str) -> Sequence[Any]:
+        """The values of column ``name`` in the order added (read-only view)."""
+        return self._cols[name]
+
     def last(self, name: str) -> Any:
         """The value of column ``name`` in the row added last."""
         return self._cols[name][-1]

@@ -8,11 +8,14 @@
 
 from __future__ import annotations
 
+from collections import Counter as Counter_
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tracing import Event
+
+from ._lineage_rows import EnvelopeColumns
 
 __all__ = ["Metrics"]
 
@@ -103,6 +106,45 @@ class Metrics:
             self.events.labels(event.source.value, event.kind, event.status.value).inc()
             if event.duration_ms is not None:
                 self.step_duration.labels(event.step).observe(event.duration_ms / 1000.0)
+        self._record_totals(duplicates, delivered, commit_seconds, dead_letters_open)
+
+    def record_columns(
+        self,
+        columns: EnvelopeColumns,
+        *,
+        inserted_ids: frozenset[str],
+        duplicates: int,
+        commit_seconds: float,
+        dead_letters_open: int,
+    ) -> None:
+        """``record_batch`` for a batch written as columns (the Kafka fast path).
+
+        Counts the first row of each newly stored event ID, as the store kept it;
+        events of one (system, kind, status) are added to their counter at once.
+        """
+        ids = columns.event_ids
+        sources = columns.column("source")
+        kinds = columns.column("kind")
+        statuses = columns.column("status")
+        steps = columns.column("step")
+        durations = columns.column("duration_ms")
+        counts: Counter_[tuple[str, str, str]] = Counter_()
+        seen: set[str] = set()
+        for i, event_id in enumerate(ids):
+            if event_id not in inserted_ids or event_id in seen:
+                continue
+            seen.add(event_id)
+            counts[(sources[i], kinds[i], statuses[i])] += 1
+            duration = durations[i]
+            if duration is not None:
+                self.step_duration.labels(steps[i]).observe(duration / 1000.0)
+        for (system, kind, status), n in counts.items():
+            self.events.labels(system, kind, status).inc(n)
+        self._record_totals(duplicates, len(ids), commit_seconds, dead_letters_open)
+
+    def _record_totals(
+        self, duplicates: int, delivered: int, commit_seconds: float, dead_letters_open: int
+    ) -> None:
         if duplicates:
             self.duplicates_dropped.inc(duplicates)
         self.batch_size.observe(delivered)

@@ -150,7 +150,9 @@ class Runtime:
         self.metrics = Metrics()
         if s.lineage.path != ":memory:":
             Path(s.lineage.path).parent.mkdir(parents=True, exist_ok=True)
-        store = LineageStore(s.lineage.path)
+        store = LineageStore(
+            s.lineage.path, memory_limit=s.lineage.memory_limit, threads=s.lineage.threads
+        )
         store.open()
         self.lineage = AsyncLineage(store)
         self.bus = bus = self._make_bus()

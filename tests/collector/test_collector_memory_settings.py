@@ -1,0 +1,89 @@
+"""DuckDB memory settings of the lineage store, and metrics computed from columns."""
+
+from __future__ import annotations
+
+import pytest
+from _collector_events import make_event
+
+from collector._lineage import LineageStore
+from collector._lineage_rows import EnvelopeColumns
+from collector._metrics import Metrics
+from tracing import Status, StoreError
+
+
+def test_memory_limit_and_threads_reach_duckdb() -> None:
+    store = LineageStore(memory_limit="64MB", threads=1)
+    store.open()
+    try:
+        limit, threads = store.read(
+            lambda c: c.execute(
+                "SELECT current_setting('memory_limit'), current_setting('threads')"
+            ).fetchone()
+        )
+    finally:
+        store.close()
+    assert (limit, threads) == ("61.0 MiB", 1)
+
+
+def test_defaults_leave_duckdb_settings_alone() -> None:
+    store = LineageStore()
+    store.open()
+    try:
+        limit = store.read(lambda c: c.execute("SELECT current_setting('memory_limit')").fetchone())
+    finally:
+        store.close()
+    assert limit is not None and limit[0] != "61.0 MiB"
+
+
+def test_bad_memory_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="threads"):
+        LineageStore(threads=0)
+    store = LineageStore(memory_limit="a lot")
+    with pytest.raises(StoreError, match="cannot open"):
+        store.open()
+    assert not store.is_open
+
+
+def test_metrics_from_columns_equal_metrics_from_events() -> None:
+    statuses = [Status.OK, Status.FAILED, Status.DEAD_LETTERED]
+    events = [
+        make_event(
+            f"corr-{i % 7}",
+            n=i,
+            status=statuses[i % 3],
+            kind="order.created" if i % 2 else "invoice.posted",
+            duration_ms=float(i) if i % 4 else None,
+        )
+        for i in range(40)
+    ]
+    batch = events + events[:5]
+    store = LineageStore()
+    store.open()
+    columns = EnvelopeColumns()
+    columns.extend_events(batch)
+    outcome = store.write_columns(columns)
+    store.close()
+    by_columns, by_events = Metrics(), Metrics()
+    common = {
+        "inserted_ids": outcome.inserted_ids,
+        "duplicates": outcome.result.duplicates,
+        "commit_seconds": 0.01,
+        "dead_letters_open": outcome.dead_letters_open,
+    }
+    by_columns.record_columns(columns, **common)  # type: ignore[arg-type]
+    by_events.record_batch(batch, delivered=len(batch), **common)  # type: ignore[arg-type]
+
+    def samples(m: Metrics) -> list[tuple[str, list[tuple[str, str]], float]]:
+        return sorted(
+            (s.name, sorted(s.labels.items()), s.value)
+            for metric in m.registry.collect()
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        )
+
+    assert samples(by_columns) == samples(by_events)
+    events_total = by_columns.registry.get_sample_value(
+        "interlock_events_total", {"system": "erp", "kind": "order.created", "status": "failed"}
+    )
+    assert events_total == len([i for i in range(40) if i % 2 and i % 3 == 1])
+    assert by_columns.registry.get_sample_value("interlock_duplicates_dropped_total") == 5
