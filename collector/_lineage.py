@@ -43,7 +43,13 @@ from ._lineage_rows import (
     money,
     summary_dict,
 )
-from ._schema import DDL, SCHEMA_VERSION, UNRESOLVED_DEAD_LETTER_STATES, UPGRADES
+from ._schema import (
+    DDL,
+    DEAD_LETTER_COLUMNS,
+    SCHEMA_VERSION,
+    UNRESOLVED_DEAD_LETTER_STATES,
+    UPGRADES,
+)
 
 __all__ = ["TRANSACTION_STATES", "AsyncLineage", "BatchOutcome", "LineageStore", "WriteResult"]
 
@@ -56,27 +62,6 @@ _FAILING = (Status.FAILED.value, Status.RETRYING.value, Status.DEAD_LETTERED.val
 #: WAL size at which DuckDB checkpoints the lineage file (see ``open``).
 CHECKPOINT_THRESHOLD = "128MB"
 _UNRESOLVED_SQL = ", ".join(f"'{s}'" for s in UNRESOLVED_DEAD_LETTER_STATES)
-
-DEAD_LETTER_COLUMNS = (
-    "event_id",
-    "correlation_id",
-    "step",
-    "kind",
-    "target",
-    "reason",
-    "error_message",
-    "attempts",
-    "amount",
-    "currency",
-    "customer_id",
-    "first_failed_at",
-    "last_failed_at",
-    "state",
-    "state_changed_at",
-    "state_changed_by",
-    "state_note",
-    "resolved_by_event",
-)
 
 
 @dataclass(frozen=True)

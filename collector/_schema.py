@@ -9,7 +9,13 @@ ignored), which replay and SLA evaluation build on.
 
 from __future__ import annotations
 
-__all__ = ["DDL", "SCHEMA_VERSION", "UNRESOLVED_DEAD_LETTER_STATES", "UPGRADES"]
+__all__ = [
+    "DDL",
+    "DEAD_LETTER_COLUMNS",
+    "SCHEMA_VERSION",
+    "UNRESOLVED_DEAD_LETTER_STATES",
+    "UPGRADES",
+]
 
 SCHEMA_VERSION = 2
 
@@ -120,4 +126,26 @@ UPGRADES = (
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS open_dead_letters INTEGER DEFAULT 0",
     # dead_letters is small and read whole; an index on state only made updates dearer.
     "DROP INDEX IF EXISTS dead_letters_state",
+)
+
+#: The columns of ``dead_letters``, in table order (for SELECT lists and inserts).
+DEAD_LETTER_COLUMNS = (
+    "event_id",
+    "correlation_id",
+    "step",
+    "kind",
+    "target",
+    "reason",
+    "error_message",
+    "attempts",
+    "amount",
+    "currency",
+    "customer_id",
+    "first_failed_at",
+    "last_failed_at",
+    "state",
+    "state_changed_at",
+    "state_changed_by",
+    "state_note",
+    "resolved_by_event",
 )

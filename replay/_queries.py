@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from collector._schema import DEAD_LETTER_COLUMNS
 from tracing import Event, mask_payload
 
 from ._access import EVENT_COLUMNS, event_from_row
@@ -41,26 +42,6 @@ __all__ = [
     "where_clause",
 ]
 
-DEAD_LETTER_COLUMNS = (
-    "event_id",
-    "correlation_id",
-    "step",
-    "kind",
-    "target",
-    "reason",
-    "error_message",
-    "attempts",
-    "amount",
-    "currency",
-    "customer_id",
-    "first_failed_at",
-    "last_failed_at",
-    "state",
-    "state_changed_at",
-    "state_changed_by",
-    "state_note",
-    "resolved_by_event",
-)
 REPLAY_COLUMNS = (
     "replay_id",
     "state",
