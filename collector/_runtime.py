@@ -124,7 +124,12 @@ class Runtime:
             raise
 
     async def _start(self) -> RuntimeInfo:
-        from adapters.billing import BillingAdapter, invoice_from_event, stripe_webhook_router
+        from adapters.billing import (
+            BillingAdapter,
+            invoice_from_event,
+            invoice_metadata,
+            stripe_webhook_router,
+        )
         from adapters.crm import SalesforceAdapter
         from adapters.erp import TrytonAdapter
         from adapters.support import ZendeskAdapter
@@ -206,6 +211,7 @@ class Runtime:
             bus,
             invoice_from_event=invoice_from_event,
             subscription_metadata=billing.get_subscription_metadata,
+            event_metadata=lambda ev: invoice_metadata((ev.get("data") or {}).get("object") or {}),
             ledger=ledger,
         )
         webhooks = self.webhooks

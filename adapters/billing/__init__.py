@@ -2,7 +2,12 @@
 
 from ._adapter import BillingAdapter, plan_id_for
 from ._form import encode_form, from_minor_units, to_minor_units
-from ._mapping import invoice_from_event, invoice_from_stripe, subscription_from_stripe
+from ._mapping import (
+    invoice_from_event,
+    invoice_from_stripe,
+    invoice_metadata,
+    subscription_from_stripe,
+)
 from ._router import stripe_webhook_router
 from ._signature import (
     RejectReason,
@@ -19,6 +24,7 @@ __all__ = [
     "from_minor_units",
     "invoice_from_event",
     "invoice_from_stripe",
+    "invoice_metadata",
     "plan_id_for",
     "sign_stripe_payload",
     "stripe_webhook_router",

@@ -18,6 +18,7 @@ __all__ = [
     "ORDER_REF_KEY",
     "invoice_from_event",
     "invoice_from_stripe",
+    "invoice_metadata",
     "subscription_from_stripe",
 ]
 
@@ -68,7 +69,7 @@ def subscription_from_stripe(sub: Mapping[str, Any]) -> Subscription:
         raise MappingError(f"unmappable subscription: {exc}", system="billing") from exc
 
 
-def _invoice_metadata(inv: Mapping[str, Any]) -> dict[str, str]:
+def invoice_metadata(inv: Mapping[str, Any]) -> dict[str, str]:
     """Interlock's keys, wherever Stripe put them.
 
     Invoice metadata first; then the subscription's metadata as newer API
@@ -92,7 +93,7 @@ def invoice_from_stripe(
 ) -> Invoice:
     """A Stripe invoice; ``extra_metadata`` (the subscription's) fills missing keys."""
     metadata = dict(extra_metadata or {})
-    metadata.update(_invoice_metadata(inv))
+    metadata.update(invoice_metadata(inv))
     customer_id = metadata.get(CUSTOMER_ID_KEY) or metadata.get(INTERLOCK_CUSTOMER_KEY)
     if not customer_id:
         raise MappingError(

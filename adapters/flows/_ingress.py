@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from collector._bus import Bus
 from tracing import (
+    BusError,
     ErrorInfo,
     Event,
     InterlockError,
@@ -217,11 +218,13 @@ class BillingWebhookIngress:
         *,
         invoice_from_event: InvoiceMapper,
         subscription_metadata: MetadataLookup,
+        event_metadata: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
         ledger: DeliveryLedger | None = None,
     ) -> None:
         self._bus = bus
         self._to_invoice = invoice_from_event
         self._metadata = subscription_metadata
+        self._event_metadata = event_metadata or (lambda _: {})
         self._ledger = ledger or DeliveryLedger()
         self.ignored: dict[str, int] = {}
         self.rejected = 0
@@ -232,16 +235,33 @@ class BillingWebhookIngress:
             # Billing sends many types we have no flow for: acknowledged and counted.
             self.ignored[kind] = self.ignored.get(kind, 0) + 1
             return
-        invoice = self._to_invoice(stripe_event)
+        try:
+            invoice = self._to_invoice(stripe_event)
+        except InterlockError as exc:
+            # Verified but not ours to map: recorded as failed, acknowledged.
+            await self.on_rejected("unmappable", f"{kind} {stripe_event.get('id')}: {exc.message}")
+            return
         if invoice is None:
             self.ignored[kind] = self.ignored.get(kind, 0) + 1
             return
-        order_ref = invoice.order_ref
-        causation: str | None = None
-        if invoice.subscription_id:
-            metadata = await self._metadata(invoice.subscription_id)
-            order_ref = order_ref or metadata.get("order_ref")
-            causation = metadata.get("interlock_event_id")
+        # The invoice lines carry the subscription's metadata; billing's API is asked
+        # only for what they lack, so a billing 429 storm does not lose the webhook.
+        metadata = dict(self._event_metadata(stripe_event))
+        order_ref = invoice.order_ref or metadata.get("order_ref")
+        causation = metadata.get("interlock_event_id")
+        if invoice.subscription_id and not (order_ref and causation):
+            try:
+                looked_up = await self._metadata(invoice.subscription_id)
+            except InterlockError as exc:
+                if not order_ref:
+                    # Without the order the event cannot be placed: refuse it so the
+                    # sender redelivers (503 with Retry-After), and record the refusal.
+                    await self.on_rejected("billing_unavailable", f"{invoice.invoice_id}: {exc}")
+                    raise BusError(f"cannot link invoice {invoice.invoice_id} yet: {exc}") from exc
+                log.warning("invoice %s: causation unknown (%s)", invoice.invoice_id, exc)
+                looked_up = {}
+            order_ref = order_ref or looked_up.get("order_ref")
+            causation = causation or looked_up.get("interlock_event_id")
         if not order_ref:
             log.warning("invoice %s belongs to no Interlock order; ignored", invoice.invoice_id)
             self.ignored["invoice.unlinked"] = self.ignored.get("invoice.unlinked", 0) + 1
@@ -283,9 +303,12 @@ class BillingWebhookIngress:
         self.rejected += 1
         digest = hashlib.sha256(f"{code}:{detail}:{datetime.now(UTC).isoformat()}".encode())
         delivery = digest.hexdigest()[:16]
-        reason = (
-            Reason.VALIDATION if code in {"malformed", "not_json", "too_large"} else Reason.AUTH
-        )
+        reason = {
+            "unmappable": Reason.MAPPING,
+            "billing_unavailable": Reason.DOWNSTREAM_UNAVAILABLE,
+            "invalid_json": Reason.VALIDATION,
+            "body_too_large": Reason.VALIDATION,
+        }.get(code, Reason.AUTH)
         await self._bus.publish(
             Event(
                 correlation_id=correlation_id_for("billing", "webhook", delivery),

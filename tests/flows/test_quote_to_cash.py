@@ -274,3 +274,50 @@ async def test_rejected_webhooks_are_recorded(world):
         System.BILLING,
     )
     assert event.error.reason == Reason.AUTH
+
+
+async def _billing_down(_: str) -> dict[str, str]:
+    from tracing import RateLimited
+
+    raise RateLimited("429 from billing", retry_after=2)
+
+
+async def test_a_paid_invoice_is_linked_from_its_own_metadata_while_billing_is_rate_limited(world):
+    ingress = BillingWebhookIngress(
+        world["bus"],
+        invoice_from_event=_invoice,
+        subscription_metadata=_billing_down,
+        event_metadata=lambda _: {"order_ref": "006A", "interlock_event_id": "evt-sub"},
+    )
+    await ingress.on_event(
+        {
+            "id": "evt_9",
+            "type": "invoice.paid",
+            "created": 1780000000,
+            "data": {"object": {"id": "in_9", "subscription": "sub_9"}},
+        }
+    )
+    await world["bus"].drain()
+    paid = next(e for e in world["seen"] if e.kind == "invoice.paid")
+    assert paid.causation_id == "evt-sub"
+    assert paid.correlation_id == correlation_id_for("crm", "opportunity", "006A")
+
+
+async def test_an_invoice_that_cannot_be_linked_yet_is_refused_and_recorded(world):
+    from tracing import BusError
+
+    ingress = BillingWebhookIngress(
+        world["bus"], invoice_from_event=_invoice, subscription_metadata=_billing_down
+    )
+    with pytest.raises(BusError):
+        await ingress.on_event(
+            {
+                "id": "evt_8",
+                "type": "invoice.paid",
+                "data": {"object": {"id": "in_8", "subscription": "sub_8"}},
+            }
+        )
+    await world["bus"].drain()
+    [event] = world["seen"]
+    assert event.kind == "webhook.rejected"
+    assert event.error.reason == Reason.DOWNSTREAM_UNAVAILABLE
