@@ -30,7 +30,7 @@ from tracing import BusError, Event, context_from_traceparent, inject_headers, t
 
 from ._bus import Handler
 from ._kafka_codec import H_KIND, H_TRACEPARENT, Headers, encode_event, header
-from ._kafka_consumer import ConsumerLoop, Delivery
+from ._kafka_consumer import Assigned, ConsumerLoop, Delivery
 from ._kafka_metrics import KafkaMetrics
 from ._kafka_settings import KafkaSettings
 from ._lineage_rows import EnvelopeColumns
@@ -225,13 +225,15 @@ class KafkaBus:
         handler: Callable[[EnvelopeColumns], Awaitable[None]],
         *,
         max_batch: int | None = None,
+        on_assigned: Assigned | None = None,
     ) -> ConsumerLoop:
         """``subscribe_batch`` for the collector's fast path: whole batches as columns.
 
         Each fetched batch is decoded straight into lineage columns (the payload
         stays the JSON text it came as; no ``Event`` objects), with the records
         of dead-lettered messages added at the end. Offsets are committed only
-        after ``handler`` returns.
+        after ``handler`` returns. ``on_assigned`` runs when partitions are
+        assigned, before anything is fetched from them.
         """
         if self._producer is None:
             raise BusError("start the bus before subscribing a batch handler", system="kafka")
@@ -270,6 +272,7 @@ class KafkaBus:
             metrics=self.metrics,
             max_batch=max_batch,
             process_columns=process,
+            on_assigned=on_assigned,
         )
         self.run_loop(loop)
         return loop

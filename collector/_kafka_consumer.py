@@ -5,6 +5,12 @@ decoded to the dead-letter topic (with the reason in headers), hands the rest to
 ``process`` and only then commits the offsets. A crash anywhere before the
 commit means redelivery, never loss; the lineage's dedupe on event ID turns the
 redelivery into exactly-once storage.
+
+Across a rebalance: before partitions are revoked the batch in flight is stored
+and its offsets committed (so the next owner does not fetch it again), and a batch
+fetched in an older group generation is dropped rather than stored. When
+partitions are assigned, ``on_assigned`` runs before anything is fetched from
+them (the collector absorbs the lineage files of collectors that died there).
 """
 
 from __future__ import annotations
@@ -12,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
@@ -33,7 +39,7 @@ from ._kafka_metrics import KafkaMetrics
 from ._kafka_settings import KafkaSettings
 from ._lineage_rows import EnvelopeColumns
 
-__all__ = ["ConsumerLoop", "Delivery", "Process", "ProcessColumns"]
+__all__ = ["Assigned", "ConsumerLoop", "Delivery", "Process", "ProcessColumns"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,8 @@ class _Batch:
     columns: EnvelopeColumns | None = None
     #: Headers of the good messages (for span links), with ``columns``.
     headers: list[Headers] | None = None
+    #: The group generation the batch was fetched in.
+    generation: object = None
 
 
 #: Handles a batch: the good deliveries in log order, and the lineage records of
@@ -77,6 +85,33 @@ Process = Callable[[Sequence[Delivery], Sequence[Event]], Awaitable[None]]
 #: straight into lineage columns (no ``Event`` objects), the dead-letter records,
 #: and the good messages' headers. Returns once they are durable.
 ProcessColumns = Callable[[EnvelopeColumns, Sequence[Event], Sequence[Headers]], Awaitable[None]]
+
+#: Runs when partitions are assigned, before anything is fetched from them.
+Assigned = Callable[[frozenset[TopicPartition]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A batch being stored; its offsets are committed once ``stored`` is done."""
+
+    batch: _Batch
+    stored: asyncio.Future[None]
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Settle the batch in flight before partitions go; prepare before new ones come."""
+
+    def __init__(self, loop: ConsumerLoop, consumer: AIOKafkaConsumer) -> None:
+        self._loop = loop
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # The next owner starts from the committed offsets: commit what is stored
+        # now, while this member may still commit, so it is not fetched again.
+        await self._loop._revoke(self._consumer)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._loop._assign(frozenset(assigned))
 
 
 class ConsumerLoop:
@@ -92,11 +127,18 @@ class ConsumerLoop:
         metrics: KafkaMetrics,
         max_batch: int | None = None,
         process_columns: ProcessColumns | None = None,
+        on_assigned: Assigned | None = None,
     ) -> None:
         self.settings = settings
         self.group = group
         self._process = process
         self._process_columns = process_columns
+        self._on_assigned = on_assigned
+        self._in_flight: _InFlight | None = None
+        self._settle_lock = asyncio.Lock()
+        # Set from the moment partitions are revoked until the new ones are assigned.
+        self._rebalancing = False
+        self._failure: Exception | None = None
         self._producer = producer
         self._metrics = metrics
         self._max_batch = max_batch or settings.max_batch
@@ -109,8 +151,7 @@ class ConsumerLoop:
 
     def _make_consumer(self) -> AIOKafkaConsumer:
         s = self.settings
-        return AIOKafkaConsumer(
-            s.events_topic,
+        consumer = AIOKafkaConsumer(
             bootstrap_servers=s.servers,
             client_id=f"{s.client_id}-{self.group}",
             group_id=self.group,
@@ -126,6 +167,8 @@ class ConsumerLoop:
             fetch_max_wait_ms=100,
             request_timeout_ms=max(int(s.ack_timeout * 1000), 5_000),
         )
+        consumer.subscribe([s.events_topic], listener=_Rebalance(self, consumer))
+        return consumer
 
     async def run(self) -> None:
         """Consume until cancelled; broker outages are waited out, not fatal."""
@@ -144,6 +187,8 @@ class ConsumerLoop:
             self._consumer = consumer
             self._member = None
             self._highwater.clear()
+            self._rebalancing = False
+            self._failure = None
             self.ready.set()
             try:
                 await self._consume(consumer)
@@ -160,19 +205,55 @@ class ConsumerLoop:
         # One batch is stored while the next is fetched and decoded (DuckDB works
         # outside the interpreter lock, so this uses a second core). Offsets are
         # still committed in order, each only after its own batch is stored.
-        in_flight: tuple[_Batch, asyncio.Future[None]] | None = None
         try:
             while True:
                 batch = await self._fetch(consumer)
-                if in_flight is not None:
-                    await self._finish(consumer, *in_flight)
-                    in_flight = None
-                if batch is not None:
-                    in_flight = (batch, asyncio.ensure_future(self._store(batch)))
+                async with self._settle_lock:
+                    await self._settle_locked(consumer)
+                    if batch is None:
+                        continue
+                    if self._rebalancing or _membership(consumer)[0] != batch.generation:
+                        # Fetched for partitions this member may no longer own, or while
+                        # the new ones are being prepared: storing it now could store it
+                        # twice. Drop it and fetch again from the committed offsets.
+                        log.info("group %s: batch dropped across a rebalance", self.group)
+                        await _rewind(consumer, batch.offsets)
+                        continue
+                    self._in_flight = _InFlight(batch, asyncio.ensure_future(self._store(batch)))
         finally:
-            if in_flight is not None and not in_flight[1].done():
-                in_flight[1].cancel()
-                await asyncio.gather(in_flight[1], return_exceptions=True)
+            in_flight, self._in_flight = self._in_flight, None
+            if in_flight is not None and not in_flight.stored.done():
+                in_flight.stored.cancel()
+                await asyncio.gather(in_flight.stored, return_exceptions=True)
+
+    async def _revoke(self, consumer: AIOKafkaConsumer) -> None:
+        """Before partitions go: store and commit the batch in flight, start no other."""
+        async with self._settle_lock:
+            self._rebalancing = True
+            try:
+                await self._settle_locked(consumer)
+            # The listener's errors are only logged by aiokafka: keep this one for
+            # the loop, which restarts the consumer from the committed offsets.
+            except Exception as exc:
+                self._failure = exc
+
+    async def _assign(self, assigned: frozenset[TopicPartition]) -> None:
+        try:
+            if self._on_assigned is not None:
+                await self._on_assigned(assigned)
+        except Exception as exc:
+            self._failure = exc
+        finally:
+            self._rebalancing = False
+
+    async def _settle_locked(self, consumer: AIOKafkaConsumer) -> None:
+        """Wait for the batch in flight to be stored, then commit its offsets."""
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            await self._finish(consumer, in_flight.batch, in_flight.stored)
 
     async def _fetch(self, consumer: AIOKafkaConsumer) -> _Batch | None:
         membership = _membership(consumer)
@@ -197,7 +278,16 @@ class ConsumerLoop:
                 rejections = await self._dead_letter(records, rejected)
                 bad = {r.index for r in rejected}
                 headers = [h for i, h in enumerate(headers) if i not in bad]
-            return _Batch([], rejections, offsets, len(records), membership[1], columns, headers)
+            return _Batch(
+                [],
+                rejections,
+                offsets,
+                len(records),
+                membership[1],
+                columns,
+                headers,
+                generation=membership[0],
+            )
         decoded = decode_batch(values, headers)
         rejections = []
         if decoded.rejected:
@@ -206,7 +296,9 @@ class ConsumerLoop:
             Delivery(e, records[i][1].partition, records[i][1].offset, records[i][1].headers, None)
             for i, e in decoded.events
         ]
-        return _Batch(deliveries, rejections, offsets, len(records), membership[1])
+        return _Batch(
+            deliveries, rejections, offsets, len(records), membership[1], generation=membership[0]
+        )
 
     async def _store(self, batch: _Batch) -> None:
         started = time.perf_counter()
@@ -341,6 +433,19 @@ class ConsumerLoop:
             self._metrics.lag.labels(self.group, tp.topic, str(tp.partition)).set(lag)
         if total == 0:
             self._metrics.oldest_age.labels(self.group).set(0.0)
+
+
+async def _rewind(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> None:
+    """Move the fetch position of ``partitions`` still assigned back to their committed offset."""
+    assigned = consumer.assignment()
+    for tp in partitions:
+        if tp not in assigned:
+            continue  # its new owner starts from the committed offset anyway
+        committed = await consumer.committed(tp)
+        if committed is None:
+            await consumer.seek_to_beginning(tp)  # as auto_offset_reset="earliest"
+        else:
+            consumer.seek(tp, committed)
 
 
 def _membership(consumer: AIOKafkaConsumer) -> tuple[object, object]:

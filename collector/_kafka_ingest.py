@@ -4,6 +4,11 @@ Each fetched batch is decoded and validated, undecodable messages go to the
 dead-letter topic (and their record into the lineage), the batch is written in
 one DuckDB transaction, and only then are the offsets committed. Run as a
 process with ``python -m collector._kafka_ingest --bootstrap HOST:PORT --db FILE``.
+
+Collectors of one group keep their lineage files in one directory, one file each.
+When partitions are assigned to a collector it first absorbs the files of
+collectors that died (``collector._absorb``), so a batch a dead collector stored
+but never committed is not stored a second time in another file.
 """
 
 from __future__ import annotations
@@ -13,11 +18,15 @@ import asyncio
 import gc
 import logging
 import signal
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tracing import Event
+from aiokafka import TopicPartition
 
+from tracing import Event, StoreError
+
+from ._absorb import AbsorbResult, remove_lineage_file
 from ._kafka import KafkaBus
 from ._kafka_consumer import ConsumerLoop
 from ._kafka_metrics import KafkaMetrics
@@ -36,7 +45,10 @@ class KafkaCollector:
     """Consume ``settings.events_topic`` as ``group`` into ``lineage``.
 
     ``start``/``stop`` are safe twice. ``stored`` and ``duplicates`` count what
-    the lineage reported for the batches written by this process.
+    the lineage reported for the batches written by this process. With
+    ``siblings`` (a directory), lineage files there that no process holds are
+    absorbed into this one whenever partitions are assigned (``absorbed`` lists
+    them).
     """
 
     def __init__(
@@ -47,6 +59,7 @@ class KafkaCollector:
         group: str = DEFAULT_GROUP,
         metrics: KafkaMetrics | None = None,
         max_batch: int | None = None,
+        siblings: Path | None = None,
     ) -> None:
         self.settings = settings
         self.lineage = lineage
@@ -57,6 +70,8 @@ class KafkaCollector:
         self.stored = 0
         self.duplicates = 0
         self.batches = 0
+        self._siblings = siblings
+        self.absorbed: list[AbsorbResult] = []
 
     @property
     def metrics(self) -> KafkaMetrics:
@@ -73,7 +88,10 @@ class KafkaCollector:
         await self.bus.start()
         # The fast path: message bodies decoded straight into lineage columns.
         self._loop = self.bus.subscribe_columns(
-            self.group, self._write_columns, max_batch=self._max_batch
+            self.group,
+            self._write_columns,
+            max_batch=self._max_batch,
+            on_assigned=self._absorb_siblings if self._siblings is not None else None,
         )
 
     async def wait_ready(self, within: float = 10.0) -> None:
@@ -85,6 +103,19 @@ class KafkaCollector:
         """Stop consuming (an unfinished batch is not committed, so it is redelivered)."""
         self._loop = None
         await self.bus.stop()
+
+    async def _absorb_siblings(self, assigned: frozenset[TopicPartition]) -> None:
+        # Runs before the new partitions are fetched: a batch a dead collector
+        # stored but did not commit is then in this file already, and fetching it
+        # again only meets the dedupe on event ID.
+        if self._siblings is None:
+            return
+        for path in await asyncio.to_thread(_siblings, self._siblings, self.lineage.store.path):
+            result = await self.lineage.absorb(path)
+            if result is None:
+                continue  # a live collector holds it
+            await asyncio.to_thread(remove_lineage_file, path)
+            self.absorbed.append(result)
 
     async def _write_columns(self, columns: EnvelopeColumns) -> None:
         if not len(columns):
@@ -115,12 +146,25 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     # Without a limit DuckDB's buffer pool grows towards 80 % of RAM with what is
     # stored; too low a limit stops ingest instead (docs/performance.md).
-    store = LineageStore(
-        Path(args.db), memory_limit=args.memory_limit or None, threads=args.threads
-    )
+    db = Path(args.db)
+    store = LineageStore(db, memory_limit=args.memory_limit or None, threads=args.threads)
     lineage = AsyncLineage(store)
-    await lineage.open()
-    collector = KafkaCollector(settings, lineage, group=args.group, max_batch=args.max_batch)
+    if not args.no_absorb and _rejoining_beside_others(db):
+        # Coming back on a file that may hold a batch stored but never committed,
+        # while other collectors run: let this process's previous group member
+        # expire first, so the collector that takes its partitions absorbs this
+        # file before it fetches them (instead of storing that batch again).
+        wait = 2 * args.session_timeout_ms / 1000 + 1
+        log.warning("waiting %.1f s for the group to let go of this collector's last run", wait)
+        await asyncio.sleep(wait)
+    await _open_when_free(lineage, within=120.0)
+    collector = KafkaCollector(
+        settings,
+        lineage,
+        group=args.group,
+        max_batch=args.max_batch,
+        siblings=None if args.no_absorb else db.parent,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -134,11 +178,44 @@ async def _serve(args: argparse.Namespace) -> None:
         await lineage.close()
 
 
+def _rejoining_beside_others(db: Path) -> bool:
+    return db.exists() and bool(_siblings(db.parent, str(db)))
+
+
+def _siblings(directory: Path, own: str) -> list[Path]:
+    mine = Path(own).resolve()
+    return [p for p in sorted(directory.glob("*.duckdb")) if p.resolve() != mine]
+
+
+async def _open_when_free(lineage: AsyncLineage, *, within: float) -> None:
+    # A survivor may be absorbing this file right now (this process died and came
+    # back): wait for it to finish, then start on a fresh file.
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await lineage.open()
+            return
+        except StoreError as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            log.warning("lineage file is in use (%s); waiting", exc)
+            await asyncio.sleep(0.5)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run one collector process until SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m collector._kafka_ingest")
     parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--db", required=True, help="the DuckDB lineage file")
+    parser.add_argument(
+        "--db",
+        required=True,
+        help="the DuckDB lineage file; the other collectors of the group keep theirs beside it",
+    )
+    parser.add_argument(
+        "--no-absorb",
+        action="store_true",
+        help="do not absorb the lineage files of dead collectors found beside --db",
+    )
     parser.add_argument("--group", default=DEFAULT_GROUP)
     parser.add_argument("--events-topic", default="interlock.events")
     parser.add_argument("--dead-letter-topic", default="interlock.dead-letters")

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from tracing import Event, Status, StoreError
 
+from ._absorb import AbsorbResult, absorb_file
 from ._lineage_rows import (
     EVENT_COLUMNS,
     SUMMARY_COLUMNS,
@@ -351,6 +352,13 @@ class LineageStore:
         batch, _repeats = columns.table(datetime.now(UTC))
         return self._commit(batch, len(columns))
 
+    def absorb(self, path: str | Path) -> AbsorbResult | None:
+        """Merge another lineage file into this one, exactly once (``collector._absorb``).
+
+        Returns None, touching nothing, when another process holds that file.
+        """
+        return absorb_file(self, Path(path))
+
     def _commit(self, batch: pa.Table, delivered: int) -> BatchOutcome:
         with self._write_lock:
             conn = self._writer()
@@ -370,7 +378,12 @@ class LineageStore:
         return outcome
 
     def _write_locked(
-        self, conn: duckdb.DuckDBPyConnection, batch: pa.Table, delivered: int
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        batch: pa.Table,
+        delivered: int,
+        *,
+        count_duplicates: bool = True,
     ) -> BatchOutcome:
         conn.register("_batch", batch)
         inserted_ids = frozenset(row[0] for row in conn.execute(_INSERT_EVENTS).fetchall())
@@ -383,7 +396,7 @@ class LineageStore:
         new = new.append_column("seq", pa.array(range(new.num_rows), pa.int64()))
         conn.register("_new", new)
         duplicates = delivered - len(inserted_ids)
-        if duplicates:
+        if duplicates and count_duplicates:
             conn.execute(
                 "INSERT INTO ingest_counters VALUES ('duplicates_dropped', ?) "
                 "ON CONFLICT (name) DO UPDATE SET value = ingest_counters.value + excluded.value",
@@ -702,6 +715,10 @@ class AsyncLineage:
     async def write_columns(self, columns: EnvelopeColumns) -> BatchOutcome:
         """See ``LineageStore.write_columns``."""
         return await self._on_writer(lambda: self.store.write_columns(columns))
+
+    async def absorb(self, path: str | Path) -> AbsorbResult | None:
+        """See ``LineageStore.absorb``."""
+        return await self._on_writer(lambda: self.store.absorb(path))
 
     async def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """See ``LineageStore.write``."""

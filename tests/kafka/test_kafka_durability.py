@@ -202,11 +202,42 @@ async def test_two_collectors_split_partitions_and_one_takes_over(settings, tmp_
         for proc in procs:
             await asyncio.to_thread(kill, proc, signal.SIGTERM)
         await bus.stop()
-    a, b = stored_ids(dbs[0]), stored_ids(dbs[1])
-    assert a and b, "both collectors had partitions"
-    assert set(a) | set(b) == {e.event_id for e in events}, "nothing lost"
-    # Offsets trail the lineage commit, so only a batch the killed collector had
-    # stored but not yet committed can be stored again by the survivor.
-    overlap = set(a) & set(b)
-    assert len(overlap) <= 2_000
-    assert all(e in set(a) for e in overlap)
+    # The survivor absorbed the dead collector's file before it fetched the
+    # partitions it took over: one file, every event exactly once.
+    assert not dbs[0].exists(), "the dead collector's file was absorbed"
+    ids = stored_ids(dbs[1])
+    assert len(ids) == total and set(ids) == {e.event_id for e in events}
+    assert "absorbed lineage file" in (tmp_path / "c.log").read_text()
+
+
+@pytest.mark.slow
+async def test_two_collectors_with_one_killed_and_restarted_store_everything_once(
+    settings, tmp_path
+):
+    total = 9_000
+    events = [make_event(i, correlations=1_000) for i in range(total)]
+    bus = KafkaBus(settings)
+    await bus.start()
+    dbs = [tmp_path / "a.duckdb", tmp_path / "b.duckdb"]
+    log = tmp_path / "c.log"
+    procs = [start_collector(settings.bootstrap, db, log=log, session_ms=1000) for db in dbs]
+    try:
+        for round_ in range(3):
+            chunk = events[round_ * 3_000 : (round_ + 1) * 3_000]
+            await bus.publish_many(chunk[:1_500])
+            await _wait_committed(settings.bootstrap, round_ * 3_000 + 1, within=30)
+            # Killed mid-stream and started again on the same file at once.
+            victim = round_ % 2
+            await asyncio.to_thread(kill, procs[victim], signal.SIGKILL)
+            procs[victim] = start_collector(
+                settings.bootstrap, dbs[victim], log=log, session_ms=1000
+            )
+            await bus.publish_many(chunk[1_500:])
+        await _wait_committed(settings.bootstrap, total, within=60)
+    finally:
+        for proc in procs:
+            await asyncio.to_thread(kill, proc, signal.SIGTERM)
+        await bus.stop()
+    stored = [i for db in dbs for i in stored_ids(db)]
+    assert set(stored) == {e.event_id for e in events}, "nothing lost"
+    assert len(stored) == total, "no event in two files"
