@@ -24,7 +24,7 @@ from pathlib import Path
 
 from aiokafka import TopicPartition
 
-from tracing import Event, StoreError
+from tracing import BusError, Event, StoreError
 
 from ._absorb import AbsorbResult, remove_lineage_file
 from ._kafka import KafkaBus
@@ -230,7 +230,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Decoding allocates many short-lived objects; a higher threshold for the
     # youngest generation halves the time spent in the cycle collector.
     gc.set_threshold(50_000, 20, 20)
-    asyncio.run(_serve(args))
+    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        asyncio.run(_serve(args))
+    except (BusError, StoreError) as exc:
+        # A clear line for the operator (or the supervisor's log), not a traceback.
+        raise SystemExit(f"collector: {exc}") from exc
 
 
 if __name__ == "__main__":

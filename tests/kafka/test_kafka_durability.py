@@ -241,3 +241,31 @@ async def test_two_collectors_with_one_killed_and_restarted_store_everything_onc
     stored = [i for db in dbs for i in stored_ids(db)]
     assert set(stored) == {e.event_id for e in events}, "nothing lost"
     assert len(stored) == total, "no event in two files"
+
+
+def test_a_collector_that_cannot_reach_kafka_exits_with_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    from _procs import ROOT
+
+    from adapters.sandbox import free_port
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "collector._kafka_ingest",
+            "--bootstrap",
+            f"127.0.0.1:{free_port()}",
+            "--db",
+            str(tmp_path / "new" / "a.duckdb"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "collector: cannot create Kafka topics" in proc.stderr
+    assert "Traceback" not in proc.stderr
