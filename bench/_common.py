@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 import resource
-import uuid
 from decimal import Decimal
 
-from tracing import Event, System
+from tracing import Event, System, new_event_id
 
 __all__ = ["load_note", "make_events", "peak_rss_mb", "summary_line"]
 
-_NS = uuid.UUID("0b6c1f3a-7e2d-4c59-8a10-5d3e9f2b7c44")
 
 
 def make_events(n: int, *, correlations: int = 10_000, payload_bytes: int = 1024) -> list[Event]:
-    """``n`` order events with ~``payload_bytes`` of canonical payload each."""
+    """``n`` order events with ~``payload_bytes`` of canonical payload each.
+
+    Event IDs are UUIDv7 from ``new_event_id``, as every producer in Interlock makes
+    them (time-ordered, so they arrive in roughly increasing order).
+    """
     line = {"sku": "SKU-00000", "quantity": 3, "unit_price": "49.90", "description": "x" * 40}
     lines_needed = max(1, payload_bytes // 110)
     payload = {
@@ -26,7 +28,7 @@ def make_events(n: int, *, correlations: int = 10_000, payload_bytes: int = 1024
     for i in range(n):
         out.append(
             Event(
-                event_id=str(uuid.uuid5(_NS, str(i))),
+                event_id=new_event_id(),
                 correlation_id=f"txn-{i % correlations:06d}",
                 idempotency_key=f"idem-{i}",
                 source=System.CRM,

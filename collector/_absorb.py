@@ -9,10 +9,10 @@ owner simply stored it, the batch would be in two files.
 So before a collector consumes newly assigned partitions it absorbs every sibling
 file no process holds any more (a live collector holds its file's lock): the
 sibling's events go through the normal batch pipeline of the survivor's store, in
-chunks, each chunk one transaction. The primary key on event ID makes that
-idempotent: a chunk stored twice (a crash mid-absorb) or a batch fetched again
-after the absorb is dropped as a duplicate. Only when every chunk is committed is
-the sibling file removed.
+chunks, each chunk one transaction. The dedupe on event ID makes that idempotent: a
+chunk stored twice (a crash mid-absorb) or a batch fetched again after the absorb is
+dropped as a duplicate. Only when every chunk is committed is the sibling file
+removed.
 """
 
 from __future__ import annotations
@@ -145,14 +145,15 @@ def _absorb_attached(
                     )
                     conn.execute("COMMIT")
                 except duckdb.Error as exc:
-                    conn.execute("ROLLBACK")
+                    store._rollback(conn)
                     raise StoreError(f"absorbing {path} failed: {exc}") from exc
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    store._rollback(conn)
                     raise
                 finally:
-                    conn.unregister("_batch")
-                    conn.unregister("_new")
+                    for name in ("_batch", "_insert", "_new"):
+                        conn.unregister(name)
+                store._committed()
             inserted += outcome.result.inserted
     dl = ", ".join(DEAD_LETTER_COLUMNS)
     # Counters are added once per sibling, even if a crash makes us absorb it again.

@@ -7,8 +7,9 @@ dedicated writer thread, reads on a small pool, so DuckDB never blocks the loop.
 
 A batch is one DuckDB transaction:
 
-1. insert the events not stored yet (``ON CONFLICT DO NOTHING RETURNING`` against
-   the primary key, after de-duplicating the batch itself);
+1. insert the events not stored yet (the batch's event-ID hashes are probed in the
+   in-memory set of stored ones, ``collector._event_keys``, and only the rows it
+   may hold are compared by event ID), the first of each ID in the batch;
 2. open a dead letter for every new ``dead_lettered`` event;
 3. resolve unresolved dead letters of the same correlation ID and step when an
    ``ok``/``replayed`` event later in time is stored (in either order of arrival);
@@ -28,12 +29,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracing import Event, Status, StoreError
 
 from ._absorb import AbsorbResult, absorb_file
+from ._event_keys import EventKeys, Keys
 from ._lineage_rows import (
     EVENT_COLUMNS,
     SUMMARY_COLUMNS,
@@ -47,6 +51,8 @@ from ._lineage_rows import (
 from ._schema import (
     DDL,
     DEAD_LETTER_COLUMNS,
+    EVENTS_INDEXES,
+    EVENTS_TABLE,
     SCHEMA_VERSION,
     UNRESOLVED_DEAD_LETTER_STATES,
     UPGRADES,
@@ -88,10 +94,11 @@ class BatchOutcome:
 
 _INSERT_EVENTS = f"""
 INSERT INTO events ({", ".join(EVENT_COLUMNS)})
-SELECT {", ".join(EVENT_COLUMNS)} FROM _batch
-ON CONFLICT DO NOTHING
-RETURNING event_id
+SELECT {", ".join(EVENT_COLUMNS)} FROM _insert
 """
+#: Up to this many possibly-stored IDs are looked up through the ``events_id``
+#: index one statement each; more (a whole batch delivered again) in one join.
+_POINT_LOOKUPS = 32
 
 # Rank of an event in the batch by (event_time, event_id): an integer key keeps
 # arg_min/arg_max cheap while ordering exactly like the pair.
@@ -233,6 +240,10 @@ class LineageStore:
         self._read_root: duckdb.DuckDBPyConnection | None = None
         self._write_lock = threading.Lock()
         self._cursor_lock = threading.Lock()
+        # Hashes of every stored event ID (the dedupe), and those of the batch in
+        # the open transaction (added once it commits).
+        self._keys = EventKeys()
+        self._pending_keys: list[Keys] = []
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -259,13 +270,17 @@ class LineageStore:
             conn.execute(DDL)
             for statement in UPGRADES:
                 conn.execute(statement)
+            _drop_event_id_key(conn)
             row = conn.execute("SELECT max(version) FROM schema_info").fetchone()
             if row is None or row[0] is None:
                 conn.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
             elif row[0] < SCHEMA_VERSION:
                 conn.execute("UPDATE schema_info SET version = ?", [SCHEMA_VERSION])
+            stored = conn.execute("SELECT hash(event_id) AS k FROM events").fetchnumpy()["k"]
         except duckdb.Error as exc:
             raise StoreError(f"cannot open the lineage store at {self.path}: {exc}") from exc
+        self._keys = EventKeys(stored)
+        self._pending_keys = []
         self._conn = conn
         self._read_root = conn.cursor()
 
@@ -367,15 +382,26 @@ class LineageStore:
                 outcome = self._write_locked(conn, batch, delivered)
                 conn.execute("COMMIT")
             except duckdb.Error as exc:
-                conn.execute("ROLLBACK")
+                self._rollback(conn)
                 raise StoreError(f"lineage batch write failed: {exc}") from exc
             except BaseException:
-                conn.execute("ROLLBACK")
+                self._rollback(conn)
                 raise
             finally:
-                conn.unregister("_batch")
-                conn.unregister("_new")
+                for name in ("_batch", "_insert", "_new"):
+                    conn.unregister(name)
+            self._committed()
         return outcome
+
+    def _committed(self) -> None:
+        """After a COMMIT: the keys of the events it stored join the dedupe set."""
+        pending, self._pending_keys = self._pending_keys, []
+        for keys in pending:
+            self._keys.add(keys)
+
+    def _rollback(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self._pending_keys = []
+        conn.execute("ROLLBACK")
 
     def _write_locked(
         self,
@@ -386,12 +412,13 @@ class LineageStore:
         count_duplicates: bool = True,
     ) -> BatchOutcome:
         conn.register("_batch", batch)
-        inserted_ids = frozenset(row[0] for row in conn.execute(_INSERT_EVENTS).fetchall())
-        new = batch
-        if len(inserted_ids) != batch.num_rows:
-            new = batch.filter(
-                pc.is_in(batch["event_id"], pa.array(list(inserted_ids), pa.string()))
-            )
+        keys = conn.execute("SELECT hash(event_id) AS k FROM _batch").fetchnumpy()["k"]
+        keep = self._unstored(conn, batch, keys)
+        new = batch if keep is None else batch.filter(pa.array(keep))
+        conn.register("_insert", new)
+        conn.execute(_INSERT_EVENTS)
+        inserted_ids = frozenset(new.column("event_id").to_pylist())
+        self._pending_keys.append(keys if keep is None else keys[keep])
         new = new.sort_by([("event_time", "ascending"), ("event_id", "ascending")])
         new = new.append_column("seq", pa.array(range(new.num_rows), pa.int64()))
         conn.register("_new", new)
@@ -418,6 +445,23 @@ class LineageStore:
         return BatchOutcome(
             WriteResult(len(inserted_ids), duplicates, opened, resolved), inserted_ids, open_now
         )
+
+    def _unstored(
+        self, conn: duckdb.DuckDBPyConnection, batch: pa.Table, keys: Keys
+    ) -> npt.NDArray[np.bool_] | None:
+        """Which rows of ``batch`` to store (None: all): not stored yet, first of their ID."""
+        maybe = self._keys.probe(keys)
+        if not maybe.any() and len(np.unique(keys)) == len(keys):
+            return None
+        ids: list[str] = batch.column("event_id").to_pylist()
+        stored = _stored_ids(conn, [ids[i] for i in np.flatnonzero(maybe)])
+        keep = np.ones(len(ids), dtype=bool)
+        seen: set[str] = set()
+        for i, event_id in enumerate(ids):
+            if event_id in stored or event_id in seen:
+                keep[i] = False
+            seen.add(event_id)
+        return keep
 
     def _open_dead_letters(self, conn: duckdb.DuckDBPyConnection, new: pa.Table) -> int:
         dead = new.filter(pc.equal(new["status"], Status.DEAD_LETTERED.value)).to_pylist()
@@ -666,6 +710,53 @@ class LineageStore:
             }
 
         return self.read(query)
+
+
+def _drop_event_id_key(conn: duckdb.DuckDBPyConnection) -> None:
+    """Rebuild an ``events`` table from before schema 3 without its primary key.
+
+    DuckDB cannot drop a key constraint, so the table is copied once, in one
+    transaction (a file from before schema 3 is rebuilt on its first open).
+    """
+    keyed = conn.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'events' "
+        "AND constraint_type = 'PRIMARY KEY' AND database_name = current_database()"
+    ).fetchone()
+    if not keyed or not keyed[0]:
+        return
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(EVENTS_TABLE.format(name="events_rebuilt"))
+        conn.execute("INSERT INTO events_rebuilt SELECT * FROM events")
+        conn.execute("DROP TABLE events")
+        conn.execute("ALTER TABLE events_rebuilt RENAME TO events")
+        for statement in EVENTS_INDEXES:
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _stored_ids(conn: duckdb.DuckDBPyConnection, candidates: list[str]) -> set[str]:
+    """The event IDs among ``candidates`` that ``events`` holds."""
+    if not candidates:
+        return set()
+    if len(candidates) <= _POINT_LOOKUPS:
+        found: set[str] = set()
+        for event_id in candidates:
+            row = conn.execute("SELECT 1 FROM events WHERE event_id = ?", [event_id]).fetchone()
+            if row is not None:
+                found.add(event_id)
+        return found
+    conn.register("_candidates", pa.table({"event_id": pa.array(candidates, pa.string())}))
+    try:
+        rows = conn.execute(
+            "SELECT DISTINCT e.event_id FROM events e SEMI JOIN _candidates USING (event_id)"
+        ).fetchall()
+    finally:
+        conn.unregister("_candidates")
+    return {r[0] for r in rows}
 
 
 def _count_open(cur: duckdb.DuckDBPyConnection) -> int:

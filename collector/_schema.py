@@ -1,10 +1,12 @@
 """The DuckDB lineage schema. The collector process is its only writer.
 
-``events`` is append-only: one row per envelope, keyed by event ID (the dedupe
-key). ``transactions`` is a per-correlation summary kept up to date on every
-batch so listings never scan events. ``dead_letters`` holds the lifecycle of
-every dead-lettered step (open → replay_requested → replaying → resolved, or
-ignored), which replay and SLA evaluation build on.
+``events`` is append-only: one row per envelope. Event IDs are unique, but not by a
+key constraint: the store dedupes before it inserts (``collector._event_keys``) and
+``events_id`` indexes them for lookups. ``transactions`` is a per-correlation
+summary kept up to date on every batch so listings never scan events.
+``dead_letters`` holds the lifecycle of every dead-lettered step (open →
+replay_requested → replaying → resolved, or ignored), which replay and SLA
+evaluation build on.
 """
 
 from __future__ import annotations
@@ -12,54 +14,25 @@ from __future__ import annotations
 __all__ = [
     "DDL",
     "DEAD_LETTER_COLUMNS",
+    "EVENTS_INDEXES",
+    "EVENTS_TABLE",
     "SCHEMA_VERSION",
     "UNRESOLVED_DEAD_LETTER_STATES",
     "UPGRADES",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Dead-letter states that still need action; a transaction with one of these is
 #: ``dead_lettered`` and they count as "open" in stats and metrics.
 UNRESOLVED_DEAD_LETTER_STATES = ("open", "replay_requested", "replaying")
 
-DDL = """
+_DDL = """
 CREATE TABLE IF NOT EXISTS schema_info (
     version INTEGER NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS events (
-    event_id        VARCHAR PRIMARY KEY,
-    correlation_id  VARCHAR NOT NULL,
-    causation_id    VARCHAR,
-    trace_id        VARCHAR,
-    span_id         VARCHAR,
-    idempotency_key VARCHAR NOT NULL,
-    source          VARCHAR NOT NULL,
-    target          VARCHAR,
-    kind            VARCHAR NOT NULL,
-    step            VARCHAR NOT NULL,
-    entity_type     VARCHAR NOT NULL,
-    entity_id       VARCHAR NOT NULL,
-    status          VARCHAR NOT NULL,
-    attempt         INTEGER NOT NULL,
-    event_time      TIMESTAMPTZ NOT NULL,
-    recorded_at     TIMESTAMPTZ NOT NULL,
-    ingested_at     TIMESTAMPTZ NOT NULL,
-    duration_ms     DOUBLE,
-    amount          DECIMAL(18, 2),
-    currency        VARCHAR,
-    customer_id     VARCHAR,
-    schema_version  INTEGER NOT NULL,
-    payload         JSON,
-    error_reason    VARCHAR,
-    error_message   VARCHAR,
-    error_retriable BOOLEAN,
-    error_status    INTEGER,
-    error_type      VARCHAR,
-    replay_of       VARCHAR,
-    replay_id       VARCHAR
-);
+{events}
 
 CREATE TABLE IF NOT EXISTS transactions (
     correlation_id  VARCHAR PRIMARY KEY,
@@ -113,7 +86,52 @@ CREATE TABLE IF NOT EXISTS ingest_counters (
 );
 
 CREATE INDEX IF NOT EXISTS events_correlation ON events (correlation_id);
+CREATE INDEX IF NOT EXISTS events_id ON events (event_id);
 """
+
+#: The ``events`` table under a given name (a rebuild creates it beside the old one).
+EVENTS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    event_id        VARCHAR NOT NULL,       -- unique: deduped before insert
+    correlation_id  VARCHAR NOT NULL,
+    causation_id    VARCHAR,
+    trace_id        VARCHAR,
+    span_id         VARCHAR,
+    idempotency_key VARCHAR NOT NULL,
+    source          VARCHAR NOT NULL,
+    target          VARCHAR,
+    kind            VARCHAR NOT NULL,
+    step            VARCHAR NOT NULL,
+    entity_type     VARCHAR NOT NULL,
+    entity_id       VARCHAR NOT NULL,
+    status          VARCHAR NOT NULL,
+    attempt         INTEGER NOT NULL,
+    event_time      TIMESTAMPTZ NOT NULL,
+    recorded_at     TIMESTAMPTZ NOT NULL,
+    ingested_at     TIMESTAMPTZ NOT NULL,
+    duration_ms     DOUBLE,
+    amount          DECIMAL(18, 2),
+    currency        VARCHAR,
+    customer_id     VARCHAR,
+    schema_version  INTEGER NOT NULL,
+    payload         JSON,
+    error_reason    VARCHAR,
+    error_message   VARCHAR,
+    error_retriable BOOLEAN,
+    error_status    INTEGER,
+    error_type      VARCHAR,
+    replay_of       VARCHAR,
+    replay_id       VARCHAR
+);
+"""
+
+#: The indexes of ``events`` (created again after a rebuild).
+EVENTS_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS events_correlation ON events (correlation_id)",
+    "CREATE INDEX IF NOT EXISTS events_id ON events (event_id)",
+)
+
+DDL = _DDL.replace("{events}", EVENTS_TABLE.format(name="events").strip())
 
 #: Idempotent upgrades run after ``DDL`` on every open, so a file created by an
 #: older version gains the columns this one reads.
