@@ -90,12 +90,18 @@ class AbsorbResult:
 
 
 def absorb_file(
-    store: LineageStore, path: Path, *, chunk: int = ABSORB_CHUNK
+    store: LineageStore,
+    path: Path,
+    *,
+    group: tuple[str, str] | None = None,
+    chunk: int = ABSORB_CHUNK,
 ) -> AbsorbResult | None:
-    """Merge the lineage file at ``path`` into ``store``; None if a process holds it.
+    """Merge the lineage file at ``path`` into ``store``; None if it is not ours to take.
 
-    The file is only read; the caller removes it (``remove_lineage_file``) once this
-    returns. Raises ``StoreError`` if the file is not a lineage file or a write fails.
+    That is, when a process holds the file, or ``group`` (consumer group, topic) is
+    given and the file was not written by a collector of that group. The file is
+    only read; the caller removes it (``remove_lineage_file``) once this returns.
+    Raises ``StoreError`` if the file is not a lineage file or a write fails.
     """
     conn = store._writer()
     with store._write_lock:
@@ -110,10 +116,23 @@ def absorb_file(
         except duckdb.Error as exc:
             raise StoreError(f"cannot open lineage file {path} to absorb it: {exc}") from exc
     try:
+        if group is not None and not _written_for(conn, group):
+            log.info("not absorbing %s: not a lineage file of group %s on %s", path, *group)
+            return None
         return _absorb_attached(store, conn, path, chunk)
     finally:
         with store._write_lock:
             conn.execute(f"DETACH {_SRC}")
+
+
+def _written_for(conn: duckdb.DuckDBPyConnection, group: tuple[str, str]) -> bool:
+    if not _has_table(conn, "consumer_groups"):
+        return False
+    row = conn.execute(
+        f"SELECT count(*) FROM {_SRC}.consumer_groups WHERE group_id = ? AND topic = ?",
+        list(group),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _absorb_attached(
@@ -171,6 +190,11 @@ def _absorb_attached(
             "ON CONFLICT DO NOTHING"
         )
         c.execute(_CARRY_DEAD_LETTER_STATE)
+        if _has_table(c, "consumer_groups"):
+            c.execute(
+                f"INSERT INTO consumer_groups SELECT * FROM {_SRC}.consumer_groups "
+                "ON CONFLICT DO NOTHING"
+            )
         seen = c.execute(
             "INSERT INTO ingest_counters VALUES (?, 1) ON CONFLICT DO NOTHING RETURNING name",
             [marker_name],
@@ -187,6 +211,14 @@ def _absorb_attached(
         total - inserted,
     )
     return AbsorbResult(path, total, inserted)
+
+
+def _has_table(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
+        [_SRC, name],
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def remove_lineage_file(path: Path) -> None:

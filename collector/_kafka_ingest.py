@@ -46,9 +46,9 @@ class KafkaCollector:
 
     ``start``/``stop`` are safe twice. ``stored`` and ``duplicates`` count what
     the lineage reported for the batches written by this process. With
-    ``siblings`` (a directory), lineage files there that no process holds are
-    absorbed into this one whenever partitions are assigned (``absorbed`` lists
-    them).
+    ``siblings`` (a directory), lineage files there that no process holds and
+    that collectors of the same group and topic wrote are absorbed into this one
+    whenever partitions are assigned (``absorbed`` lists them).
     """
 
     def __init__(
@@ -86,6 +86,8 @@ class KafkaCollector:
         if self._loop is not None:
             return
         await self.bus.start()
+        if self._siblings is not None:
+            await self.lineage.claim_group(self.group, self.settings.events_topic)
         # The fast path: message bodies decoded straight into lineage columns.
         self._loop = self.bus.subscribe_columns(
             self.group,
@@ -111,9 +113,9 @@ class KafkaCollector:
         if self._siblings is None:
             return
         for path in await asyncio.to_thread(_siblings, self._siblings, self.lineage.store.path):
-            result = await self.lineage.absorb(path)
+            result = await self.lineage.absorb(path, group=(self.group, self.settings.events_topic))
             if result is None:
-                continue  # a live collector holds it
+                continue  # a live collector holds it, or another group wrote it
             await asyncio.to_thread(remove_lineage_file, path)
             self.absorbed.append(result)
 

@@ -367,12 +367,23 @@ class LineageStore:
         batch, _repeats = columns.table(datetime.now(UTC))
         return self._commit(batch, len(columns))
 
-    def absorb(self, path: str | Path) -> AbsorbResult | None:
+    def absorb(
+        self, path: str | Path, *, group: tuple[str, str] | None = None
+    ) -> AbsorbResult | None:
         """Merge another lineage file into this one, exactly once (``collector._absorb``).
 
-        Returns None, touching nothing, when another process holds that file.
+        Returns None, touching nothing, when another process holds that file, or
+        ``group`` (consumer group, topic) is given and the file is not that group's.
         """
-        return absorb_file(self, Path(path))
+        return absorb_file(self, Path(path), group=group)
+
+    def claim_group(self, group: str, topic: str) -> None:
+        """Mark this file as written by a collector of ``group`` consuming ``topic``."""
+        self.write(
+            lambda c: c.execute(
+                "INSERT INTO consumer_groups VALUES (?, ?) ON CONFLICT DO NOTHING", [group, topic]
+            )
+        )
 
     def _commit(self, batch: pa.Table, delivered: int) -> BatchOutcome:
         with self._write_lock:
@@ -807,9 +818,15 @@ class AsyncLineage:
         """See ``LineageStore.write_columns``."""
         return await self._on_writer(lambda: self.store.write_columns(columns))
 
-    async def absorb(self, path: str | Path) -> AbsorbResult | None:
+    async def absorb(
+        self, path: str | Path, *, group: tuple[str, str] | None = None
+    ) -> AbsorbResult | None:
         """See ``LineageStore.absorb``."""
-        return await self._on_writer(lambda: self.store.absorb(path))
+        return await self._on_writer(lambda: self.store.absorb(path, group=group))
+
+    async def claim_group(self, group: str, topic: str) -> None:
+        """See ``LineageStore.claim_group``."""
+        await self._on_writer(lambda: self.store.claim_group(group, topic))
 
     async def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """See ``LineageStore.write``."""

@@ -79,6 +79,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     resolved_by_event VARCHAR
 );
 
+-- The Kafka consumer groups whose collector writes this file: a collector absorbs a
+-- dead sibling's file only if it was written for the same group and topic.
+CREATE TABLE IF NOT EXISTS consumer_groups (
+    group_id VARCHAR NOT NULL,
+    topic    VARCHAR NOT NULL,
+    PRIMARY KEY (group_id, topic)
+);
+
 -- Cumulative ingest counters that must survive a restart (duplicates_dropped).
 CREATE TABLE IF NOT EXISTS ingest_counters (
     name  VARCHAR PRIMARY KEY,

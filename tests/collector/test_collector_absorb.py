@@ -177,3 +177,29 @@ def test_remove_lineage_file_takes_the_write_ahead_log_too(tmp_path: Path) -> No
     (tmp_path / "dead.duckdb.wal").write_bytes(b"x")
     remove_lineage_file(path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_only_files_of_the_same_group_and_topic_are_absorbed(tmp_path: Path) -> None:
+    events = _stream()
+    for name, claim in (
+        ("unclaimed", None),
+        ("other-group", ("billing-collector", "interlock.events")),
+        ("other-topic", ("interlock-collector", "other.events")),
+        ("ours", ("interlock-collector", "interlock.events")),
+    ):
+        sibling = _open(tmp_path / f"{name}.duckdb")
+        if claim is not None:
+            sibling.claim_group(*claim)
+        sibling.write_batch(events)
+        sibling.close()
+    survivor = _open(tmp_path / "survivor.duckdb")
+    group = ("interlock-collector", "interlock.events")
+    assert survivor.absorb(tmp_path / "unclaimed.duckdb", group=group) is None
+    assert survivor.absorb(tmp_path / "other-group.duckdb", group=group) is None
+    assert survivor.absorb(tmp_path / "other-topic.duckdb", group=group) is None
+    assert _snapshot(survivor)[0] == []
+    result = survivor.absorb(tmp_path / "ours.duckdb", group=group)
+    assert result is not None and result.inserted == 7
+    # The survivor's file now says it holds that group's lineage too.
+    claims = survivor.read(lambda c: c.execute("SELECT * FROM consumer_groups").fetchall())
+    assert claims == [group]
