@@ -11,7 +11,6 @@ from tracing import Event, System, new_event_id
 __all__ = ["load_note", "make_events", "peak_rss_mb", "summary_line"]
 
 
-
 def make_events(n: int, *, correlations: int = 10_000, payload_bytes: int = 1024) -> list[Event]:
     """``n`` order events with ~``payload_bytes`` of canonical payload each.
 
