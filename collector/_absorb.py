@@ -109,11 +109,9 @@ def absorb_file(
             # ATTACH takes no parameters; quote the path as a SQL string literal.
             literal = "'" + str(path).replace("'", "''") + "'"
             conn.execute(f"ATTACH {literal} AS {_SRC} (READ_ONLY)")
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                return None  # a live collector owns it
-            raise StoreError(f"cannot open lineage file {path} to absorb it: {exc}") from exc
         except duckdb.Error as exc:
+            if _held(exc):
+                return None  # a live collector owns it
             raise StoreError(f"cannot open lineage file {path} to absorb it: {exc}") from exc
     try:
         if group is not None and not _written_for(conn, group):
@@ -123,6 +121,16 @@ def absorb_file(
     finally:
         with store._write_lock:
             conn.execute(f"DETACH {_SRC}")
+
+
+def _held(exc: duckdb.Error) -> bool:
+    """Whether ATTACH failed because a live store has the file open."""
+    message = str(exc).lower()
+    # Another process holds the file's lock; or a store in this very process has
+    # it open (DuckDB then refuses a second handle on the same file).
+    return (isinstance(exc, duckdb.IOException) and "lock" in message) or (
+        "file handle conflict" in message or "already attached" in message
+    )
 
 
 def _written_for(conn: duckdb.DuckDBPyConnection, group: tuple[str, str]) -> bool:

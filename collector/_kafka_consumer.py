@@ -221,10 +221,20 @@ class ConsumerLoop:
                         continue
                     self._in_flight = _InFlight(batch, asyncio.ensure_future(self._store(batch)))
         finally:
-            in_flight, self._in_flight = self._in_flight, None
-            if in_flight is not None and not in_flight.stored.done():
-                in_flight.stored.cancel()
-                await asyncio.gather(in_flight.stored, return_exceptions=True)
+            await self._finish_on_exit(consumer)
+
+    async def _finish_on_exit(self, consumer: AIOKafkaConsumer) -> None:
+        # Leaving (stopped, or restarting the consumer): a store in flight runs on
+        # the lineage's writer thread and commits whatever happens here, so commit
+        # its offsets too if this member still may; otherwise the next owner of its
+        # partitions would fetch and store that batch again.
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return
+        try:
+            await asyncio.shield(self._finish(consumer, in_flight.batch, in_flight.stored))
+        except (asyncio.CancelledError, Exception) as exc:
+            log.info("group %s: last batch left uncommitted (%s)", self.group, exc)
 
     async def _revoke(self, consumer: AIOKafkaConsumer) -> None:
         """Before partitions go: store and commit the batch in flight, start no other."""

@@ -269,3 +269,51 @@ def test_a_collector_that_cannot_reach_kafka_exits_with_a_clear_error(tmp_path):
     assert proc.returncode == 1
     assert "collector: cannot create Kafka topics" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+async def test_collectors_joining_and_leaving_mid_stream_store_each_event_in_one_file(
+    settings, tmp_path
+):
+    # Rebalances while batches are in flight: the batch a member is storing when its
+    # partitions are revoked is committed before the next owner fetches them.
+    total = 12_000
+    events = [make_event(i, correlations=500) for i in range(total)]
+    bus = KafkaBus(settings)
+    await bus.start()
+    stores = [AsyncLineage(LineageStore(tmp_path / f"{n}.duckdb")) for n in "ab"]
+    for store in stores:
+        await store.open()
+    collectors = [
+        KafkaCollector(settings, store, group=GROUP, max_batch=500, siblings=tmp_path)
+        for store in stores
+    ]
+
+    async def produce() -> None:
+        for start in range(0, total, 400):
+            await bus.publish_many(events[start : start + 400])
+            await asyncio.sleep(0.05)
+
+    producer = asyncio.create_task(produce())
+    try:
+        await collectors[0].start()
+        await _wait_committed(settings.bootstrap, 2_000, within=30)
+        await collectors[1].start()  # joins: partitions move while A is storing
+        await _wait_committed(settings.bootstrap, 6_000, within=30)
+        await collectors[0].stop()  # leaves: B takes everything
+        await producer
+        await _wait_committed(settings.bootstrap, total, within=60)
+    finally:
+        producer.cancel()
+        for collector in collectors:
+            await collector.stop()
+        await bus.stop()
+    ids = []
+    for store in stores:
+        ids += await store.read(
+            lambda c: [r[0] for r in c.execute("SELECT event_id FROM events").fetchall()]
+        )
+        await store.close()
+    assert collectors[0].stored and collectors[1].stored, "both collectors stored batches"
+    assert set(ids) == {e.event_id for e in events}, "nothing lost"
+    assert len(ids) == total, "no event in two files"
