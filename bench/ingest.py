@@ -312,8 +312,20 @@ async def serve_collector(args: argparse.Namespace) -> None:
         await lineage.close()
 
 
-async def kafka_collector(settings: KafkaSettings, n: int, path: Path) -> tuple[float, float]:
-    """The collector as its own process; (events/s, its peak RSS in MB)."""
+def cpu_seconds_of(pid: int) -> float:
+    """User + system CPU time a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def kafka_collector(
+    settings: KafkaSettings, n: int, path: Path
+) -> tuple[float, float, float]:
+    """The collector as its own process; (events/s, its peak RSS in MB, its CPU µs/event).
+
+    CPU per event is the collector's own user + system time while it ingested: on
+    a machine shared with other work it moves much less than the rate does.
+    """
     group = "bench-collector"
     proc = subprocess.Popen(  # noqa: ASYNC220  # started once, before timing
         [
@@ -336,17 +348,19 @@ async def kafka_collector(settings: KafkaSettings, n: int, path: Path) -> tuple[
         cwd=ROOT,
     )
     try:
-        first, started = 0, 0.0
+        first, started, cpu_started = 0, 0.0, 0.0
         while (done := await committed(settings, group)) < n:
             if not first and done:
                 first, started = done, time.perf_counter()
+                cpu_started = cpu_seconds_of(proc.pid)
             await asyncio.sleep(0.1)
         elapsed = time.perf_counter() - started
+        cpu = cpu_seconds_of(proc.pid) - cpu_started
         rss = peak_rss_of(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
-    return (n - first) / elapsed, rss
+    return (n - first) / elapsed, rss, cpu / (n - first) * 1e6
 
 
 async def embedded(events: list[Event], path: Path) -> float:
@@ -392,8 +406,11 @@ async def main(n: int) -> None:
         print(f"baseline A, fetch only:           {raw_a:,.0f} events/s")
         raw_b = raw_duckdb(events, Path(tmp) / "raw.duckdb")
         print(f"baseline B, DuckDB from Arrow:    {raw_b:,.0f} events/s")
-        kafka, collector_rss = await kafka_collector(settings, n, Path(tmp) / "kafka.duckdb")
+        kafka, collector_rss, cpu_us = await kafka_collector(
+            settings, n, Path(tmp) / "kafka" / "lineage.duckdb"
+        )
         print(f"Interlock on Kafka, end to end:   {kafka:,.0f} events/s")
+        print(f"collector process CPU per event:  {cpu_us:.1f} µs")
         print(f"collector process peak RSS:       {collector_rss:,.0f} MB")
     with tempfile.TemporaryDirectory() as tmp:
         emb = await embedded(events, Path(tmp) / "embedded.duckdb")
@@ -408,6 +425,7 @@ async def main(n: int) -> None:
             raw_consume_eps=round(raw_a),
             raw_duckdb_eps=round(raw_b),
             ratio_raw_consume=kafka / raw_a,
+            collector_cpu_us=round(cpu_us, 1),
             peak_rss_mb=round(collector_rss),
             bench_rss_mb=round(rss),
         )
