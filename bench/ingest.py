@@ -29,6 +29,7 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -205,7 +206,8 @@ def _collector_cmd(
         cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-collector"]
         cmd += ["--threads", str(threads), "--checkpoint-threshold", str(checkpoint_mb)]
     cmd += ["--bootstrap", settings.bootstrap, "--db", str(path), "--group", group]
-    cmd += ["--partitions", str(settings.partitions), "--max-batch", str(COLLECTOR_BATCH)]
+    batch = os.environ.get("BENCH_MAX_BATCH", str(COLLECTOR_BATCH))
+    cmd += ["--partitions", str(settings.partitions), "--max-batch", batch]
     if memory_limit:
         cmd += ["--memory-limit", memory_limit]
     return cmd
@@ -272,6 +274,62 @@ async def collector_only(
     }
 
 
+def _probe_memory(collector: KafkaCollector, lineage: AsyncLineage) -> None:
+    """Bench knobs and a memory breakdown every ``BENCH_PROBE_EVERY`` batches (stderr).
+
+    ``BENCH_TRIM_EVERY=N`` returns freed glibc memory (``malloc_trim(0)``) every N
+    batches; ``BENCH_ARROW_RELEASE=1`` returns Arrow's pool's unused memory too.
+    """
+    import ctypes
+
+    import pyarrow as pa
+
+    libc = ctypes.CDLL("libc.so.6")
+    trim_every = int(os.environ.get("BENCH_TRIM_EVERY", "0"))
+    arrow_release = os.environ.get("BENCH_ARROW_RELEASE") == "1"
+    probe_every = int(os.environ.get("BENCH_PROBE_EVERY", "40"))
+    write = collector._write_columns
+    trim_s = [0.0]
+
+    class _Mallinfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
+
+    libc.mallinfo2.restype = _Mallinfo2
+
+    async def wrapped(columns: Any) -> None:
+        await write(columns)
+        n = collector.batches
+        if trim_every and n % trim_every == 0:
+            t = time.perf_counter()
+            if arrow_release:
+                pa.default_memory_pool().release_unused()
+            libc.malloc_trim(0)
+            trim_s[0] += time.perf_counter() - t
+        if probe_every and n % probe_every == 0:
+            mi = libc.mallinfo2()
+            rows = await lineage.read(
+                lambda c: c.execute(
+                    "SELECT tag, memory_usage_bytes FROM duckdb_memory() "
+                    "WHERE memory_usage_bytes > 1e6 ORDER BY 2 DESC"
+                ).fetchall()
+            )
+            held = " ".join(f"{tag}={size / 1e6:.0f}" for tag, size in rows)
+            print(
+                f"  probe {collector.stored:>9,}: rss={peak_rss_of(os.getpid(), 'VmRSS'):.0f} "
+                f"hwm={peak_rss_of(os.getpid()):.0f} glibc_used={mi.uordblks / 1e6:.0f} "
+                f"glibc_free={mi.fordblks / 1e6:.0f} glibc_mmap={mi.hblkhd / 1e6:.0f} "
+                f"arrow={pa.total_allocated_bytes() / 1e6:.0f} "
+                f"arrow_max={pa.default_memory_pool().max_memory() / 1e6:.0f} "
+                f"duckdb[{held}] trim_s={trim_s[0]:.2f}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    collector._write_columns = wrapped  # type: ignore[method-assign]
+
+
 async def serve_collector(args: argparse.Namespace) -> None:
     """``collector._kafka_ingest`` with the store's ``threads`` option (bench only)."""
     if args.memory_limit and not args.memory_limit[0].isdigit():
@@ -281,6 +339,7 @@ async def serve_collector(args: argparse.Namespace) -> None:
         partitions=args.partitions,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_500,
+        fetch_max_bytes=int(os.environ.get("BENCH_FETCH_MAX_BYTES", 8 * 1024 * 1024)),
     )
     store = LineageStore(
         Path(args.db), memory_limit=args.memory_limit or None, threads=args.threads
@@ -291,7 +350,11 @@ async def serve_collector(args: argparse.Namespace) -> None:
         # Data not yet checkpointed stays in memory (IN_MEMORY_TABLE): a lever on memory.
         statement = f"SET checkpoint_threshold = '{int(args.checkpoint_threshold)}MB'"
         await lineage.write(lambda c: c.execute(statement))
+    for statement in filter(None, os.environ.get("BENCH_DUCKDB_SET", "").split(";")):
+        # Extra DuckDB settings to compare (memory levers), e.g. allocator_flush_threshold.
+        await lineage.write(lambda c, s=statement: c.execute(f"SET {s}"))
     collector = KafkaCollector(settings, lineage, group=args.group, max_batch=args.max_batch)
+    _probe_memory(collector, lineage)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
