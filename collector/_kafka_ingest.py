@@ -31,7 +31,7 @@ from ._kafka import KafkaBus
 from ._kafka_consumer import ConsumerLoop
 from ._kafka_metrics import KafkaMetrics
 from ._kafka_settings import KafkaSettings
-from ._lineage import AsyncLineage, LineageStore
+from ._lineage import CHECKPOINT_THRESHOLD, AsyncLineage, LineageStore
 from ._lineage_rows import EnvelopeColumns
 
 __all__ = ["DEFAULT_GROUP", "KafkaCollector", "main"]
@@ -149,7 +149,12 @@ async def _serve(args: argparse.Namespace) -> None:
     # Without a limit DuckDB's buffer pool grows towards 80 % of RAM with what is
     # stored; too low a limit stops ingest instead (docs/performance.md).
     db = Path(args.db)
-    store = LineageStore(db, memory_limit=args.memory_limit or None, threads=args.threads)
+    store = LineageStore(
+        db,
+        memory_limit=args.memory_limit or None,
+        threads=args.threads,
+        checkpoint_threshold=args.checkpoint_threshold,
+    )
     lineage = AsyncLineage(store)
     if not args.no_absorb and _rejoining_beside_others(db):
         # Coming back on a file that may hold a batch stored but never committed,
@@ -229,6 +234,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     # One DuckDB thread: this process only ingests, and a second thread cost about a
     # fifth more CPU per event for no gain in rate (docs/performance.md).
     parser.add_argument("--threads", type=int, default=1, help="DuckDB worker threads")
+    parser.add_argument(
+        "--checkpoint-threshold",
+        default=CHECKPOINT_THRESHOLD,
+        help="WAL size at which DuckDB checkpoints; rows not yet checkpointed stay in memory",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     # Decoding allocates many short-lived objects; a higher threshold for the

@@ -20,6 +20,7 @@ A batch is one DuckDB transaction:
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +69,7 @@ _RESOLVING = (Status.OK.value, Status.REPLAYED.value)
 _FAILING = (Status.FAILED.value, Status.RETRYING.value, Status.DEAD_LETTERED.value)
 #: WAL size at which DuckDB checkpoints the lineage file (see ``open``).
 CHECKPOINT_THRESHOLD = "128MB"
+_SIZE = re.compile(r"^\d{1,6}(\.\d{1,3})?\s?[KMGT]i?B$")
 _UNRESOLVED_SQL = ", ".join(f"'{s}'" for s in UNRESOLVED_DEAD_LETTER_STATES)
 
 
@@ -225,15 +227,21 @@ class LineageStore:
         completion_kinds: frozenset[str] = frozenset({"invoice.posted"}),
         memory_limit: str | None = None,
         threads: int | None = None,
+        checkpoint_threshold: str = CHECKPOINT_THRESHOLD,
     ) -> None:
         if threads is not None and threads < 1:
             raise ValueError("threads must be at least 1")
+        if not _SIZE.match(checkpoint_threshold):
+            raise ValueError(f"checkpoint_threshold is not a size: {checkpoint_threshold!r}")
         self.path = str(path)
         self.completion_kinds = completion_kinds
         # DuckDB's own settings; None keeps its defaults (80 % of RAM, one
         # thread per core). The buffer pool otherwise grows with what is stored.
         self.memory_limit = memory_limit
         self.threads = threads
+        # Rows appended since the last checkpoint stay in memory (DuckDB's
+        # IN_MEMORY_TABLE) until the WAL reaches this size: a memory lever.
+        self.checkpoint_threshold = checkpoint_threshold
         self._conn: duckdb.DuckDBPyConnection | None = None
         # Readers derive cursors from a connection of their own so cursor creation
         # never races the writer's use of the main connection.
@@ -266,7 +274,8 @@ class LineageStore:
             # got dearer as the table grew. Checkpointing every 128 MB made batch
             # ingest ~1.5x faster (docs/performance.md); recovery replays at most
             # that much WAL after a crash.
-            conn.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+            # SET takes no parameters; the value was checked against _SIZE.
+            conn.execute(f"SET checkpoint_threshold = '{self.checkpoint_threshold}'")
             conn.execute(DDL)
             for statement in UPGRADES:
                 conn.execute(statement)

@@ -87,3 +87,20 @@ def test_metrics_from_columns_equal_metrics_from_events() -> None:
     )
     assert events_total == len([i for i in range(40) if i % 2 and i % 3 == 1])
     assert by_columns.registry.get_sample_value("interlock_duplicates_dropped_total") == 5
+
+
+def test_checkpoint_threshold_reaches_duckdb() -> None:
+    store = LineageStore(checkpoint_threshold="64MB")
+    store.open()
+    try:
+        value = store.read(
+            lambda c: c.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+        )
+    finally:
+        store.close()
+    assert value == ("61.0 MiB",)  # DuckDB reads MB as 10**6 bytes, shows MiB
+
+
+def test_a_checkpoint_threshold_that_is_not_a_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="checkpoint_threshold"):
+        LineageStore(checkpoint_threshold="64MB'; DROP TABLE events; --")
