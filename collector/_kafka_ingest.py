@@ -33,12 +33,15 @@ from ._kafka_metrics import KafkaMetrics
 from ._kafka_settings import KafkaSettings
 from ._lineage import CHECKPOINT_THRESHOLD, AsyncLineage, LineageStore
 from ._lineage_rows import EnvelopeColumns
+from ._memory import release_memory
 
-__all__ = ["DEFAULT_GROUP", "KafkaCollector", "main"]
+__all__ = ["DEFAULT_GROUP", "RELEASE_EVERY", "KafkaCollector", "main"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "interlock-collector"
+#: Batches between ``release_memory`` calls in the collector process (~2 ms each).
+RELEASE_EVERY = 10
 
 
 class KafkaCollector:
@@ -49,6 +52,8 @@ class KafkaCollector:
     ``siblings`` (a directory), lineage files there that no process holds and
     that collectors of the same group and topic wrote are absorbed into this one
     whenever partitions are assigned (``absorbed`` lists them).
+    Every ``release_every`` stored batches (0: never) freed memory is handed back
+    to the OS, so the process does not keep its high-water mark.
     """
 
     def __init__(
@@ -60,12 +65,16 @@ class KafkaCollector:
         metrics: KafkaMetrics | None = None,
         max_batch: int | None = None,
         siblings: Path | None = None,
+        release_every: int = 0,
     ) -> None:
+        if release_every < 0:
+            raise ValueError("release_every must not be negative")
         self.settings = settings
         self.lineage = lineage
         self.group = group
         self.bus = KafkaBus(settings, metrics=metrics)
         self._max_batch = max_batch
+        self._release_every = release_every
         self._loop: ConsumerLoop | None = None
         self.stored = 0
         self.duplicates = 0
@@ -126,6 +135,8 @@ class KafkaCollector:
         self.stored += outcome.result.inserted
         self.duplicates += outcome.result.duplicates
         self.batches += 1
+        if self._release_every and self.batches % self._release_every == 0:
+            release_memory()
 
     async def _write(self, events: Sequence[Event]) -> None:
         if not events:
@@ -171,6 +182,7 @@ async def _serve(args: argparse.Namespace) -> None:
         group=args.group,
         max_batch=args.max_batch,
         siblings=None if args.no_absorb else db.parent,
+        release_every=args.release_every,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -238,6 +250,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--checkpoint-threshold",
         default=CHECKPOINT_THRESHOLD,
         help="WAL size at which DuckDB checkpoints; rows not yet checkpointed stay in memory",
+    )
+    parser.add_argument(
+        "--release-every",
+        type=int,
+        default=RELEASE_EVERY,
+        help="hand freed memory back to the OS every N stored batches (0: never)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

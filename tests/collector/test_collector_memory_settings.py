@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from _collector_events import make_event
 
-from collector._lineage import LineageStore
+from collector._kafka_ingest import KafkaCollector
+from collector._kafka_settings import KafkaSettings
+from collector._lineage import AsyncLineage, LineageStore
 from collector._lineage_rows import EnvelopeColumns
+from collector._memory import release_memory
 from collector._metrics import Metrics
 from tracing import Status, StoreError
 
@@ -104,3 +109,30 @@ def test_checkpoint_threshold_reaches_duckdb() -> None:
 def test_a_checkpoint_threshold_that_is_not_a_size_is_refused() -> None:
     with pytest.raises(ValueError, match="checkpoint_threshold"):
         LineageStore(checkpoint_threshold="64MB'; DROP TABLE events; --")
+
+
+def test_release_memory_hands_freed_heap_back() -> None:
+    # 64 KB blocks come from glibc's heap (below its mmap threshold); a live block
+    # allocated last keeps the heap top in use, so only malloc_trim can return
+    # the freed ones below it.
+    blocks = [bytearray(64 * 1024) for _ in range(3000)]
+    keep = bytearray(64 * 1024)
+    del blocks
+    before = _rss_kb()
+    release_memory()
+    after = _rss_kb()
+    assert keep is not None
+    assert after < before - 50_000, (before, after)
+
+
+def test_a_negative_release_interval_is_refused() -> None:
+    lineage = AsyncLineage(LineageStore())
+    with pytest.raises(ValueError, match="release_every"):
+        KafkaCollector(KafkaSettings(bootstrap="127.0.0.1:9"), lineage, release_every=-1)
+
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
