@@ -29,8 +29,9 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -274,11 +275,16 @@ async def collector_only(
     }
 
 
+def _execute(sql: str, con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(sql)
+
+
 def _probe_memory(collector: KafkaCollector, lineage: AsyncLineage) -> None:
     """Bench knobs and a memory breakdown every ``BENCH_PROBE_EVERY`` batches (stderr).
 
     ``BENCH_TRIM_EVERY=N`` returns freed glibc memory (``malloc_trim(0)``) every N
     batches; ``BENCH_ARROW_RELEASE=1`` returns Arrow's pool's unused memory too.
+    ``BENCH_RELEASE_EVERY=N`` is the collector's own ``release_every`` instead.
     """
     import ctypes
 
@@ -292,15 +298,51 @@ def _probe_memory(collector: KafkaCollector, lineage: AsyncLineage) -> None:
     trim_s = [0.0]
 
     class _Mallinfo2(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_size_t) for n in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-            "uordblks", "fordblks", "keepcost")]
+        _fields_ = [
+            (n, ctypes.c_size_t)
+            for n in (
+                "arena",
+                "ordblks",
+                "smblks",
+                "hblks",
+                "hblkhd",
+                "usmblks",
+                "fsmblks",
+                "uordblks",
+                "fordblks",
+                "keepcost",
+            )
+        ]
 
     libc.mallinfo2.restype = _Mallinfo2
 
+    trace = os.environ.get("BENCH_HWM_TRACE") == "1"
+    wal = Path(str(lineage.store.path) + ".wal")
+    last_hwm = [peak_rss_of(os.getpid())]
+
+    def wal_mb() -> float:
+        return wal.stat().st_size / 1e6 if wal.exists() else 0.0
+
     async def wrapped(columns: Any) -> None:
+        # With BENCH_HWM_TRACE=1: which batches raise the peak, and whether DuckDB
+        # checkpointed during them (its WAL shrank), to find the transient peaks.
+        before, wal_before = peak_rss_of(os.getpid()), wal_mb()
+        t0 = time.perf_counter()
         await write(columns)
         n = collector.batches
+        if trace:
+            hwm = peak_rss_of(os.getpid())
+            if hwm > last_hwm[0] + 2:
+                wal_after = wal_mb()
+                print(
+                    f"  hwm {collector.stored:>9,}: {before:.0f}->{hwm:.0f} MB "
+                    f"(before this write {last_hwm[0]:.0f}) write {time.perf_counter() - t0:.2f}s "
+                    f"wal {wal_before:.0f}->{wal_after:.0f} MB"
+                    f"{' CHECKPOINT' if wal_after < wal_before else ''}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            last_hwm[0] = hwm
         if trim_every and n % trim_every == 0:
             t = time.perf_counter()
             if arrow_release:
@@ -350,10 +392,16 @@ async def serve_collector(args: argparse.Namespace) -> None:
         # Data not yet checkpointed stays in memory (IN_MEMORY_TABLE): a lever on memory.
         statement = f"SET checkpoint_threshold = '{int(args.checkpoint_threshold)}MB'"
         await lineage.write(lambda c: c.execute(statement))
-    for statement in filter(None, os.environ.get("BENCH_DUCKDB_SET", "").split(";")):
+    for setting in filter(None, os.environ.get("BENCH_DUCKDB_SET", "").split(";")):
         # Extra DuckDB settings to compare (memory levers), e.g. allocator_flush_threshold.
-        await lineage.write(lambda c, s=statement: c.execute(f"SET {s}"))
-    collector = KafkaCollector(settings, lineage, group=args.group, max_batch=args.max_batch)
+        await lineage.write(partial(_execute, f"SET {setting}"))
+    collector = KafkaCollector(
+        settings,
+        lineage,
+        group=args.group,
+        max_batch=args.max_batch,
+        release_every=int(os.environ.get("BENCH_RELEASE_EVERY", "0")),
+    )
     _probe_memory(collector, lineage)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
