@@ -161,26 +161,11 @@ def _absorb_attached(
         for lo in range(0, int(last) + 1, chunk):
             with store._write_lock:
                 batch = conn.execute(_SELECT_CHUNK, [lo, lo + chunk]).to_arrow_table()
-                if not batch.num_rows:
-                    continue
-                conn.execute("BEGIN TRANSACTION")
-                try:
-                    # Rows already here are not deliveries: the sibling's own
-                    # duplicate count is carried over below instead.
-                    outcome = store._write_locked(
-                        conn, batch, batch.num_rows, count_duplicates=False
-                    )
-                    conn.execute("COMMIT")
-                except duckdb.Error as exc:
-                    store._rollback(conn)
-                    raise StoreError(f"absorbing {path} failed: {exc}") from exc
-                except BaseException:
-                    store._rollback(conn)
-                    raise
-                finally:
-                    for name in ("_batch", "_insert", "_new"):
-                        conn.unregister(name)
-                store._committed()
+            if not batch.num_rows:
+                continue
+            # Rows already here are not deliveries: the sibling's own duplicate
+            # count is carried over below instead.
+            outcome = store._commit(batch, batch.num_rows, count_duplicates=False)
             inserted += outcome.result.inserted
     dl = ", ".join(DEAD_LETTER_COLUMNS)
     # Counters are added once per sibling, even if a crash makes us absorb it again.

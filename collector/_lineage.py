@@ -394,12 +394,16 @@ class LineageStore:
             )
         )
 
-    def _commit(self, batch: pa.Table, delivered: int) -> BatchOutcome:
+    def _commit(
+        self, batch: pa.Table, delivered: int, *, count_duplicates: bool = True
+    ) -> BatchOutcome:
         with self._write_lock:
             conn = self._writer()
             conn.execute("BEGIN TRANSACTION")
             try:
-                outcome = self._write_locked(conn, batch, delivered)
+                outcome = self._write_locked(
+                    conn, batch, delivered, count_duplicates=count_duplicates
+                )
                 conn.execute("COMMIT")
             except duckdb.Error as exc:
                 self._rollback(conn)
