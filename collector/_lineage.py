@@ -41,7 +41,6 @@ from ._absorb import AbsorbResult, absorb_file
 from ._event_keys import EventKeys, Keys
 from ._lineage_rows import (
     EVENT_COLUMNS,
-    SUMMARY_COLUMNS,
     EnvelopeColumns,
     batch_table,
     event_dict,
@@ -49,13 +48,22 @@ from ._lineage_rows import (
     money,
     summary_dict,
 )
+from ._lineage_sql import (
+    ALL_DEAD_LETTER_KEYS,
+    BATCH_KEYS,
+    INSERT_EVENTS,
+    REFRESH_STATES,
+    SUMMARY_SELECT,
+    UNRESOLVED_SQL,
+    UPSERT_TRANSACTIONS,
+    count_open,
+    drop_event_id_key,
+    stored_ids,
+)
 from ._schema import (
     DDL,
     DEAD_LETTER_COLUMNS,
-    EVENTS_INDEXES,
-    EVENTS_TABLE,
     SCHEMA_VERSION,
-    UNRESOLVED_DEAD_LETTER_STATES,
     UPGRADES,
 )
 
@@ -70,7 +78,6 @@ _FAILING = (Status.FAILED.value, Status.RETRYING.value, Status.DEAD_LETTERED.val
 #: WAL size at which DuckDB checkpoints the lineage file (see ``open``).
 CHECKPOINT_THRESHOLD = "128MB"
 _SIZE = re.compile(r"^\d{1,6}(\.\d{1,3})?\s?[KMGT]i?B$")
-_UNRESOLVED_SQL = ", ".join(f"'{s}'" for s in UNRESOLVED_DEAD_LETTER_STATES)
 
 
 @dataclass(frozen=True)
@@ -92,122 +99,6 @@ class BatchOutcome:
     inserted_ids: frozenset[str]
     #: Unresolved dead letters after the batch committed.
     dead_letters_open: int
-
-
-_INSERT_EVENTS = f"""
-INSERT INTO events ({", ".join(EVENT_COLUMNS)})
-SELECT {", ".join(EVENT_COLUMNS)} FROM _insert
-"""
-#: Up to this many possibly-stored IDs are looked up through the ``events_id``
-#: index one statement each; more (a whole batch delivered again) in one join.
-_POINT_LOOKUPS = 32
-
-# Rank of an event in the batch by (event_time, event_id): an integer key keeps
-# arg_min/arg_max cheap while ordering exactly like the pair.
-_KEY = "seq"
-_NEWER = (
-    "(transactions.last_event_time IS NULL"
-    " OR excluded.last_event_time > transactions.last_event_time"
-    " OR (excluded.last_event_time = transactions.last_event_time"
-    " AND excluded.last_event_id > transactions.last_event_id))"
-)
-_ORDER_FILTER = "entity_type IN ('opportunity', 'sales_order')"
-
-# One upsert over an aggregate of the new events. "First" and "last" order by
-# (event_time, event_id) so the summary does not depend on arrival order, except
-# amount/currency/customer which keep the first non-null value seen.
-_UPSERT_TRANSACTIONS = f"""
-INSERT INTO transactions (
-    correlation_id, order_ref, customer_id, amount, currency, state, started_at,
-    updated_at, last_kind, last_system, last_status, event_count, failed_count,
-    dead_letter_count, customer_name, order_ref_at, completed_at, last_event_time,
-    last_event_id, open_dead_letters)
-SELECT
-    correlation_id,
-    arg_min(entity_id, {_KEY}) FILTER (WHERE {_ORDER_FILTER}),
-    arg_min(customer_id, {_KEY}) FILTER (WHERE customer_id IS NOT NULL),
-    arg_min(amount, {_KEY}) FILTER (WHERE amount IS NOT NULL),
-    arg_min(currency, {_KEY}) FILTER (WHERE currency IS NOT NULL),
-    CASE
-        WHEN count(*) FILTER (WHERE status = 'ok' AND list_contains($kinds, kind)) > 0
-        THEN 'completed'
-        WHEN arg_max(status, {_KEY}) = 'failed' THEN 'failed'
-        ELSE 'in_progress' END,
-    min(event_time),
-    max(event_time),
-    arg_max(kind, {_KEY}),
-    arg_max(source, {_KEY}),
-    arg_max(status, {_KEY}),
-    count(*),
-    count(*) FILTER (WHERE status = 'failed'),
-    count(*) FILTER (WHERE status = 'dead_lettered'),
-    arg_min(customer_name, {_KEY}) FILTER (WHERE customer_name IS NOT NULL),
-    min(event_time) FILTER (WHERE {_ORDER_FILTER}),
-    min(event_time) FILTER (WHERE status = 'ok' AND list_contains($kinds, kind)),
-    max(event_time),
-    arg_max(event_id, {_KEY}),
-    0
-FROM _new
-GROUP BY correlation_id
-ON CONFLICT (correlation_id) DO UPDATE SET
-    order_ref = CASE
-        WHEN transactions.order_ref_at IS NULL
-          OR excluded.order_ref_at < transactions.order_ref_at
-        THEN coalesce(excluded.order_ref, transactions.order_ref)
-        ELSE transactions.order_ref END,
-    order_ref_at = least(transactions.order_ref_at, excluded.order_ref_at),
-    customer_id = coalesce(transactions.customer_id, excluded.customer_id),
-    amount = coalesce(transactions.amount, excluded.amount),
-    currency = coalesce(transactions.currency, excluded.currency),
-    customer_name = coalesce(transactions.customer_name, excluded.customer_name),
-    started_at = least(transactions.started_at, excluded.started_at),
-    updated_at = greatest(transactions.updated_at, excluded.updated_at),
-    last_kind = CASE WHEN {_NEWER} THEN excluded.last_kind ELSE transactions.last_kind END,
-    last_system = CASE WHEN {_NEWER} THEN excluded.last_system ELSE transactions.last_system END,
-    last_status = CASE WHEN {_NEWER} THEN excluded.last_status ELSE transactions.last_status END,
-    last_event_id = CASE WHEN {_NEWER} THEN excluded.last_event_id
-        ELSE transactions.last_event_id END,
-    last_event_time = greatest(transactions.last_event_time, excluded.last_event_time),
-    event_count = transactions.event_count + excluded.event_count,
-    failed_count = transactions.failed_count + excluded.failed_count,
-    dead_letter_count = transactions.dead_letter_count + excluded.dead_letter_count,
-    completed_at = least(transactions.completed_at, excluded.completed_at),
-    -- Dead letters are applied by the refresh below, only when there are any.
-    state = CASE
-        WHEN transactions.open_dead_letters > 0 THEN 'dead_lettered'
-        WHEN transactions.completed_at IS NOT NULL OR excluded.completed_at IS NOT NULL
-        THEN 'completed'
-        WHEN (CASE WHEN {_NEWER} THEN excluded.last_status ELSE transactions.last_status END)
-            = 'failed' THEN 'failed'
-        ELSE 'in_progress' END
-"""
-
-# State follows from stored facts; refreshed for the given keys after every write.
-_REFRESH_STATES = f"""
-UPDATE transactions SET
-    open_dead_letters = s.n,
-    state = CASE
-        WHEN s.n > 0 THEN 'dead_lettered'
-        WHEN transactions.completed_at IS NOT NULL THEN 'completed'
-        WHEN transactions.last_status = 'failed' THEN 'failed'
-        ELSE 'in_progress' END
-FROM (
-    SELECT k.correlation_id, count(d.event_id) AS n
-    FROM ({{keys}}) AS k
-    LEFT JOIN dead_letters AS d
-      ON d.correlation_id = k.correlation_id AND d.state IN ({_UNRESOLVED_SQL})
-    GROUP BY k.correlation_id
-) AS s
-WHERE transactions.correlation_id = s.correlation_id
-"""
-
-_BATCH_KEYS = "SELECT DISTINCT correlation_id FROM _new"
-_ALL_DEAD_LETTER_KEYS = f"""
-SELECT correlation_id FROM transactions WHERE open_dead_letters > 0 OR state = 'dead_lettered'
-UNION SELECT correlation_id FROM dead_letters WHERE state IN ({_UNRESOLVED_SQL})
-"""
-
-_SUMMARY_SELECT = f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM transactions"
 
 
 class LineageStore:
@@ -279,7 +170,7 @@ class LineageStore:
             conn.execute(DDL)
             for statement in UPGRADES:
                 conn.execute(statement)
-            _drop_event_id_key(conn)
+            drop_event_id_key(conn)
             row = conn.execute("SELECT max(version) FROM schema_info").fetchone()
             if row is None or row[0] is None:
                 conn.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
@@ -338,7 +229,7 @@ class LineageStore:
             conn.execute("BEGIN TRANSACTION")
             try:
                 result = fn(conn)
-                conn.execute(_REFRESH_STATES.format(keys=_ALL_DEAD_LETTER_KEYS))
+                conn.execute(REFRESH_STATES.format(keys=ALL_DEAD_LETTER_KEYS))
                 conn.execute("COMMIT")
             except duckdb.Error as exc:
                 conn.execute("ROLLBACK")
@@ -440,7 +331,7 @@ class LineageStore:
         keep = self._unstored(conn, batch, keys)
         new = batch if keep is None else batch.filter(pa.array(keep))
         conn.register("_insert", new)
-        conn.execute(_INSERT_EVENTS)
+        conn.execute(INSERT_EVENTS)
         inserted_ids = frozenset(new.column("event_id").to_pylist())
         self._pending_keys.append(keys if keep is None else keys[keep])
         new = new.sort_by([("event_time", "ascending"), ("event_id", "ascending")])
@@ -454,7 +345,7 @@ class LineageStore:
                 [duplicates],
             )
         opened = resolved = 0
-        open_now = _count_open(conn)
+        open_now = count_open(conn)
         if new.num_rows:
             opened = self._open_dead_letters(conn, new)
             # Most batches meet no unresolved dead letter at all: then neither the
@@ -462,10 +353,10 @@ class LineageStore:
             dead_letters_touched = bool(open_now or opened)
             if dead_letters_touched:
                 resolved = self._resolve_dead_letters(conn, new)
-                open_now = _count_open(conn)
-            conn.execute(_UPSERT_TRANSACTIONS, {"kinds": sorted(self.completion_kinds)})
+                open_now = count_open(conn)
+            conn.execute(UPSERT_TRANSACTIONS, {"kinds": sorted(self.completion_kinds)})
             if dead_letters_touched:
-                conn.execute(_REFRESH_STATES.format(keys=_BATCH_KEYS))
+                conn.execute(REFRESH_STATES.format(keys=BATCH_KEYS))
         return BatchOutcome(
             WriteResult(len(inserted_ids), duplicates, opened, resolved), inserted_ids, open_now
         )
@@ -478,7 +369,7 @@ class LineageStore:
         if not maybe.any() and len(np.unique(keys)) == len(keys):
             return None
         ids: list[str] = batch.column("event_id").to_pylist()
-        stored = _stored_ids(conn, [ids[i] for i in np.flatnonzero(maybe)])
+        stored = stored_ids(conn, [ids[i] for i in np.flatnonzero(maybe)])
         keep = np.ones(len(ids), dtype=bool)
         seen: set[str] = set()
         for i, event_id in enumerate(ids):
@@ -548,7 +439,7 @@ class LineageStore:
         # Candidates: unresolved dead letters of the transactions this batch touched.
         candidates = conn.execute(
             "SELECT d.event_id, d.correlation_id, d.step, d.last_failed_at FROM dead_letters d "
-            f"WHERE d.state IN ({_UNRESOLVED_SQL}) "
+            f"WHERE d.state IN ({UNRESOLVED_SQL}) "
             "AND d.correlation_id IN (SELECT DISTINCT correlation_id FROM _new)"
         ).fetchall()
         if not candidates:
@@ -576,7 +467,7 @@ class LineageStore:
         return resolved
 
     def _open_count(self) -> int:
-        return self.read(_count_open)
+        return self.read(count_open)
 
     # -- queries -----------------------------------------------------------------
 
@@ -609,7 +500,7 @@ class LineageStore:
         def query(cur: duckdb.DuckDBPyConnection) -> tuple[list[dict[str, Any]], int]:
             total_row = cur.execute(f"SELECT count(*) FROM transactions{clause}", params).fetchone()
             rows = cur.execute(
-                f"{_SUMMARY_SELECT}{clause} ORDER BY updated_at DESC, correlation_id DESC "
+                f"{SUMMARY_SELECT}{clause} ORDER BY updated_at DESC, correlation_id DESC "
                 "LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
@@ -622,7 +513,7 @@ class LineageStore:
 
         def query(cur: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
             row = cur.execute(
-                f"{_SUMMARY_SELECT} WHERE correlation_id = ?", [correlation_id]
+                f"{SUMMARY_SELECT} WHERE correlation_id = ?", [correlation_id]
             ).fetchone()
             if row is None:
                 return None
@@ -724,7 +615,7 @@ class LineageStore:
                 "events_total": sum(by_system.values()),
                 "transactions_total": sum(by_state.values()),
                 "transactions_by_state": by_state,
-                "dead_letters_open": _count_open(cur),
+                "dead_letters_open": count_open(cur),
                 "duplicates_dropped": int(dups[0]) if dups else 0,
                 "events_by_system": by_system,
                 "events_by_status": by_status,
@@ -734,60 +625,6 @@ class LineageStore:
             }
 
         return self.read(query)
-
-
-def _drop_event_id_key(conn: duckdb.DuckDBPyConnection) -> None:
-    """Rebuild an ``events`` table from before schema 3 without its primary key.
-
-    DuckDB cannot drop a key constraint, so the table is copied once, in one
-    transaction (a file from before schema 3 is rebuilt on its first open).
-    """
-    keyed = conn.execute(
-        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'events' "
-        "AND constraint_type = 'PRIMARY KEY' AND database_name = current_database()"
-    ).fetchone()
-    if not keyed or not keyed[0]:
-        return
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        conn.execute(EVENTS_TABLE.format(name="events_rebuilt"))
-        conn.execute("INSERT INTO events_rebuilt SELECT * FROM events")
-        conn.execute("DROP TABLE events")
-        conn.execute("ALTER TABLE events_rebuilt RENAME TO events")
-        for statement in EVENTS_INDEXES:
-            conn.execute(statement)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def _stored_ids(conn: duckdb.DuckDBPyConnection, candidates: list[str]) -> set[str]:
-    """The event IDs among ``candidates`` that ``events`` holds."""
-    if not candidates:
-        return set()
-    if len(candidates) <= _POINT_LOOKUPS:
-        found: set[str] = set()
-        for event_id in candidates:
-            row = conn.execute("SELECT 1 FROM events WHERE event_id = ?", [event_id]).fetchone()
-            if row is not None:
-                found.add(event_id)
-        return found
-    conn.register("_candidates", pa.table({"event_id": pa.array(candidates, pa.string())}))
-    try:
-        rows = conn.execute(
-            "SELECT DISTINCT e.event_id FROM events e SEMI JOIN _candidates USING (event_id)"
-        ).fetchall()
-    finally:
-        conn.unregister("_candidates")
-    return {r[0] for r in rows}
-
-
-def _count_open(cur: duckdb.DuckDBPyConnection) -> int:
-    row = cur.execute(
-        f"SELECT count(*) FROM dead_letters WHERE state IN ({_UNRESOLVED_SQL})"
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 class AsyncLineage:
