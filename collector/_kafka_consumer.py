@@ -261,9 +261,17 @@ class ConsumerLoop:
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise failure
-        in_flight, self._in_flight = self._in_flight, None
+        in_flight = self._in_flight
         if in_flight is not None:
-            await self._finish(consumer, in_flight.batch, in_flight.stored)
+            # Cleared only once its offsets are committed: cancelled while waiting
+            # here (the collector stopping), the batch is still in flight for
+            # ``_finish_on_exit``, which commits what the writer thread stores anyway.
+            try:
+                await self._finish(consumer, in_flight.batch, in_flight.stored)
+            except Exception:
+                self._in_flight = None
+                raise
+            self._in_flight = None
 
     async def _fetch(self, consumer: AIOKafkaConsumer) -> _Batch | None:
         membership = _membership(consumer)
@@ -323,7 +331,9 @@ class ConsumerLoop:
     async def _finish(
         self, consumer: AIOKafkaConsumer, batch: _Batch, stored: asyncio.Future[None]
     ) -> None:
-        await stored
+        # Shielded: cancelling this wait (the collector stopping) must not cancel the
+        # store, whose DuckDB commit goes ahead on the writer thread regardless.
+        await asyncio.shield(stored)
         if batch.member and _membership(consumer)[1] != batch.member:
             # The broker forgot us while we worked (it restarted, or the session
             # expired): these offsets may belong to a log that no longer exists.
