@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tracing import REDACTED, mask_email, mask_payload, redact_secrets
@@ -27,6 +27,9 @@ def test_known_fields_are_masked_recursively():
 
 @given(st.emails())
 def test_no_email_survives_masking(address):
+    # A local part of asterisks only reads the same as its own mask ("*@a.be" is a
+    # substring of "****@a.be"): nothing is left to hide there.
+    assume(address.split("@")[0].strip("*"))
     masked = mask_payload({"free_text": f"contact {address} please", "email": address})
     assert address not in str(masked)
 
