@@ -6,8 +6,8 @@ decoded to the dead-letter topic (with the reason in headers), hands the rest to
 commit means redelivery, never loss; the lineage's dedupe on event ID turns the
 redelivery into exactly-once storage.
 
-Across a rebalance: before partitions are revoked the batch in flight is stored
-and its offsets committed (so the next owner does not fetch it again), and a batch
+Across a rebalance, and when the loop stops: the batch in flight is stored and its
+offsets committed first (so the next owner does not fetch it again), and a batch
 fetched in an older group generation is dropped rather than stored. When
 partitions are assigned, ``on_assigned`` runs before anything is fetched from
 them (the collector absorbs the lineage files of collectors that died there).
