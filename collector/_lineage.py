@@ -388,11 +388,15 @@ class LineageStore:
             if (
                 event["replay_of"]
                 and conn.execute(
-                    "SELECT 1 FROM dead_letters WHERE event_id = ?", [event["replay_of"]]
+                    "SELECT 1 FROM dead_letters WHERE event_id = ? AND correlation_id = ? "
+                    f"AND step = ? AND state IN ({UNRESOLVED_SQL})",
+                    [event["replay_of"], event["correlation_id"], event["step"]],
                 ).fetchone()
             ):
-                # A failed redo of a dead letter: replay reopens the original one, so
-                # the same failure is not counted as a second dead letter.
+                # A failed redo of the very step of an unresolved dead letter: the
+                # replay reopens that one, so the failure is not counted twice. A
+                # failure at any other step after a replay (the redo went on and
+                # failed later) is a new dead letter of its own.
                 continue
             # The first failure of this step in this transaction (an indexed lookup,
             # only for the rare dead-lettered event).
