@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from adapters import Invoice, RetryPolicy
 from adapters.flows import (
+    STEPS,
     BillingWebhookIngress,
     CrmPoller,
     DeliveryLedger,
@@ -74,7 +75,7 @@ class World:
 
     def __init__(self) -> None:
         self.bus = EmbeddedBus(partitions=4)
-        self.store = LineageStore(":memory:")
+        self.store = LineageStore(":memory:", flows=(STEPS,))
         self.lineage = AsyncLineage(self.store)
         self.collector = Collector(self.lineage, Metrics(CollectorRegistry()), flush_interval=0.02)
         self.crm, self.erp = FakeCrm(), FakeErp()
