@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 #: The state filter's choices; "all" sends no filter.
-STATE_FILTERS = ("all", "in_progress", "completed", "failed", "dead_lettered")
+STATE_FILTERS = ("all", "in_progress", "completed", "failed", "dead_lettered", "stalled")
 
 #: Transaction state -> badge colour (Streamlit's palette), so the state reads at a glance.
 _Colour = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray"]
@@ -30,6 +30,8 @@ _STATE_BADGES: dict[str, _Colour] = {
     "in_progress": "blue",
     "failed": "red",
     "dead_lettered": "violet",
+    # Overdue at its next step with no dead letter: nobody is looking at it.
+    "stalled": "orange",
 }
 
 #: Characters Markdown would treat as formatting in a value shown as bold text.

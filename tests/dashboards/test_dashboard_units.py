@@ -243,9 +243,10 @@ def test_overview_frames():
         "completed",
         "failed",
         "dead_lettered",
+        "stalled",
         "archived",
     ]
-    assert [r["transactions"] for r in rows] == [0, 4, 0, 0, 1]
+    assert [r["transactions"] for r in rows] == [0, 4, 0, 0, 0, 1]
     assert count_rows({"crm": 1, "erp": 5}, "system") == [
         {"system": "erp", "events": 5},
         {"system": "crm", "events": 1},
