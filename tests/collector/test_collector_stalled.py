@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -122,7 +123,7 @@ def store() -> LineageStore:
     return s
 
 
-def _by_id(items: list[dict]) -> dict[str, dict]:  # type: ignore[type-arg]
+def _by_id(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {i["correlation_id"]: i for i in items}
 
 

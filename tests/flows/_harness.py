@@ -29,7 +29,7 @@ from adapters.flows import (
 )
 from collector import AsyncLineage, Collector, EmbeddedBus, LineageStore, Metrics, Principal, Role
 from replay import ReplayService, Selection
-from tracing import correlation_id_for
+from tracing import Event, correlation_id_for
 
 from ._fakes import FakeBilling, FakeCrm, FakeErp, FakeSupport, order
 
@@ -101,7 +101,8 @@ class World:
         self.replay = ReplayService(
             self.lineage, self.bus, probe=self.flow.probe, rate_per_second=10_000.0
         )
-        self._webhooks = 0
+        #: Every closed-won event the poller published, for redeliveries on the bus.
+        self.triggers: list[Event] = []
 
     async def start(self) -> None:
         await self.lineage.open()
@@ -135,7 +136,7 @@ class World:
         """The change feed carries ``ref`` (again) with a new modstamp."""
         self.clock += timedelta(seconds=1)
         self.feed.changes.append(Change(ref, self.clock))
-        await self.poller.poll_once()
+        self.triggers.extend(await self.poller.poll_once())
 
     async def pay_invoice(self, ref: str, *, redeliver: bool = False) -> bool:
         """Billing invoices ``ref``'s subscription and sends ``invoice.paid`` (False
