@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from ._lineage_rows import EVENT_COLUMNS, event_dict, iso, money, summary_dict
+from ._lineage_rows import EVENT_COLUMNS, SUMMARY_COLUMNS, event_dict, iso, money, summary_dict
 from ._lineage_sql import SUMMARY_SELECT, count_open
 from ._schema import DEAD_LETTER_COLUMNS
 from ._waiting import FlowSteps, waiting_for, waiting_sql
@@ -65,7 +65,7 @@ def transactions_page(
     params: list[Any] = []
     prefix, prefix_params = "", list[Any]()
     if flows and state in ("stalled", *_STALLABLE):
-        sql, prefix_params = waiting_sql(flows, now)
+        sql, prefix_params = waiting_sql(flows, now, stallable_only=True)
         prefix = f"WITH _waiting AS ({sql}) "
         stalled = "correlation_id IN (SELECT correlation_id FROM _waiting WHERE stalled)"
         if state == "stalled":
@@ -89,15 +89,28 @@ def transactions_page(
         params.extend([needle] * 5)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     params = [*prefix_params, *params]
-    total_row = cur.execute(f"{prefix}SELECT count(*) FROM transactions{clause}", params).fetchone()
-    rows = cur.execute(
-        f"{prefix}{SUMMARY_SELECT}{clause} ORDER BY updated_at DESC, correlation_id DESC "
-        "LIMIT ? OFFSET ?",
-        [*params, limit, offset],
-    ).fetchall()
+    order = " ORDER BY updated_at DESC, correlation_id DESC LIMIT ? OFFSET ?"
+    total: int | None = None
+    if prefix:
+        # A derived-state filter: the total rides on the page's rows, so the waiting
+        # relation is computed once (a page past the end counts on its own below).
+        rows = cur.execute(
+            f"{prefix}SELECT {', '.join(SUMMARY_COLUMNS)}, count(*) OVER () "
+            f"FROM transactions{clause}{order}",
+            [*params, limit, offset],
+        ).fetchall()
+        total = int(rows[0][-1]) if rows else None
+        rows = [r[:-1] for r in rows]
+    else:
+        rows = cur.execute(f"{SUMMARY_SELECT}{clause}{order}", [*params, limit, offset]).fetchall()
+    if total is None:
+        total_row = cur.execute(
+            f"{prefix}SELECT count(*) FROM transactions{clause}", params
+        ).fetchone()
+        total = int(total_row[0]) if total_row else 0
     items = [summary_dict(r) for r in rows]
     annotate(cur, flows, items, now)
-    return items, int(total_row[0]) if total_row else 0
+    return items, total
 
 
 def transaction_detail(
@@ -179,7 +192,7 @@ def lineage_stats(
         by_state[state] = int(n)
         totals[state] = Decimal(total or 0)
     if flows:
-        sql, params = waiting_sql(flows, now)
+        sql, params = waiting_sql(flows, now, stallable_only=True)
         for state, n, total in cur.execute(
             f"WITH _waiting AS ({sql}) SELECT t.state, count(*), sum(t.amount) "
             "FROM transactions t JOIN _waiting w USING (correlation_id) "

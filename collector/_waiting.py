@@ -119,13 +119,20 @@ def _us(value: datetime | timedelta) -> int:
 
 
 def waiting_sql(
-    flows: Sequence[FlowSteps], now: datetime, *, among: Sequence[str] | None = None
+    flows: Sequence[FlowSteps],
+    now: datetime,
+    *,
+    among: Sequence[str] | None = None,
+    stallable_only: bool = False,
 ) -> tuple[str, list[Any]]:
     """A relation of every not-completed transaction that waits for a step:
     ``(correlation_id, waiting_step, waiting_since, due_us, stalled)``.
 
     ``due_us`` is in epoch microseconds; ``among`` restricts it to those
-    correlation IDs (a page of summaries). Needs at least one flow.
+    correlation IDs (a page of summaries); ``stallable_only`` to the transactions
+    that can be stalled (``in_progress`` or ``failed``: a dead-lettered one is
+    accounted for), for the queries that only want the stalled ones. Needs at
+    least one flow.
     """
     if not flows:
         raise ValueError("waiting_sql needs at least one flow")
@@ -139,10 +146,10 @@ def waiting_sql(
             names.add(step.step)
     triggers = sorted({f.trigger for f in flows})
     steps = sorted(names)
-    restrict = ""
+    restrict = " AND state IN ('in_progress', 'failed')" if stallable_only else ""
     params: list[Any] = [*rows]
     if among is not None:
-        restrict = f" AND correlation_id IN ({', '.join('?' * len(among))})" if among else " AND 0"
+        restrict += f" AND correlation_id IN ({', '.join('?' * len(among))})" if among else " AND 0"
         params += list(among)
     params += [*triggers, *steps, *triggers, _us(now)]
     sql = f"""

@@ -407,7 +407,7 @@ def stalled_sample(
         raise TypeError(f"rule {rule.id} is not a stalled rule")
     if not flows:
         return BacklogSample(0, 0.0, Decimal(0), 0, True)
-    sql, params = waiting_sql(flows, now)
+    sql, params = waiting_sql(flows, now, stallable_only=True)
     row = execute(
         con,
         f"""WITH w AS ({sql})
