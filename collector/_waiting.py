@@ -33,6 +33,7 @@ from typing import Any
 
 import duckdb
 
+from ._lineage_rows import iso
 from ._schema import UNRESOLVED_DEAD_LETTER_STATES
 
 __all__ = ["FlowStep", "FlowSteps", "Waiting", "waiting_for", "waiting_sql"]
@@ -107,8 +108,8 @@ class Waiting:
     def to_dict(self) -> dict[str, Any]:
         return {
             "waiting_step": self.step,
-            "waiting_since": self.since.isoformat(),
-            "due_at": self.due_at.isoformat(),
+            "waiting_since": iso(self.since),
+            "due_at": iso(self.due_at),
         }
 
 

@@ -130,14 +130,14 @@ def _by_id(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_each_transaction_says_what_it_waits_for(store: LineageStore) -> None:
     items = _by_id(store.list_transactions(now=T0 + timedelta(minutes=5))[0])
     assert items["stuck"]["waiting_step"] == "billing.subscription.create"
-    assert items["stuck"]["waiting_since"] == "2026-06-01T09:01:00+00:00"
-    assert items["stuck"]["due_at"] == "2026-06-01T09:16:00+00:00"
+    assert items["stuck"]["waiting_since"] == "2026-06-01T09:01:00Z"
+    assert items["stuck"]["due_at"] == "2026-06-01T09:16:00Z"
     assert items["stuck"]["state"] == "in_progress"
     # Of two pending branches the earlier due is the one waited for.
     assert items["branch"]["waiting_step"] == "support.entitlement.activate"
-    assert items["branch"]["due_at"] == "2026-06-01T09:12:00+00:00"
+    assert items["branch"]["due_at"] == "2026-06-01T09:12:00Z"
     assert items["paying"]["waiting_step"] == "billing.invoice.received"
-    assert items["paying"]["due_at"] == "2026-07-06T09:02:00+00:00"
+    assert items["paying"]["due_at"] == "2026-07-06T09:02:00Z"
     assert items["dead"]["waiting_step"] == "billing.subscription.create"
     assert items["dead"]["state"] == "dead_lettered"
     assert items["done"]["state"] == "completed" and items["done"]["waiting_step"] is None
