@@ -9,6 +9,7 @@ from ._ingest import Collector
 from ._lineage import AsyncLineage, BatchOutcome, LineageStore, WriteResult
 from ._metrics import Metrics
 from ._schema import DDL
+from ._waiting import FlowStep, FlowSteps, Waiting, waiting_for, waiting_sql
 
 __all__ = [
     "ANONYMOUS",
@@ -18,6 +19,8 @@ __all__ = [
     "Bus",
     "Collector",
     "EmbeddedBus",
+    "FlowStep",
+    "FlowSteps",
     "Handler",
     "LineageStore",
     "Metrics",
@@ -25,6 +28,7 @@ __all__ = [
     "Role",
     "Settings",
     "TokenStore",
+    "Waiting",
     "WriteResult",
     "create_app",
     "hash_token",
@@ -32,4 +36,6 @@ __all__ = [
     "load_tokens",
     "partition_for",
     "require_role",
+    "waiting_for",
+    "waiting_sql",
 ]

@@ -39,21 +39,19 @@ from tracing import Event, Status, StoreError
 
 from ._absorb import AbsorbResult, absorb_file
 from ._event_keys import EventKeys, Keys
-from ._lineage_rows import (
-    EVENT_COLUMNS,
-    EnvelopeColumns,
-    batch_table,
-    event_dict,
-    iso,
-    money,
-    summary_dict,
+from ._lineage_queries import (
+    TRANSACTION_STATES,
+    dead_letters_page,
+    lineage_stats,
+    transaction_detail,
+    transactions_page,
 )
+from ._lineage_rows import EnvelopeColumns, batch_table
 from ._lineage_sql import (
     ALL_DEAD_LETTER_KEYS,
     BATCH_KEYS,
     INSERT_EVENTS,
     REFRESH_STATES,
-    SUMMARY_SELECT,
     UNRESOLVED_SQL,
     UPSERT_TRANSACTIONS,
     count_open,
@@ -66,13 +64,12 @@ from ._schema import (
     SCHEMA_VERSION,
     UPGRADES,
 )
+from ._waiting import FlowSteps
 
 __all__ = ["TRANSACTION_STATES", "AsyncLineage", "BatchOutcome", "LineageStore", "WriteResult"]
 
 T = TypeVar("T")
 
-#: Every state a transaction summary can be in.
-TRANSACTION_STATES = ("in_progress", "completed", "failed", "dead_lettered")
 _RESOLVING = (Status.OK.value, Status.REPLAYED.value)
 _FAILING = (Status.FAILED.value, Status.RETRYING.value, Status.DEAD_LETTERED.value)
 #: WAL size at which DuckDB checkpoints the lineage file (see ``open``).
@@ -119,6 +116,7 @@ class LineageStore:
         memory_limit: str | None = None,
         threads: int | None = None,
         checkpoint_threshold: str = CHECKPOINT_THRESHOLD,
+        flows: Sequence[FlowSteps] = (),
     ) -> None:
         if threads is not None and threads < 1:
             raise ValueError("threads must be at least 1")
@@ -126,6 +124,8 @@ class LineageStore:
             raise ValueError(f"checkpoint_threshold is not a size: {checkpoint_threshold!r}")
         self.path = str(path)
         self.completion_kinds = completion_kinds
+        # The flows' step tables: where a transaction waits, and whether it is stalled.
+        self.flows = tuple(flows)
         # DuckDB's own settings; None keeps its defaults (80 % of RAM, one
         # thread per core). The buffer pool otherwise grows with what is stored.
         self.memory_limit = memory_limit
@@ -388,11 +388,15 @@ class LineageStore:
             if (
                 event["replay_of"]
                 and conn.execute(
-                    "SELECT 1 FROM dead_letters WHERE event_id = ?", [event["replay_of"]]
+                    "SELECT 1 FROM dead_letters WHERE event_id = ? AND correlation_id = ? "
+                    f"AND step = ? AND state IN ({UNRESOLVED_SQL})",
+                    [event["replay_of"], event["correlation_id"], event["step"]],
                 ).fetchone()
             ):
-                # A failed redo of a dead letter: replay reopens the original one, so
-                # the same failure is not counted as a second dead letter.
+                # A failed redo of the very step of an unresolved dead letter: the
+                # replay reopens that one, so the failure is not counted twice. A
+                # failure at any other step after a replay (the redo went on and
+                # failed later) is a new dead letter of its own.
                 continue
             # The first failure of this step in this transaction (an indexed lookup,
             # only for the rare dead-lettered event).
@@ -478,75 +482,27 @@ class LineageStore:
         offset: int = 0,
         state: str | None = None,
         q: str | None = None,
+        now: datetime | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Summaries, most recently updated first, and the total matching."""
-        where: list[str] = []
-        params: list[Any] = []
-        if state:
-            where.append("state = ?")
-            params.append(state)
-        if q:
-            needle = q.lower()
-            where.append(
-                "(contains(lower(correlation_id), ?) OR contains(lower(coalesce(order_ref, '')), ?)"
-                " OR contains(lower(coalesce(customer_id, '')), ?)"
-                " OR contains(lower(coalesce(customer_name, '')), ?)"
-                " OR correlation_id IN (SELECT correlation_id FROM events"
-                " WHERE contains(lower(entity_id), ?)))"
+        """Summaries, most recently updated first, and the total matching.
+
+        Each not-completed one says what it waits for (``waiting_step``,
+        ``waiting_since``, ``due_at``); one overdue with no open dead letter reads
+        ``stalled`` (and is filtered as such) as of ``now``.
+        """
+        when = now or datetime.now(UTC)
+        return self.read(
+            lambda cur: transactions_page(
+                cur, self.flows, limit=limit, offset=offset, state=state, q=q, now=when
             )
-            params.extend([needle] * 5)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        )
 
-        def query(cur: duckdb.DuckDBPyConnection) -> tuple[list[dict[str, Any]], int]:
-            total_row = cur.execute(f"SELECT count(*) FROM transactions{clause}", params).fetchone()
-            rows = cur.execute(
-                f"{SUMMARY_SELECT}{clause} ORDER BY updated_at DESC, correlation_id DESC "
-                "LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            ).fetchall()
-            return [summary_dict(r) for r in rows], int(total_row[0]) if total_row else 0
-
-        return self.read(query)
-
-    def get_transaction(self, correlation_id: str) -> dict[str, Any] | None:
+    def get_transaction(
+        self, correlation_id: str, *, now: datetime | None = None
+    ) -> dict[str, Any] | None:
         """One summary with its events in event_time order, or ``None``."""
-
-        def query(cur: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
-            row = cur.execute(
-                f"{SUMMARY_SELECT} WHERE correlation_id = ?", [correlation_id]
-            ).fetchone()
-            if row is None:
-                return None
-            out = summary_dict(row)
-            cur.execute(
-                f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE correlation_id = ? "
-                "ORDER BY event_time, event_id",
-                [correlation_id],
-            )
-            names = [d[0] for d in cur.description or []]
-            stored = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-            times = {e["event_id"]: e["event_time"] for e in stored}
-            # A cause outside this transaction is rare; look those up one by one.
-            for cause in {e["causation_id"] for e in stored} - set(times) - {None}:
-                found = cur.execute(
-                    "SELECT event_time FROM events WHERE event_id = ?", [cause]
-                ).fetchone()
-                if found is not None:
-                    times[cause] = found[0]
-            events = []
-            for e in stored:
-                item = event_dict(e)
-                cause_time = times.get(e["causation_id"]) if e["causation_id"] else None
-                item["since_cause_ms"] = (
-                    None
-                    if cause_time is None
-                    else (e["event_time"] - cause_time).total_seconds() * 1000.0
-                )
-                events.append(item)
-            out["events"] = events
-            return out
-
-        return self.read(query)
+        when = now or datetime.now(UTC)
+        return self.read(lambda cur: transaction_detail(cur, self.flows, correlation_id, when))
 
     def list_dead_letters(
         self,
@@ -558,73 +514,19 @@ class LineageStore:
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
         """Dead letters, most recent failure first, and the total matching."""
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("state", state), ("reason", reason), ("step", step)):
-            if value:
-                where.append(f"{column} = ?")
-                params.append(value)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return self.read(
+            lambda cur: dead_letters_page(
+                cur, state=state, reason=reason, step=step, limit=limit, offset=offset
+            )
+        )
 
-        def query(cur: duckdb.DuckDBPyConnection) -> tuple[list[dict[str, Any]], int]:
-            total_row = cur.execute(f"SELECT count(*) FROM dead_letters{clause}", params).fetchone()
-            rows = cur.execute(
-                f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM dead_letters{clause} "
-                "ORDER BY last_failed_at DESC, event_id DESC LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            ).fetchall()
-            items = []
-            for r in rows:
-                item = dict(zip(DEAD_LETTER_COLUMNS, r, strict=True))
-                item["amount"] = money(item["amount"])
-                for key in ("first_failed_at", "last_failed_at", "state_changed_at"):
-                    item[key] = iso(item[key])
-                items.append(item)
-            return items, int(total_row[0]) if total_row else 0
+    def stats(self, *, now: datetime | None = None) -> dict[str, Any]:
+        """Counts for the overview; ``bus_backlog`` is the runtime's to fill in (0 here).
 
-        return self.read(query)
-
-    def stats(self) -> dict[str, Any]:
-        """Counts for the overview; ``bus_backlog`` is the runtime's to fill in (0 here)."""
-
-        def query(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-            by_state: dict[str, int] = dict.fromkeys(TRANSACTION_STATES, 0)
-            value: dict[str, str] = {}
-            for state, n, total in cur.execute(
-                "SELECT state, count(*), sum(amount) FROM transactions GROUP BY state"
-            ).fetchall():
-                by_state[state] = int(n)
-                value[state] = money(total) or "0.00"
-            by_system = {
-                s: int(n)
-                for s, n in cur.execute(
-                    "SELECT source, count(*) FROM events GROUP BY source ORDER BY source"
-                ).fetchall()
-            }
-            by_status = {
-                s: int(n)
-                for s, n in cur.execute(
-                    "SELECT status, count(*) FROM events GROUP BY status ORDER BY status"
-                ).fetchall()
-            }
-            last = cur.execute("SELECT max(event_time) FROM events").fetchone()
-            dups = cur.execute(
-                "SELECT value FROM ingest_counters WHERE name = 'duplicates_dropped'"
-            ).fetchone()
-            return {
-                "events_total": sum(by_system.values()),
-                "transactions_total": sum(by_state.values()),
-                "transactions_by_state": by_state,
-                "dead_letters_open": count_open(cur),
-                "duplicates_dropped": int(dups[0]) if dups else 0,
-                "events_by_system": by_system,
-                "events_by_status": by_status,
-                "value_by_state": value,
-                "bus_backlog": 0,
-                "last_event_at": iso(last[0]) if last else None,
-            }
-
-        return self.read(query)
+        Stalled transactions (as of ``now``) count as ``stalled``, not in their stored state.
+        """
+        when = now or datetime.now(UTC)
+        return self.read(lambda cur: lineage_stats(cur, self.flows, when))
 
 
 class AsyncLineage:
@@ -693,15 +595,20 @@ class AsyncLineage:
         offset: int = 0,
         state: str | None = None,
         q: str | None = None,
+        now: datetime | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """See ``LineageStore.list_transactions``."""
         return await self._on_reader(
-            lambda: self.store.list_transactions(limit=limit, offset=offset, state=state, q=q)
+            lambda: self.store.list_transactions(
+                limit=limit, offset=offset, state=state, q=q, now=now
+            )
         )
 
-    async def get_transaction(self, correlation_id: str) -> dict[str, Any] | None:
+    async def get_transaction(
+        self, correlation_id: str, *, now: datetime | None = None
+    ) -> dict[str, Any] | None:
         """See ``LineageStore.get_transaction``."""
-        return await self._on_reader(lambda: self.store.get_transaction(correlation_id))
+        return await self._on_reader(lambda: self.store.get_transaction(correlation_id, now=now))
 
     async def list_dead_letters(
         self,
@@ -719,9 +626,9 @@ class AsyncLineage:
             )
         )
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self, *, now: datetime | None = None) -> dict[str, Any]:
         """See ``LineageStore.stats``."""
-        return await self._on_reader(self.store.stats)
+        return await self._on_reader(lambda: self.store.stats(now=now))
 
     async def close(self) -> None:
         """Finish queued work, close the store and the threads; safe to call twice."""

@@ -24,7 +24,14 @@ from fastapi import APIRouter
 from pydantic import SecretStr
 
 from adapters import RetryPolicy
-from adapters.flows import BillingWebhookIngress, CrmPoller, DeliveryLedger, QuoteToCash, StepRunner
+from adapters.flows import (
+    STEPS,
+    BillingWebhookIngress,
+    CrmPoller,
+    DeliveryLedger,
+    QuoteToCash,
+    StepRunner,
+)
 from adapters.sandbox import ManagedProcess, free_port
 from adapters.sandbox._landscape import Landscape, LandscapeEndpoints
 from tracing import ConfigError, setup_tracing
@@ -36,6 +43,9 @@ from ._config import Settings
 __all__ = ["Runtime", "RuntimeInfo", "with_landscape"]
 
 log = logging.getLogger(__name__)
+
+#: The step tables of the flows this runtime runs (what a transaction waits for).
+FLOWS = (STEPS,)
 
 
 @dataclass
@@ -156,7 +166,10 @@ class Runtime:
         if s.lineage.path != ":memory:":
             Path(s.lineage.path).parent.mkdir(parents=True, exist_ok=True)
         store = LineageStore(
-            s.lineage.path, memory_limit=s.lineage.memory_limit, threads=s.lineage.threads
+            s.lineage.path,
+            memory_limit=s.lineage.memory_limit,
+            threads=s.lineage.threads,
+            flows=FLOWS,
         )
         store.open()
         self.lineage = AsyncLineage(store)
@@ -309,7 +322,7 @@ class Runtime:
         routers: list[APIRouter] = []
         from sla_rules import SlaEngine, load_rules, register_sla_metrics, sla_router
 
-        self.sla = SlaEngine(self.lineage, load_rules())
+        self.sla = SlaEngine(self.lineage, load_rules(), flows=FLOWS)
         register_sla_metrics(self.metrics.registry, self.sla)
         routers.append(sla_router(self.sla))
         from replay import FileAuditHead, MemoryAuditHead, ReplayService, replay_router

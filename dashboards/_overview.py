@@ -19,8 +19,8 @@ __all__ = [
     "state_rows",
 ]
 
-STATE_ORDER = ("in_progress", "completed", "failed", "dead_lettered")
-STATE_COLOURS = ("#1565c0", "#2e7d32", "#c62828", "#6a1b9a")
+STATE_ORDER = ("in_progress", "completed", "failed", "dead_lettered", "stalled")
+STATE_COLOURS = ("#1565c0", "#2e7d32", "#c62828", "#6a1b9a", "#ef6c00")
 
 
 def _value(stats: Mapping[str, Any], state: str, currency: str | None) -> str:
@@ -36,12 +36,17 @@ def _exact(stats: Mapping[str, Any], state: str, currency: str | None) -> str:
 def show_kpis(stats: Mapping[str, Any], *, currency: str | None) -> None:
     """Two rows of tiles: transactions by state, then value, dead letters and flow."""
     by_state = stats.get("transactions_by_state") or {}
-    first = st.columns(5)
+    first = st.columns(6)
     first[0].metric("Transactions", format_count(stats.get("transactions_total", 0)))
     first[1].metric("In flight", format_count(by_state.get("in_progress", 0)))
     first[2].metric("Completed", format_count(by_state.get("completed", 0)))
     first[3].metric("Failed", format_count(by_state.get("failed", 0)))
     first[4].metric("Dead-lettered", format_count(by_state.get("dead_lettered", 0)))
+    first[5].metric(
+        "Stalled",
+        format_count(by_state.get("stalled", 0)),
+        help="Overdue at the step they wait for, with no open dead letter.",
+    )
 
     second = st.columns(5)
     second[0].metric(

@@ -18,10 +18,11 @@ __all__ = [
     "event_label",
     "show_transaction",
     "summary_items",
+    "waiting_line",
 ]
 
 #: The state filter's choices; "all" sends no filter.
-STATE_FILTERS = ("all", "in_progress", "completed", "failed", "dead_lettered")
+STATE_FILTERS = ("all", "in_progress", "completed", "failed", "dead_lettered", "stalled")
 
 #: Transaction state -> badge colour (Streamlit's palette), so the state reads at a glance.
 _Colour = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray"]
@@ -30,6 +31,8 @@ _STATE_BADGES: dict[str, _Colour] = {
     "in_progress": "blue",
     "failed": "red",
     "dead_lettered": "violet",
+    # Overdue at its next step with no dead letter: nobody is looking at it.
+    "stalled": "orange",
 }
 
 #: Characters Markdown would treat as formatting in a value shown as bold text.
@@ -84,6 +87,23 @@ def _show_summary(detail: Mapping[str, Any]) -> None:
         f"{shown_id}correlation ID `{detail.get('correlation_id')}` · started "
         f"{format_time(detail.get('started_at'))} · updated {format_time(detail.get('updated_at'))}"
     )
+    waiting = waiting_line(detail)
+    if waiting:
+        (st.warning if detail.get("state") == "stalled" else st.caption)(waiting)
+
+
+def waiting_line(detail: Mapping[str, Any]) -> str | None:
+    """``"Waits for erp.order.confirm since … (due …)"``, or None when it waits for nothing."""
+    step = detail.get("waiting_step")
+    if not step:
+        return None
+    line = (
+        f"Waits for `{step}` since {format_time(detail.get('waiting_since'))} "
+        f"(due {format_time(detail.get('due_at'))})"
+    )
+    if detail.get("state") == "stalled":
+        return line + ": overdue with no open dead letter — see the stalled runbook."
+    return line
 
 
 def event_label(index: int, event: Mapping[str, Any]) -> str:

@@ -21,15 +21,17 @@ from typing import Any, Protocol, TypeVar
 
 import duckdb
 
+from collector import FlowSteps
+
 from ._alerts import Alert, AlertBook, AlertChange
 from ._indicators import (
     BacklogSample,
     Impact,
-    backlog_sample,
     count_buckets_many,
     epoch_minute,
     impact,
     is_sampled,
+    take_sample,
 )
 from ._maths import BucketSeries, budget_remaining, burn_rate, minutes, sli
 from ._model import Rule
@@ -189,11 +191,16 @@ class SlaEngine:
         *,
         clock: Callable[[], datetime] = utcnow,
         interval: float = 15.0,
+        flows: Sequence[FlowSteps] = (),
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.lineage = lineage
+        # The flows' step tables, for the ``stalled`` indicator.
+        self.flows = tuple(flows)
         self.rules = list(rules)
+        if not self.flows and any(r.indicator.kind == "stalled" for r in self.rules):
+            log.warning("stalled rules are loaded but no flow step table is: nothing can stall")
         self.clock = clock
         self.interval = interval
         self._by_id = {rule.id: rule for rule in self.rules}
@@ -295,7 +302,7 @@ class SlaEngine:
             buckets.update(count_buckets_many(con, event_rules, lo, now, now))
             for rule in self.rules:
                 if is_sampled(rule):
-                    samples[rule.id] = backlog_sample(con, rule, now)
+                    samples[rule.id] = take_sample(con, rule, now, self.flows)
                     if cold:
                         buckets[rule.id] = [
                             (int(m), int(g), 1 - int(g))
@@ -345,7 +352,9 @@ class SlaEngine:
 
             def read_impacts(con: duckdb.DuckDBPyConnection) -> dict[str, Impact]:
                 return {
-                    rule_id: impact(con, self._by_id[rule_id], now - fire[4], now, now)
+                    rule_id: impact(
+                        con, self._by_id[rule_id], now - fire[4], now, now, flows=self.flows
+                    )
                     for rule_id, fire in firing.items()
                 }
 

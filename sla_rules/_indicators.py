@@ -7,17 +7,21 @@ moment its deadline passed with no milestone (no event needed for that); pending
 transactions have no verdict yet. Counting verdicts by ``vt`` keeps the short alert
 windows honest: a breach lands in the minute it became a breach.
 
-The backlog indicator is a time slice: a sample of the open backlog at each tick.
+The backlog and stalled indicators are time slices: a sample at each tick of the
+open backlog, or of the transactions overdue at the step they wait for.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import duckdb
+
+from collector import FlowSteps, waiting_sql
 
 from ._model import (
     ApiErrorRateIndicator,
@@ -28,6 +32,7 @@ from ._model import (
     Milestone,
     ResolutionTimeIndicator,
     Rule,
+    StalledIndicator,
     SuccessRatioIndicator,
 )
 from ._sql import execute
@@ -41,6 +46,8 @@ __all__ = [
     "count_totals",
     "impact",
     "is_sampled",
+    "stalled_sample",
+    "take_sample",
 ]
 
 
@@ -65,7 +72,7 @@ class BacklogSample:
 
 def is_sampled(rule: Rule) -> bool:
     """Whether the rule's SLI is a sampled time slice rather than lineage verdicts."""
-    return isinstance(rule.indicator, BacklogIndicator)
+    return isinstance(rule.indicator, BacklogIndicator | StalledIndicator)
 
 
 def _us(value: datetime | timedelta) -> int:
@@ -338,14 +345,20 @@ def count_totals(
 
 
 def impact(
-    con: duckdb.DuckDBPyConnection, rule: Rule, lo: datetime, hi: datetime, now: datetime
+    con: duckdb.DuckDBPyConnection,
+    rule: Rule,
+    lo: datetime,
+    hi: datetime,
+    now: datetime,
+    *,
+    flows: Sequence[FlowSteps] = (),
 ) -> Impact:
     """Value at risk and customers of the bad verdicts in ``[lo, hi)``, once per item.
 
     A transaction with several failed attempts counts its amount once.
     """
     if is_sampled(rule):
-        sample = backlog_sample(con, rule, now)
+        sample = take_sample(con, rule, now, flows)
         return Impact(sample.stuck_value, sample.stuck_customers, sample.stuck_count)
     sql, params = verdicts(rule, lo, hi, now)
     row = execute(
@@ -382,6 +395,42 @@ def backlog_sample(con: duckdb.DuckDBPyConnection, rule: Rule, now: datetime) ->
     age = (now - oldest).total_seconds() if oldest is not None else 0.0
     good = count <= ind.max_open and age <= ind.max_age.total_seconds()
     return BacklogSample(count, max(age, 0.0), Decimal(row[2]), int(row[3]), good, int(row[4]))
+
+
+def stalled_sample(
+    con: duckdb.DuckDBPyConnection, rule: Rule, now: datetime, flows: Sequence[FlowSteps]
+) -> BacklogSample:
+    """The stalled transactions now: how many, how long the oldest has been overdue,
+    and the value and customers they hold. Without step tables nothing can stall."""
+    ind = rule.indicator
+    if not isinstance(ind, StalledIndicator):
+        raise TypeError(f"rule {rule.id} is not a stalled rule")
+    if not flows:
+        return BacklogSample(0, 0.0, Decimal(0), 0, True)
+    sql, params = waiting_sql(flows, now, stallable_only=True)
+    row = execute(
+        con,
+        f"""WITH w AS ({sql})
+            SELECT count(*), min(w.due_us), coalesce(sum(t.amount), 0),
+                   count(DISTINCT t.customer_id)
+            FROM w JOIN transactions t USING (correlation_id)
+            WHERE w.stalled AND t.state IN ('in_progress', 'failed')""",
+        params,
+    ).fetchone()
+    assert row is not None  # an aggregate always yields one row
+    count = int(row[0])
+    age = (_us(now) - int(row[1])) / 1_000_000 if row[1] is not None else 0.0
+    good = count <= ind.max_stalled
+    return BacklogSample(count, max(age, 0.0), Decimal(row[2]), int(row[3]), good, count)
+
+
+def take_sample(
+    con: duckdb.DuckDBPyConnection, rule: Rule, now: datetime, flows: Sequence[FlowSteps] = ()
+) -> BacklogSample:
+    """The sample of a time-slice rule (backlog or stalled) at ``now``."""
+    if isinstance(rule.indicator, StalledIndicator):
+        return stalled_sample(con, rule, now, flows)
+    return backlog_sample(con, rule, now)
 
 
 def epoch_minute(value: datetime) -> int:

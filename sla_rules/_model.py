@@ -215,6 +215,15 @@ class BacklogIndicator(_Strict):
     _t = field_validator("max_age", mode="before")(_dur)
 
 
+class StalledIndicator(_Strict):
+    """Time-slice SLI: a minute is good when at most ``max_stalled`` transactions are
+    stalled: overdue at the step they wait for (by their flow's step table), with no
+    open dead letter to account for them (``collector._waiting``)."""
+
+    kind: Literal["stalled"]
+    max_stalled: int = Field(0, ge=0)
+
+
 class DuplicateRateIndicator(_Strict):
     """The share of deliveries of ``kinds`` that were not recognised as duplicates."""
 
@@ -252,6 +261,7 @@ Indicator = Annotated[
     | CompletenessIndicator
     | SuccessRatioIndicator
     | BacklogIndicator
+    | StalledIndicator
     | DuplicateRateIndicator
     | ResolutionTimeIndicator
     | ApiErrorRateIndicator,
@@ -340,7 +350,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     parts = [str(p) for p in loc]
     if len(parts) >= 2 and parts[0] == "indicator" and not parts[1].startswith("kind"):
         kinds = {"latency", "completeness", "success_ratio", "backlog", "duplicate_rate"}
-        kinds |= {"resolution_time", "api_error_rate"}
+        kinds |= {"resolution_time", "api_error_rate", "stalled"}
         if parts[1] in kinds:
             parts.pop(1)
     return ".".join(parts)

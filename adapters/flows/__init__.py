@@ -2,11 +2,19 @@
 
 from ._ingress import BillingWebhookIngress, CrmPoller, DeliveryLedger
 from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
-from ._quote_to_cash import MONEY_STEPS, TRIGGER_KINDS, QuoteToCash, apply_corrections, prevalidate
+from ._quote_to_cash import (
+    MONEY_STEPS,
+    STEPS,
+    TRIGGER_KINDS,
+    QuoteToCash,
+    apply_corrections,
+    prevalidate,
+)
 from ._steps import StepOutcome, StepRunner
 
 __all__ = [
     "MONEY_STEPS",
+    "STEPS",
     "TRIGGER_KINDS",
     "BillingPort",
     "BillingWebhookIngress",

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
+from collector import FlowStep, FlowSteps
 from collector._bus import Bus
 from tracing import Event, MappingError, Status, System, ValidationError
 
@@ -25,7 +27,14 @@ from .._canonical import Invoice, OrderLine, SalesOrder
 from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
 from ._steps import StepOutcome, StepRunner
 
-__all__ = ["MONEY_STEPS", "TRIGGER_KINDS", "QuoteToCash", "apply_corrections", "prevalidate"]
+__all__ = [
+    "MONEY_STEPS",
+    "STEPS",
+    "TRIGGER_KINDS",
+    "QuoteToCash",
+    "apply_corrections",
+    "prevalidate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,25 @@ TRIGGER_KINDS = frozenset(
 #: Steps that move money; replaying them needs a second person's approval.
 MONEY_STEPS = frozenset(
     {"erp.order.create", "erp.order.confirm", "billing.subscription.create", "erp.invoice.post"}
+)
+#: The flow's steps in order, each with its deadline from the step it follows: the
+#: lineage reads from it what a transaction waits for and whether it is stalled.
+#: Interlock's own steps get 15 minutes (a step retries for a few minutes at most);
+#: the paid invoice waits on the customer: payment terms (NET30) plus a few days of
+#: billing's payment retries.
+STEPS = FlowSteps(
+    flow="quote-to-cash",
+    trigger="opportunity.closed_won",
+    steps=(
+        FlowStep("erp.order.create", timedelta(minutes=15)),
+        FlowStep("erp.order.confirm", timedelta(minutes=15)),
+        FlowStep("billing.subscription.create", timedelta(minutes=15)),
+        FlowStep("support.entitlement.activate", timedelta(minutes=15)),
+        FlowStep(
+            "billing.invoice.received", timedelta(days=35), after="billing.subscription.create"
+        ),
+        FlowStep("erp.invoice.post", timedelta(minutes=15)),
+    ),
 )
 _ACTIONABLE = frozenset({Status.OK, Status.REPLAYED})
 

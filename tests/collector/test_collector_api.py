@@ -134,6 +134,7 @@ async def test_stats(client: httpx.AsyncClient, lineage: AsyncLineage, metrics: 
             "completed": 1,
             "failed": 0,
             "dead_lettered": 1,
+            "stalled": 0,
         },
         "dead_letters_open": 1,
         "duplicates_dropped": 0,
@@ -167,6 +168,9 @@ async def test_list_transactions(client: httpx.AsyncClient, lineage: AsyncLineag
                 "event_count": 1,
                 "failed_count": 0,
                 "dead_letter_count": 1,
+                "waiting_step": None,
+                "waiting_since": None,
+                "due_at": None,
             }
         ],
         "total": 2,
@@ -189,7 +193,7 @@ async def test_list_transactions(client: httpx.AsyncClient, lineage: AsyncLineag
         (
             {"state": "lost"},
             "unknown state 'lost'; expected one of in_progress, completed, failed, "
-            "dead_lettered or all",
+            "dead_lettered, stalled or all",
         ),
     ],
 )

@@ -10,9 +10,11 @@ MODULES = [
     "collector._api",
     "collector._ingest",
     "collector._lineage",
+    "collector._lineage_queries",
     "collector._lineage_rows",
     "collector._metrics",
     "collector._schema",
+    "collector._waiting",
 ]
 
 

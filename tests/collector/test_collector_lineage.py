@@ -108,6 +108,9 @@ def test_transaction_summary_fields(store: LineageStore) -> None:
             "event_count": 3,
             "failed_count": 0,
             "dead_letter_count": 0,
+            "waiting_step": None,
+            "waiting_since": None,
+            "due_at": None,
         }
     ]
 
@@ -146,7 +149,13 @@ def test_state_rules(store: LineageStore) -> None:
     }
     assert store.list_transactions(state="failed")[1] == 2
     counts = store.stats()["transactions_by_state"]
-    assert counts == {"in_progress": 1, "completed": 1, "failed": 2, "dead_lettered": 1}
+    assert counts == {
+        "in_progress": 1,
+        "completed": 1,
+        "failed": 2,
+        "dead_lettered": 1,
+        "stalled": 0,
+    }
 
 
 def test_completion_kinds_are_configurable() -> None:
@@ -337,6 +346,7 @@ def test_stats(store: LineageStore) -> None:
             "completed": 0,
             "failed": 0,
             "dead_lettered": 0,
+            "stalled": 0,
         },
         "dead_letters_open": 0,
         "duplicates_dropped": 0,

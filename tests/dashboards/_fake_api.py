@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from tracing import ErrorInfo, Event, Reason, Status, System
 
-STATES = ("in_progress", "completed", "failed", "dead_lettered")
+STATES = ("in_progress", "completed", "failed", "dead_lettered", "stalled")
 T0 = datetime(2026, 11, 26, 9, 0, 0, tzinfo=UTC)
 
 
@@ -112,6 +112,9 @@ def _transaction(
         "event_count": len(dumped),
         "failed_count": sum(1 for e in dumped if e["status"] == "failed"),
         "dead_letter_count": sum(1 for e in dumped if e["status"] == "dead_lettered"),
+        "waiting_step": None,
+        "waiting_since": None,
+        "due_at": None,
         "events": dumped,
     }
 

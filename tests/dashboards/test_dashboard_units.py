@@ -243,9 +243,10 @@ def test_overview_frames():
         "completed",
         "failed",
         "dead_lettered",
+        "stalled",
         "archived",
     ]
-    assert [r["transactions"] for r in rows] == [0, 4, 0, 0, 1]
+    assert [r["transactions"] for r in rows] == [0, 4, 0, 0, 0, 1]
     assert count_rows({"crm": 1, "erp": 5}, "system") == [
         {"system": "erp", "events": 5},
         {"system": "crm", "events": 1},
@@ -324,3 +325,20 @@ def test_summary_items_are_short_labels_with_full_values():
         ("State", "dead_lettered"),
         ("Events", "2 · 1 dead-lettered"),
     ]
+
+
+def test_waiting_line_names_the_step_and_flags_a_stalled_one():
+    from dashboards._transaction_view import waiting_line
+
+    assert waiting_line({"waiting_step": None}) is None
+    detail = {
+        "state": "in_progress",
+        "waiting_step": "erp.order.confirm",
+        "waiting_since": "2026-06-01T09:01:00Z",
+        "due_at": "2026-06-01T09:16:00Z",
+    }
+    assert waiting_line(detail) == (
+        "Waits for `erp.order.confirm` since 2026-06-01 09:01:00 UTC (due 2026-06-01 09:16:00 UTC)"
+    )
+    stalled = waiting_line({**detail, "state": "stalled"})
+    assert stalled is not None and "overdue with no open dead letter" in stalled

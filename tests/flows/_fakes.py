@@ -18,7 +18,7 @@ from adapters import (
     Subscription,
     SupportCase,
 )
-from tracing import DownstreamUnavailable, InterlockError
+from tracing import DownstreamUnavailable, InterlockError, RateLimited
 
 
 def order(
@@ -59,9 +59,13 @@ class FakeErp:
     invoices: dict[str, Sale] = field(default_factory=dict)
     fail_times: int = 0
     calls: int = 0
+    #: An outage: every call fails until it is set back to False.
+    down: bool = False
 
     def _maybe_fail(self) -> None:
         self.calls += 1
+        if self.down:
+            raise DownstreamUnavailable("ERP unavailable", system="erp", status=503)
         if self.fail_times > 0:
             self.fail_times -= 1
             raise DownstreamUnavailable("ERP unavailable", system="erp", status=503)
@@ -111,6 +115,8 @@ class FakeErp:
 class FakeBilling:
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     metadata: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: A 429 storm: every subscription call is refused until it is set back to False.
+    rate_limited: bool = False
 
     async def ensure_customer(self, customer: Customer, *, idempotency_key: str) -> str:
         return "cus_1"
@@ -119,6 +125,8 @@ class FakeBilling:
         return self.subscriptions.get(order_ref)
 
     async def create_subscription(self, order, billing_customer_id, *, idempotency_key, metadata):
+        if self.rate_limited:
+            raise RateLimited("429 Too Many Requests", system="billing", retry_after=0.0)
         if order.order_ref in self.subscriptions:
             return self.subscriptions[order.order_ref], False
         sub = Subscription(
@@ -139,7 +147,9 @@ class FakeBilling:
         return self.metadata[subscription_id]
 
     async def get_invoice(self, invoice_id: str) -> Invoice:
-        sub = next(iter(self.subscriptions.values()))
+        # An invoice ``in_<subscription id>`` belongs to that subscription.
+        by_id = {s.subscription_id: s for s in self.subscriptions.values()}
+        sub = by_id.get(invoice_id.removeprefix("in_")) or next(iter(self.subscriptions.values()))
         return Invoice(
             invoice_id=invoice_id,
             customer_id=sub.billing_customer_id,

@@ -23,7 +23,7 @@ def test_shipped_rules_cover_the_business_slas():
     kinds = {rule.indicator.kind for rule in rules.values()}
     assert kinds == {
         "latency", "success_ratio", "completeness", "backlog", "duplicate_rate",
-        "resolution_time", "api_error_rate",
+        "resolution_time", "api_error_rate", "stalled",
     }  # fmt: skip
     latency = rules["closed-won-to-erp-order"]
     assert latency.objective == 0.99
