@@ -1,6 +1,6 @@
 """The control API: JSON over HTTP, served by the collector (the lineage's one writer).
 
-Reads are open to the anonymous viewer unless ``require_auth_for_reads`` is set;
+Reads need a viewer token unless ``require_auth_for_reads`` is false;
 control actions live in the routers other packages pass in (webhooks, SLA,
 replay), each guarding itself with ``require_role``. Every error answers
 ``{"detail": "<reason>"}``.
@@ -82,7 +82,7 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     health: Callable[[], Awaitable[dict[str, str]]] | None = None,
     title: str = "Interlock control API",
-    require_auth_for_reads: bool = False,
+    require_auth_for_reads: bool = True,
 ) -> FastAPI:
     """The control API app; ``app.state`` holds ``tokens``, ``lineage`` and ``metrics``.
 

@@ -16,8 +16,8 @@ Tokens come from configuration, never from code:
 - ``INTERLOCK_TOKENS``: comma-separated ``name:role:sha256:<hex>`` entries; an entry
   ``name:role:<plain token>`` is hashed on load and the plain value is not kept.
 
-Reads (the viewer role) need no token unless ``app.state.require_auth_for_reads``
-is true; an unknown token is refused even for reads.
+Reads (the viewer role) need a token too unless ``app.state.require_auth_for_reads``
+is set to false; an unknown token is refused even for reads.
 """
 
 from __future__ import annotations
@@ -197,8 +197,8 @@ def require_role(role: Role) -> Callable[..., Principal]:
     """A FastAPI dependency: the caller's principal, or 401/403.
 
     The app keeps its ``TokenStore`` in ``app.state.tokens``. A request without a
-    token is the anonymous viewer when ``role`` is viewer and
-    ``app.state.require_auth_for_reads`` is not set.
+    token is the anonymous viewer only when ``role`` is viewer and
+    ``app.state.require_auth_for_reads`` is false (it is true when not set).
     """
 
     def dependency(request: Request) -> Principal:
@@ -207,7 +207,7 @@ def require_role(role: Role) -> Callable[..., Principal]:
         if (
             token is None
             and role <= Role.VIEWER
-            and not getattr(request.app.state, "require_auth_for_reads", False)
+            and not getattr(request.app.state, "require_auth_for_reads", True)
         ):
             return ANONYMOUS
         principal = store.authenticate(token)

@@ -41,8 +41,13 @@ def tokens() -> TokenStore:
     return store
 
 
-def _client(app: object) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")  # type: ignore[arg-type]
+def _client(app: object, token: str | None = None) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+        base_url="http://test",
+        headers=headers,
+    )
 
 
 @pytest.fixture
@@ -53,7 +58,7 @@ async def client(
         return {"bus": "ok"}
 
     app = create_app(lineage=lineage, metrics=metrics, tokens=tokens, health=health)
-    async with _client(app) as c:
+    async with _client(app, "view-token") as c:
         yield c
 
 
@@ -109,7 +114,7 @@ async def test_healthz_degraded(
 async def test_healthz_reports_a_closed_store(metrics: Metrics, tokens: TokenStore) -> None:
     store = LineageStore()  # never opened
     async with _client(
-        create_app(lineage=AsyncLineage(store), metrics=metrics, tokens=tokens)
+        create_app(lineage=AsyncLineage(store), metrics=metrics, tokens=tokens), "view-token"
     ) as c:
         r = await c.get("/healthz")
         assert r.json() == {
@@ -332,13 +337,28 @@ async def test_reads_can_require_a_token(
         assert (await c.get("/metrics")).status_code == 200
 
 
-async def test_reads_are_anonymous_by_default_but_refuse_unknown_tokens(
-    client: httpx.AsyncClient,
+async def test_reads_need_a_token_by_default_and_refuse_unknown_tokens(
+    lineage: AsyncLineage, metrics: Metrics, tokens: TokenStore
 ) -> None:
-    assert (await client.get("/api/v1/dead-letters")).status_code == 200
-    r = await client.get("/api/v1/stats", headers={"Authorization": "Bearer forged"})
-    assert r.status_code == 401
-    assert r.json() == {"detail": "the bearer token is not known"}
+    async with _client(create_app(lineage=lineage, metrics=metrics, tokens=tokens)) as c:
+        r = await c.get("/api/v1/dead-letters")
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == "Bearer"
+        r = await c.get("/api/v1/stats", headers={"Authorization": "Bearer forged"})
+        assert r.status_code == 401
+        assert r.json()["detail"] == "the bearer token is not known"
+        r = await c.get("/api/v1/stats", headers={"Authorization": "Bearer view-token"})
+        assert r.status_code == 200
+
+
+async def test_reads_can_be_opened_to_the_anonymous_viewer(
+    lineage: AsyncLineage, metrics: Metrics, tokens: TokenStore
+) -> None:
+    app = create_app(lineage=lineage, metrics=metrics, tokens=tokens, require_auth_for_reads=False)
+    async with _client(app) as c:
+        assert (await c.get("/api/v1/dead-letters")).status_code == 200
+        r = await c.get("/api/v1/stats", headers={"Authorization": "Bearer forged"})
+        assert r.status_code == 401
 
 
 async def _metrics_text(client: httpx.AsyncClient, lineage: AsyncLineage, metrics: Metrics) -> str:
