@@ -177,9 +177,12 @@ async def test_every_post_carries_an_idempotency_key(
         seen.append(request)
 
     client = httpx.AsyncClient(event_hooks={"request": [record]})
-    async with client, BillingAdapter(
-        localstripe.url, localstripe.api_key, client=client, attach_test_card=True
-    ) as ad:
+    async with (
+        client,
+        BillingAdapter(
+            localstripe.url, localstripe.api_key, client=client, attach_test_card=True
+        ) as ad,
+    ):
         customer = new_customer()
         cus = await ad.ensure_customer(customer, idempotency_key="cust-key")
         fresh_sku = [OrderLine(sku=uuid.uuid4().hex, quantity=Decimal(1), unit_price=Decimal(9))]
