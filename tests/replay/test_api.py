@@ -94,7 +94,7 @@ async def test_groups_and_dead_letter_views(lineage, client) -> None:
     assert one["amount"] == "1300000.00" and one["currency"] == "USD"
     assert one["input_event"]["payload"]["order"]["customer"]["email"] == "a***@acme.test"
     missing = await client.get("/api/v1/dead-letters/nope")
-    assert missing.status_code == 404 and missing.json() == {"detail": "no dead letter nope"}
+    assert missing.status_code == 404 and missing.json()["detail"] == "no dead letter nope"
     bad = await client.get("/api/v1/dead-letter-groups", params={"state": "sleeping"})
     assert bad.status_code == 422
 
@@ -183,7 +183,7 @@ async def test_four_eyes_over_http(lineage, bus, client, service) -> None:
     assert [r["replay_id"] for r in queue["items"]] == [rid]
     own = await client.post(f"/api/v1/replays/{rid}/approve", json={}, headers=auth("approver"))
     assert own.status_code == 403
-    assert own.json() == {"detail": "the requester cannot approve their own replay"}
+    assert own.json()["detail"] == "the requester cannot approve their own replay"
     ok = await client.post(
         f"/api/v1/replays/{rid}/approve", json={"note": "looks right"}, headers=auth("approver2")
     )
