@@ -1,66 +1,124 @@
 """The control API: JSON over HTTP, served by the collector (the lineage's one writer).
 
-Reads are open to the anonymous viewer unless ``require_auth_for_reads`` is set;
-control actions live in the routers other packages pass in (webhooks, SLA,
-replay), each guarding itself with ``require_role``. Every error answers
-``{"detail": "<reason>"}``.
+Reads need a viewer token unless ``require_auth_for_reads`` is false; control actions
+live in the routers other packages pass in (webhooks, SLA, replay), each guarding itself
+with ``require_role``. The contract is the OpenAPI document (``/openapi.json``, browsable
+offline at ``/docs`` and ``/redoc``): every operation declares its response model, the
+bearer scheme when it checks a role, and every status it answers. Every error answers RFC
+9457 problem details (``application/problem+json``, :class:`collector.Problem`). A role is
+checked before the request body is read: 401/403 come before any 400/422.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import duckdb
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tracing import StoreError
 
-from ._auth import Role, TokenStore, require_role
+from ._api_docs import Limit, Offset, not_found, ok, responses
+from ._api_models import DeadLetterPage, Health, Stats, TransactionDetail, TransactionPage
+from ._auth import ControlRoute, Role, TokenStore, require_role
 from ._lineage import TRANSACTION_STATES, AsyncLineage
 from ._metrics import Metrics
+from ._problem import PROBLEM_JSON, install_problem_handlers
 from ._schema import UNRESOLVED_DEAD_LETTER_STATES
 
 __all__ = ["DEAD_LETTER_STATES", "create_app"]
 
 #: Every state a dead letter can be in (``all`` or empty in a query means any).
 DEAD_LETTER_STATES = (*UNRESOLVED_DEAD_LETTER_STATES, "resolved", "ignored")
-_MAX_LIMIT = 1000
-
-
-class _BadParam(Exception):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-def _int_param(name: str, raw: str | None, default: int, *, low: int, high: int) -> int:
-    """An integer query parameter; empty means the default (the dashboard sends
-    ``limit=`` when a field is blank)."""
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _BadParam(f"{name} must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise _BadParam(f"{name} must be between {low} and {high}, got {value}")
-    return value
+TransactionStateParam = Annotated[
+    str,
+    Query(
+        description="a transaction state; empty or all: any",
+        json_schema_extra={"enum": ["", "all", *TRANSACTION_STATES]},
+    ),
+]
+DeadLetterStateParam = Annotated[
+    str,
+    Query(
+        description="a dead-letter state; empty or all: any",
+        json_schema_extra={"enum": ["", "all", *DEAD_LETTER_STATES]},
+    ),
+]
 
 
 def _choice(name: str, raw: str | None, allowed: Sequence[str]) -> str | None:
     if raw is None or raw.strip() == "" or raw == "all":
         return None
     if raw not in allowed:
-        raise _BadParam(f"unknown {name} {raw!r}; expected one of {', '.join(allowed)} or all")
+        raise HTTPException(
+            422, f"unknown {name} {raw!r}; expected one of {', '.join(allowed)} or all"
+        )
     return raw
 
 
 def _text(raw: str | None) -> str | None:
     return raw.strip() or None if raw is not None else None
+
+
+def _routes(routes: Sequence[Any]) -> list[APIRoute]:
+    """Every API route, also inside included routers (FastAPI keeps those apart)."""
+    found: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        inner = getattr(route, "original_router", None)
+        if inner is not None and hasattr(inner, "routes"):
+            found += _routes(inner.routes)
+    return found
+
+
+def _allowed(app: FastAPI, path: str) -> list[str]:
+    """Every method some route of ``app`` takes at ``path``."""
+    methods: set[str] = set()
+    for route in _routes(app.routes):
+        if route.path_regex.match(path):
+            methods |= set(route.methods or ())
+    return sorted(methods)
+
+
+def _document(app: FastAPI) -> None:
+    """Every API route: the error statuses it can answer, documented as problems."""
+    for route in _routes(app.routes):
+        extra: list[int] = []
+        role = route.required_role if isinstance(route, ControlRoute) else None
+        if role is not None:
+            extra.append(401)
+            if role > Role.VIEWER:
+                extra.append(403)
+        if route.body_field is not None:
+            extra.append(400)
+        params = (
+            route.dependant.query_params
+            or route.dependant.path_params
+            or route.body_field is not None
+            or any(d.query_params or d.path_params for d in route.dependant.dependencies)
+        )
+        if params:
+            extra.append(422)
+        if route.path.startswith("/api/"):
+            extra.append(503)
+        for status, spec in responses(*extra).items():
+            route.responses.setdefault(status, spec)
+
+
+def _problem_media_type(schema: dict[str, Any]) -> None:
+    """Error answers are ``application/problem+json`` in the document as on the wire."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, answer in operation.get("responses", {}).items():
+                content = answer.get("content", {})
+                if str(status)[:1] in "45" and "application/json" in content:
+                    content[PROBLEM_JSON] = content.pop("application/json")
 
 
 async def _lineage_check(lineage: AsyncLineage) -> str:
@@ -82,44 +140,29 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     health: Callable[[], Awaitable[dict[str, str]]] | None = None,
     title: str = "Interlock control API",
-    require_auth_for_reads: bool = False,
+    require_auth_for_reads: bool = True,
 ) -> FastAPI:
     """The control API app; ``app.state`` holds ``tokens``, ``lineage`` and ``metrics``.
 
     ``health`` adds checks to ``/healthz`` (e.g. ``{"bus": "ok"}``); any value other
     than ``"ok"`` makes the status ``degraded``.
     """
-    app = FastAPI(title=title)
+    # Swagger UI and ReDoc from files shipped in the package: the docs work offline.
+    app = FastAPIOffline(title=title)
     app.state.tokens = tokens
     app.state.lineage = lineage
     app.state.metrics = metrics
-    # Reads are the viewer role: anonymous unless ``require_auth_for_reads`` is set
-    # (the runtime may also set it on ``app.state`` later); an unknown token is
+    # Reads are the viewer role: they need a token unless ``require_auth_for_reads`` is
+    # false (the runtime may also set it on ``app.state`` later); an unknown token is
     # refused even for reads.
     app.state.require_auth_for_reads = require_auth_for_reads
-    read_deps = [Depends(require_role(Role.VIEWER))]
-    api = APIRouter(prefix="/api/v1", tags=["lineage"])
+    viewer = [Depends(require_role(Role.VIEWER))]
+    api = APIRouter(
+        prefix="/api/v1", tags=["lineage"], route_class=ControlRoute, dependencies=viewer
+    )
+    install_problem_handlers(app, allowed=lambda path: _allowed(app, path))
 
-    @app.exception_handler(_BadParam)
-    async def _bad_param(_: Request, exc: _BadParam) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=422)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # One readable string, as every error of this API answers.
-        parts = [
-            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
-            for err in exc.errors()
-        ]
-        return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
-
-    @app.exception_handler(StoreError)
-    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": f"lineage store unavailable: {exc.message}"}, status_code=503
-        )
-
-    @app.get("/healthz", tags=["operations"])
+    @app.get("/healthz", tags=["operations"], response_model=None, responses=ok(Health))
     async def healthz() -> dict[str, Any]:
         """``ok`` when every check is ``ok``, else ``degraded`` (still HTTP 200)."""
         checks = {"lineage": await _lineage_check(lineage)}
@@ -134,35 +177,44 @@ def create_app(
         status = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
         return {"status": status, "checks": checks}
 
-    @app.get("/metrics", tags=["operations"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    )
     async def prometheus_metrics() -> Response:
         """Prometheus text exposition of the collector's registry."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @api.get("/stats")
+    @api.get("/stats", response_model=None, responses=ok(Stats))
     async def stats() -> dict[str, Any]:
         """Totals for the overview page."""
         result = await lineage.stats()
         result["bus_backlog"] = metrics.backlog()
         return result
 
-    @api.get("/transactions")
+    @api.get("/transactions", response_model=None, responses=ok(TransactionPage))
     async def list_transactions(
-        limit: str | None = None,
-        offset: str | None = None,
-        state: str | None = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        state: TransactionStateParam = "",
         q: str | None = None,
     ) -> dict[str, Any]:
         """Transaction summaries, most recently updated first."""
         items, total = await lineage.list_transactions(
-            limit=_int_param("limit", limit, 50, low=1, high=_MAX_LIMIT),
-            offset=_int_param("offset", offset, 0, low=0, high=2**31 - 1),
+            limit=limit,
+            offset=offset,
             state=_choice("state", state, TRANSACTION_STATES),
             q=_text(q),
         )
         return {"items": items, "total": total}
 
-    @api.get("/transactions/{correlation_id}")
+    @api.get(
+        "/transactions/{correlation_id}",
+        response_model=None,
+        responses={**ok(TransactionDetail), **not_found()},
+    )
     async def get_transaction(correlation_id: str) -> dict[str, Any]:
         """One transaction with its events in event-time order."""
         found = await lineage.get_transaction(correlation_id)
@@ -170,25 +222,34 @@ def create_app(
             raise HTTPException(status_code=404, detail=f"no transaction {correlation_id}")
         return found
 
-    @api.get("/dead-letters")
+    @api.get("/dead-letters", response_model=None, responses=ok(DeadLetterPage))
     async def list_dead_letters(
-        state: str | None = "open",
+        state: DeadLetterStateParam = "open",
         reason: str | None = None,
         step: str | None = None,
-        limit: str | None = None,
-        offset: str | None = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         """Dead letters (open ones by default), most recent failure first."""
         items, total = await lineage.list_dead_letters(
             state=_choice("state", state, DEAD_LETTER_STATES),
             reason=_text(reason),
             step=_text(step),
-            limit=_int_param("limit", limit, 100, low=1, high=_MAX_LIMIT),
-            offset=_int_param("offset", offset, 0, low=0, high=2**31 - 1),
+            limit=limit,
+            offset=offset,
         )
         return {"items": items, "total": total}
 
-    app.include_router(api, dependencies=read_deps)
+    app.include_router(api)
     for router in routers:
         app.include_router(router)
+    _document(app)
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = plain_openapi()
+        _problem_media_type(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -16,8 +16,8 @@ Tokens come from configuration, never from code:
 - ``INTERLOCK_TOKENS``: comma-separated ``name:role:sha256:<hex>`` entries; an entry
   ``name:role:<plain token>`` is hashed on load and the plain value is not kept.
 
-Reads (the viewer role) need no token unless ``app.state.require_auth_for_reads``
-is true; an unknown token is refused even for reads.
+Reads (the viewer role) need a token too unless ``app.state.require_auth_for_reads``
+is set to false; an unknown token is refused even for reads.
 """
 
 from __future__ import annotations
@@ -25,19 +25,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tracing import ConfigError
 
 __all__ = [
     "ANONYMOUS",
+    "ControlRoute",
     "Principal",
     "Role",
+    "RoleCheck",
     "TokenStore",
+    "bearer_scheme",
     "hash_token",
     "load_tokens",
     "require_role",
@@ -193,21 +200,33 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def require_role(role: Role) -> Callable[..., Principal]:
-    """A FastAPI dependency: the caller's principal, or 401/403.
+#: The OpenAPI security scheme every role-checked operation declares ("bearer").
+bearer_scheme = HTTPBearer(
+    scheme_name="bearer",
+    description="A role token: `Authorization: Bearer <token>` (viewer < operator < "
+    "approver < admin).",
+    auto_error=False,
+)
 
-    The app keeps its ``TokenStore`` in ``app.state.tokens``. A request without a
-    token is the anonymous viewer when ``role`` is viewer and
-    ``app.state.require_auth_for_reads`` is not set.
+
+class RoleCheck:
+    """The dependency :func:`require_role` returns; ``role`` is what it needs.
+
+    The control API runs it before the request body is read (see
+    ``collector._api``), so a caller without the role gets 401/403, never a 422
+    about a body it may not send.
     """
 
-    def dependency(request: Request) -> Principal:
+    def __init__(self, role: Role) -> None:
+        self.role = role
+
+    def check(self, request: Request) -> Principal:
         store: TokenStore = request.app.state.tokens
         token = _bearer(request)
         if (
             token is None
-            and role <= Role.VIEWER
-            and not getattr(request.app.state, "require_auth_for_reads", False)
+            and self.role <= Role.VIEWER
+            and not getattr(request.app.state, "require_auth_for_reads", True)
         ):
             return ANONYMOUS
         principal = store.authenticate(token)
@@ -219,12 +238,66 @@ def require_role(role: Role) -> Callable[..., Principal]:
                 else "the bearer token is not known",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if not principal.can(role):
+        if not principal.can(self.role):
             raise HTTPException(
                 status_code=403,
                 detail=f"role {principal.role.name.lower()} may not do this; "
-                f"it needs {role.name.lower()}",
+                f"it needs {self.role.name.lower()}",
             )
         return principal
 
-    return dependency
+    def __call__(
+        self,
+        request: Request,
+        # Declares the bearer scheme in OpenAPI; the header is read by ``check``.
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    ) -> Principal:
+        return self.check(request)
+
+
+def _role_checks(dependant: Dependant) -> list[RoleCheck]:
+    found: list[RoleCheck] = []
+    for dep in dependant.dependencies:
+        if isinstance(dep.call, RoleCheck):
+            found.append(dep.call)
+        found += _role_checks(dep)
+    return found
+
+
+class ControlRoute(APIRoute):
+    """The route class of every control-API router: the role first, then the body.
+
+    FastAPI reads and parses a request body before it solves the dependencies, so a
+    malformed body would answer 400/422 before the role check's 401/403. This route
+    runs the strongest :class:`RoleCheck` among its own dependencies first. Build
+    routers with ``APIRouter(route_class=ControlRoute)``.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        checks = _role_checks(self.dependant)
+        if not checks:
+            return handler
+        strongest = max(checks, key=lambda c: c.role)
+
+        async def role_first(request: Request) -> Response:
+            strongest.check(request)  # raises 401/403
+            return await handler(request)
+
+        return role_first
+
+    @property
+    def required_role(self) -> Role | None:
+        """The role this route needs, or ``None`` when it checks none."""
+        checks = _role_checks(self.dependant)
+        return max(c.role for c in checks) if checks else None
+
+
+def require_role(role: Role) -> RoleCheck:
+    """A FastAPI dependency: the caller's principal, or 401/403.
+
+    The app keeps its ``TokenStore`` in ``app.state.tokens``. A request without a
+    token is the anonymous viewer only when ``role`` is viewer and
+    ``app.state.require_auth_for_reads`` is false (it is true when not set).
+    """
+    return RoleCheck(role)

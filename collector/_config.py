@@ -47,7 +47,11 @@ class _Section(BaseModel):
 class ApiSettings(_Section):
     host: str = Field("127.0.0.1", description="address the control API binds")
     port: int = Field(7400, ge=0, le=65535, description="control API port (0: any free port)")
-    require_auth_for_reads: bool = Field(False, description="reads need a viewer token too")
+    require_auth_for_reads: bool = Field(
+        True,
+        description="reads need a viewer token too (the demo landscape hands its dashboard "
+        "the printed demo-viewer token)",
+    )
 
 
 class DashboardSettings(_Section):
@@ -118,6 +122,11 @@ class BillingSettings(_Section):
     max_subscription_items: int = Field(20, ge=1, description="items one subscription takes")
     bundle_lines: bool = Field(
         False, description="bill an order with more lines than that as one bundled plan"
+    )
+    attach_test_card: bool = Field(
+        False,
+        description="give new customers Stripe's pm_card_visa test card (test mode and the "
+        "demo landscape only; never against a real billing platform)",
     )
 
 

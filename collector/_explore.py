@@ -23,7 +23,9 @@ from typing import Annotated, Any
 import duckdb
 from fastapi import APIRouter, Depends, Query
 
-from ._auth import Role, require_role
+from ._api_docs import ok
+from ._api_models import AdapterFigures, Throughput
+from ._auth import ControlRoute, Role, require_role
 from ._lineage import AsyncLineage
 from ._lineage_rows import iso
 from ._schema import UNRESOLVED_DEAD_LETTER_STATES
@@ -224,13 +226,15 @@ def explore_router(
     Mount it on the control API next to the other routers:
     ``create_app(..., routers=[..., explore_router(lineage)])``.
     """
-    router = APIRouter(prefix="/api/v1", tags=["explore"])
+    router = APIRouter(prefix="/api/v1", tags=["explore"], route_class=ControlRoute)
     viewer = Depends(require_role(Role.VIEWER))
 
     def _now() -> datetime:
         return clock() if clock is not None else datetime.now(UTC)
 
-    @router.get("/adapters", dependencies=[viewer])
+    @router.get(
+        "/adapters", dependencies=[viewer], response_model=None, responses=ok(AdapterFigures)
+    )
     async def adapters(
         window_minutes: Annotated[int, Query(ge=1, le=7 * 24 * 60)] = 60,
     ) -> dict[str, Any]:
@@ -241,7 +245,7 @@ def explore_router(
             lambda cur: adapter_figures(cur, now=now, window=timedelta(minutes=window_minutes))
         )
 
-    @router.get("/throughput", dependencies=[viewer])
+    @router.get("/throughput", dependencies=[viewer], response_model=None, responses=ok(Throughput))
     async def events_throughput(
         hours: Annotated[int, Query(ge=1, le=24 * 31)] = 24,
         bucket_minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 15,

@@ -196,6 +196,7 @@ class Runtime:
             s.billing.api_key.get_secret_value(),
             max_subscription_items=s.billing.max_subscription_items,
             bundle_lines=s.billing.bundle_lines,
+            attach_test_card=s.billing.attach_test_card,
         )
         crm = SalesforceAdapter(
             s.crm.instance_url,
@@ -263,6 +264,7 @@ class Runtime:
             tokens=tokens,
             routers=routers,
             health=health,
+            require_auth_for_reads=s.api.require_auth_for_reads,
         )
         if isinstance(bus, EmbeddedBus):
             self.metrics.set_backlog_source(bus.backlog)
@@ -350,10 +352,16 @@ class Runtime:
         routers.append(explore_router(self.lineage))
         return routers
 
-    def start_dashboard(self, port: int | None = None) -> str:
-        """Start the Streamlit dashboard as a child process; returns its URL."""
+    def start_dashboard(self, port: int | None = None, *, token: str | None = None) -> str:
+        """Start the Streamlit dashboard as a child process; returns its URL.
+
+        ``token`` is the bearer token the dashboard reads with until someone signs in;
+        the demo landscape hands it its ``demo-viewer`` token, so its pages show data
+        although reads need a token.
+        """
         assert self.info is not None
         port = port or self.settings.dashboard.port or free_port()
+        token = token or self.info.demo_tokens.get("demo-viewer")
         app = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
         self._dashboard = ManagedProcess(
             "dashboard",
@@ -375,6 +383,7 @@ class Runtime:
             ready_url=f"http://127.0.0.1:{port}/_stcore/health",
             env={
                 "INTERLOCK_API_URL": self.info.api_url,
+                **({"INTERLOCK_API_TOKEN": token} if token else {}),
                 "PYTHONPATH": os.pathsep.join(
                     filter(None, [str(app.parent.parent), os.environ.get("PYTHONPATH")])
                 ),
@@ -455,6 +464,8 @@ def with_landscape(s: Settings, ep: LandscapeEndpoints) -> Settings:
                     # localstripe takes one item per subscription.
                     "max_subscription_items": 1,
                     "bundle_lines": True,
+                    # localstripe is the demo's test-mode billing: invoices get paid.
+                    "attach_test_card": True,
                 }
             ),
             "crm": s.crm.model_copy(

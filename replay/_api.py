@@ -1,33 +1,51 @@
 """The control API of dead letters, replays, approvals and the audit trail.
 
-Every endpoint checks the caller's role (``collector._auth.require_role``):
-viewer reads, operator dry-runs, requests replays and ignores or resolves dead
-letters, approver approves or rejects, admin does everything. Errors answer
-``{"detail": "<reason>"}``: 404 unknown, 409 wrong state, 403 refused (role,
-four eyes), 422 invalid selection or correction, 503 bus or store unavailable.
+Every endpoint checks the caller's role (``collector.require_role``, before the body
+is read: ``collector.ControlRoute``): viewer reads, operator dry-runs, requests replays
+and ignores or resolves dead letters, approver approves or rejects, admin does
+everything. Errors answer RFC 9457 problem details (``collector.Problem``) with the
+status of the error class (``http_status``): 404 unknown, 409 wrong state, 403 refused
+(role, four eyes), 422 invalid selection or correction, 503 bus or store unavailable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from collector._auth import Principal, Role, require_role
-from tracing import BusError, InterlockError, Reason, StoreError, System, ValidationError
+from collector import (
+    MAX_OFFSET,
+    ControlRoute,
+    IsoDateTime,
+    Principal,
+    Role,
+    not_found,
+    require_role,
+    responses,
+)
+from tracing import Reason, System
 
 from ._access import to_json
-from ._errors import ApprovalRefused, NotFound, StateConflict
+from ._api_models import (
+    AuditPage,
+    AuditVerdict,
+    DeadLetterGroupPage,
+    DeadLetterRecord,
+    DeadLetterRecordPage,
+    PlanAnswer,
+    ReplayAnswer,
+    ReplayPage,
+    ReplayRecord,
+    WhoAmI,
+)
 from ._models import Corrections, DeadLetterState, ReplayState, Selection
 from ._service import ReplayService
 
 __all__ = ["replay_router"]
-
-T = TypeVar("T")
 
 Viewer = Annotated[Principal, Depends(require_role(Role.VIEWER))]
 Operator = Annotated[Principal, Depends(require_role(Role.OPERATOR))]
@@ -55,24 +73,6 @@ class Closing(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=2000)
-
-
-async def _call(action: Callable[[], Awaitable[T]]) -> T:
-    """Run a service call, turning our errors into HTTP answers with a reason."""
-    try:
-        return await action()
-    except NotFound as exc:
-        raise HTTPException(404, exc.message) from exc
-    except StateConflict as exc:
-        raise HTTPException(409, exc.message) from exc
-    except ApprovalRefused as exc:
-        raise HTTPException(403, exc.message) from exc
-    except ValidationError as exc:
-        raise HTTPException(422, exc.message) from exc
-    except (BusError, StoreError) as exc:
-        raise HTTPException(503, exc.message, headers={"Retry-After": "5"}) from exc
-    except InterlockError as exc:
-        raise HTTPException(500, exc.message) from exc
 
 
 def _out(value: Any, *, status: int = 200) -> Response:
@@ -133,13 +133,23 @@ def _filters(
         raise HTTPException(422, f"{first['loc'][0]}: {first['msg']}") from exc
 
 
+_STATE_NAMES = "|".join(s.value for s in DeadLetterState)
+_STATES_PATTERN = rf"^(|({_STATE_NAMES})(,({_STATE_NAMES}))*)$"
+
+
 def _filter_params(
-    state: str | None = "open",
+    state: Annotated[
+        str | None,
+        Query(
+            pattern=_STATES_PATTERN,
+            description="dead-letter states, comma-separated (default open)",
+        ),
+    ] = "open",
     reason: Reason | None = None,
     step: str | None = None,
     target: System | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
     sla_rule: str | None = None,
     correlation_id: str | None = None,
 ) -> Selection:
@@ -148,127 +158,135 @@ def _filter_params(
 
 
 Filters = Annotated[Selection, Depends(_filter_params)]
+#: A group ID as the grouped view names it: ``<reason>:<step>``.
+GroupParam = Annotated[
+    str | None,
+    Query(pattern=rf"^(|({'|'.join(r.value for r in Reason)}):.+)$", description="reason:step"),
+]
 
 
 def replay_router(service: ReplayService) -> APIRouter:
     """The router under ``/api/v1``; include it in the collector's app."""
-    router = APIRouter(prefix="/api/v1", tags=["replay"])
+    router = APIRouter(prefix="/api/v1", tags=["replay"], route_class=ControlRoute)
+    missing = not_found()
+    conflict = responses(404, 409)
+    decision = responses(403, 404, 409)
 
-    @router.get("/whoami")
+    @router.get("/whoami", response_model=WhoAmI)
     async def whoami(principal: Viewer) -> Response:
         """The caller's name and role, so a dashboard can hide what the role cannot do."""
         return _out({"name": principal.name, "role": principal.role.name.lower()})
 
-    @router.get("/dead-letter-groups")
+    @router.get("/dead-letter-groups", response_model=DeadLetterGroupPage)
     async def groups(_: Viewer, selection: Filters) -> Response:
         """Dead letters grouped by reason and step ("412 ERP timeouts worth $1.3M")."""
-        items = await _call(lambda: service.groups(selection))
+        items = await service.groups(selection)
         return _out({"items": items, "total": len(items)})
 
-    @router.get("/dead-letters/search")
+    @router.get("/dead-letters/search", response_model=DeadLetterRecordPage)
     async def search(
         _: Viewer,
         selection: Filters,
-        group: str | None = None,
+        group: GroupParam = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> Response:
         """Dead letters by any filter (state, reason, step, target, time, SLA rule, group)."""
         if group:
             selection = _selection({**selection.model_dump(exclude_defaults=True), "group": group})
-        items, total = await _call(
-            lambda: service.dead_letters(selection, limit=limit, offset=offset)
-        )
+        items, total = await service.dead_letters(selection, limit=limit, offset=offset)
         return _out({"items": items, "total": total})
 
-    @router.get("/dead-letters/{event_id}")
+    @router.get("/dead-letters/{event_id}", response_model=DeadLetterRecord, responses=missing)
     async def dead_letter(_: Viewer, event_id: str) -> Response:
         """One dead letter, its dead-lettered event and its input event (payloads masked)."""
-        return _out(await _call(lambda: service.dead_letter(event_id)))
+        return _out(await service.dead_letter(event_id))
 
-    @router.post("/dead-letters/{event_id}/ignore")
+    @router.post(
+        "/dead-letters/{event_id}/ignore", response_model=DeadLetterRecord, responses=conflict
+    )
     async def ignore(principal: Operator, event_id: str, body: Closing) -> Response:
         """Close an open dead letter without redoing it (a reason is required)."""
-        return _out(await _call(lambda: service.ignore(event_id, principal, reason=body.reason)))
+        return _out(await service.ignore(event_id, principal, reason=body.reason))
 
-    @router.post("/dead-letters/{event_id}/resolve")
+    @router.post(
+        "/dead-letters/{event_id}/resolve", response_model=DeadLetterRecord, responses=conflict
+    )
     async def resolve(principal: Operator, event_id: str, body: Closing) -> Response:
         """Mark an open dead letter as fixed by hand."""
-        return _out(await _call(lambda: service.resolve(event_id, principal, note=body.reason)))
+        return _out(await service.resolve(event_id, principal, note=body.reason))
 
-    @router.post("/replays")
+    @router.post(
+        "/replays",
+        response_model=PlanAnswer,
+        responses={202: {"model": ReplayAnswer, "description": "The replay is recorded."}},
+    )
     async def create(principal: Operator, body: ReplayRequest) -> Response:
         """Dry run by default; with ``"dry_run": false`` record the replay (202)."""
         selection = _selection(body.selection)
         corrections = _corrections(body.corrections)
         if body.dry_run:
-            plan = await _call(lambda: service.dry_run(selection, corrections=corrections))
+            plan = await service.dry_run(selection, corrections=corrections)
             return _out({"dry_run": True, **plan.model_dump(mode="json")})
-        record = await _call(
-            lambda: service.request(
-                selection, principal, reason=body.reason, corrections=corrections
-            )
+        record = await service.request(
+            selection, principal, reason=body.reason, corrections=corrections
         )
         return _out({"dry_run": False, **record}, status=202)
 
-    @router.get("/replays")
+    @router.get("/replays", response_model=ReplayPage)
     async def replays(
         _: Viewer,
         state: ReplayState | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> Response:
         """Replays, newest first."""
-        items, total = await _call(
-            lambda: service.list_replays(state=state, limit=limit, offset=offset)
-        )
+        items, total = await service.list_replays(state=state, limit=limit, offset=offset)
         return _out({"items": items, "total": total})
 
-    @router.get("/approvals")
+    @router.get("/approvals", response_model=ReplayPage)
     async def approvals(_: Viewer) -> Response:
         """The approvals queue: replays waiting for a second person."""
-        items, total = await _call(
-            lambda: service.list_replays(state=ReplayState.PENDING_APPROVAL, limit=500)
-        )
+        items, total = await service.list_replays(state=ReplayState.PENDING_APPROVAL, limit=500)
         return _out({"items": items, "total": total})
 
-    @router.get("/replays/{replay_id}")
+    @router.get("/replays/{replay_id}", response_model=ReplayRecord, responses=missing)
     async def progress(_: Viewer, replay_id: str) -> Response:
         """A replay's state, counts and per-item outcome."""
-        return _out(await _call(lambda: service.progress(replay_id)))
+        return _out(await service.progress(replay_id))
 
-    @router.post("/replays/{replay_id}/approve")
+    @router.post("/replays/{replay_id}/approve", response_model=ReplayRecord, responses=decision)
     async def approve(
         principal: Approver, replay_id: str, body: Decision | None = None
     ) -> Response:
         """Approve a pending replay (not one's own); it then runs."""
         note = body.note if body else None
-        return _out(await _call(lambda: service.approve(replay_id, principal, note=note)))
+        return _out(await service.approve(replay_id, principal, note=note))
 
-    @router.post("/replays/{replay_id}/reject")
+    @router.post("/replays/{replay_id}/reject", response_model=ReplayRecord, responses=decision)
     async def reject(principal: Approver, replay_id: str, body: Decision | None = None) -> Response:
         """Reject a pending replay; its dead letters go back to open."""
         note = body.note if body else None
-        return _out(await _call(lambda: service.reject(replay_id, principal, note=note)))
+        return _out(await service.reject(replay_id, principal, note=note))
 
-    @router.get("/audit")
+    @router.get("/audit", response_model=AuditPage)
     async def audit(
         _: Viewer,
         action: str | None = None,
         subject: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> Response:
         """Audit entries, newest first."""
-        items, total = await _call(
-            lambda: service.audit(limit=limit, offset=offset, action=action, subject=subject)
+        items, total = await service.audit(
+            limit=limit, offset=offset, action=action, subject=subject
         )
         return _out({"items": items, "total": total})
 
-    @router.get("/audit/verify")
+    @router.get("/audit/verify", response_model=AuditVerdict)
     async def verify(_: Viewer) -> Response:
         """Recompute the hash chain; ``ok`` false names every altered or missing entry."""
-        verdict = await _call(service.verify_audit)
+        verdict = await service.verify_audit()
         return _out(verdict.to_dict())
 
     return router

@@ -23,10 +23,16 @@ class ReplayError(InterlockError):
 class NotFound(ReplayError):
     """No such replay or dead letter."""
 
+    http_status = 404
+
 
 class StateConflict(ReplayError):
     """The replay or dead letter is not in a state that allows the action."""
 
+    http_status = 409
+
 
 class ApprovalRefused(ReplayError):
     """The four-eyes rule refuses this approval (the requester approving their own)."""
+
+    http_status = 403

@@ -42,12 +42,14 @@ class AlertNotFound(InterlockError):
     """No alert has this ID (HTTP 404)."""
 
     status = 404
+    http_status = 404
 
 
 class AlertStateError(InterlockError):
     """The alert is not in a state that allows this (HTTP 409)."""
 
     status = 409
+    http_status = 409
 
 
 def impact_score(

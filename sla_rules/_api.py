@@ -6,15 +6,24 @@ principal's name is recorded as who acknowledged.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from collector._auth import Principal, Role, require_role
+from collector import (
+    ControlRoute,
+    IsoDateTime,
+    Principal,
+    Role,
+    not_found,
+    ok,
+    require_role,
+    responses,
+)
 
 from ._alerts import AlertNotFound, AlertStateError
+from ._api_models import Alert, AlertChanges, AlertPage, SlaHistory, SlaReport, SlaStatus
 from ._engine import SlaEngine
 from ._report import build_report, report_csv, report_pdf, resolve_period
 
@@ -29,10 +38,10 @@ class AckRequest(BaseModel):
 
 def sla_router(engine: SlaEngine) -> APIRouter:
     """The SLA and alert endpoints, served by ``engine``."""
-    router = APIRouter(tags=["sla"])
+    router = APIRouter(tags=["sla"], route_class=ControlRoute)
     viewer = Depends(require_role(Role.VIEWER))
 
-    @router.get("/api/v1/sla", dependencies=[viewer])
+    @router.get("/api/v1/sla", dependencies=[viewer], response_model=None, responses=ok(SlaStatus))
     def sla_status() -> dict[str, Any]:
         """Every rule's status from the last evaluation (``evaluated_at`` null before it)."""
         statuses = {s.rule_id: s.to_dict() for s in engine.status()}
@@ -51,11 +60,16 @@ def sla_router(engine: SlaEngine) -> APIRouter:
             )
         return {"rules": rules, "last_tick_seconds": engine.last_tick_seconds}
 
-    @router.get("/api/v1/sla/{rule_id}/history", dependencies=[viewer])
+    @router.get(
+        "/api/v1/sla/{rule_id}/history",
+        dependencies=[viewer],
+        response_model=None,
+        responses={**ok(SlaHistory), **not_found()},
+    )
     async def sla_history(
         rule_id: str,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: IsoDateTime | None = None,
+        until: IsoDateTime | None = None,
         limit: Annotated[int, Query(ge=1, le=10000)] = 1440,
     ) -> dict[str, Any]:
         """Stored evaluations of one rule, newest first, one per minute."""
@@ -65,7 +79,9 @@ def sla_router(engine: SlaEngine) -> APIRouter:
         history = await engine.history(rule_id, since, until, limit)
         return {"rule_id": rule_id, "objective": rule.objective, "history": history}
 
-    @router.get("/api/v1/alerts", dependencies=[viewer])
+    @router.get(
+        "/api/v1/alerts", dependencies=[viewer], response_model=None, responses=ok(AlertPage)
+    )
     def list_alerts(
         state: Literal["firing", "acknowledged", "resolved"] | None = None,
         include_resolved: bool = False,
@@ -75,7 +91,12 @@ def sla_router(engine: SlaEngine) -> APIRouter:
         alerts = engine.alerts(state=state, include_resolved=include_resolved, limit=limit)
         return {"alerts": [a.to_dict() for a in alerts]}
 
-    @router.get("/api/v1/alerts/{alert_id}/changes", dependencies=[viewer])
+    @router.get(
+        "/api/v1/alerts/{alert_id}/changes",
+        dependencies=[viewer],
+        response_model=None,
+        responses={**ok(AlertChanges), **not_found()},
+    )
     async def alert_changes(alert_id: str) -> dict[str, Any]:
         """Every state change of an alert with who and when."""
         changes = await engine.alert_changes(alert_id)
@@ -83,7 +104,11 @@ def sla_router(engine: SlaEngine) -> APIRouter:
             raise HTTPException(404, f"no alert {alert_id!r}")
         return {"alert_id": alert_id, "changes": changes}
 
-    @router.post("/api/v1/alerts/{alert_id}/ack")
+    @router.post(
+        "/api/v1/alerts/{alert_id}/ack",
+        response_model=None,
+        responses={**ok(Alert), **responses(404, 409)},
+    )
     async def acknowledge(
         alert_id: str,
         principal: Annotated[Principal, Depends(require_role(Role.OPERATOR))],
@@ -98,11 +123,25 @@ def sla_router(engine: SlaEngine) -> APIRouter:
             raise HTTPException(409, exc.message) from exc
         return alert.to_dict()
 
-    @router.get("/api/v1/reports/sla", dependencies=[viewer], response_model=None)
+    @router.get(
+        "/api/v1/reports/sla",
+        dependencies=[viewer],
+        response_model=None,
+        responses={
+            200: {
+                "model": SlaReport,
+                "description": "The report as JSON (``format=json``), CSV or PDF.",
+                "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                },
+            }
+        },
+    )
     async def sla_report(
         period: Literal["last-7d", "last-30d", "week", "month", "custom"] = "last-7d",
-        start: datetime | None = None,
-        end: datetime | None = None,
+        start: IsoDateTime | None = None,
+        end: IsoDateTime | None = None,
         format: Literal["json", "csv", "pdf"] = "json",
     ) -> Response | dict[str, Any]:
         """The executive SLA report for a period, as JSON, CSV or PDF."""

@@ -15,6 +15,9 @@
     └── StoreError                  the lineage store failed
 
 Retry decisions read ``retriable`` and ``reason``; they never parse messages.
+``http_status`` is how the control API answers an error of that class that reaches it
+(as RFC 9457 problem details): 422 invalid input, 409 conflict, 503 store or bus
+unavailable, 502 a connected system failed, 500 anything else.
 Foreign errors (httpx, DuckDB, aiokafka, Tryton) are caught at the boundary and
 re-raised as one of these ``from exc``.
 """
@@ -58,6 +61,8 @@ class InterlockError(Exception):
 
     reason: Reason = Reason.UNKNOWN
     retriable: bool = False
+    #: The control API's answer to this error.
+    http_status: int = 500
 
     def __init__(self, message: str, *, system: str | None = None) -> None:
         super().__init__(message)
@@ -74,6 +79,7 @@ class ConfigError(InterlockError):
 
 
 class ValidationError(InterlockError):
+    http_status = 422
     reason = Reason.VALIDATION
 
     def __init__(self, message: str, *, field: str | None = None, system: str | None = None):
@@ -88,6 +94,8 @@ class MappingError(ValidationError):
 class IntegrationError(InterlockError):
     """A call to an external system failed."""
 
+    http_status = 502
+
     def __init__(
         self, message: str, *, system: str | None = None, status: int | None = None
     ) -> None:
@@ -100,6 +108,7 @@ class AuthError(IntegrationError):
 
 
 class RateLimited(IntegrationError):
+    http_status = 503
     reason = Reason.RATE_LIMIT
     retriable = True
 
@@ -116,11 +125,13 @@ class RateLimited(IntegrationError):
 
 
 class DownstreamUnavailable(IntegrationError):
+    http_status = 503
     reason = Reason.DOWNSTREAM_UNAVAILABLE
     retriable = True
 
 
 class ConflictError(IntegrationError):
+    http_status = 409
     reason = Reason.CONFLICT
 
 
@@ -129,12 +140,15 @@ class RemoteError(IntegrationError):
 
 
 class SignatureError(InterlockError):
+    http_status = 400
     reason = Reason.AUTH
 
 
 class BusError(InterlockError):
+    http_status = 503
     retriable = True
 
 
 class StoreError(InterlockError):
+    http_status = 503
     retriable = True

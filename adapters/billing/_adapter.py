@@ -56,9 +56,10 @@ class BillingAdapter(HttpAdapter):
     headers are then the caller's); otherwise one is made and closed by
     ``aclose()``. ``max_subscription_items`` is Stripe's 20 by default;
     localstripe implements one item per subscription, so pass 1 there to get a
-    ``ValidationError`` instead of its HTTP 500. ``attach_test_card`` gives new
-    customers Stripe's ``pm_card_visa`` test card so invoices are paid (test mode
-    and localstripe only). ``page_size`` is the list page size (Stripe's max 100).
+    ``ValidationError`` instead of its HTTP 500. ``attach_test_card`` (off by
+    default) gives new customers Stripe's ``pm_card_visa`` test card so invoices are
+    paid: for test mode and localstripe only, so only the demo landscape turns it on.
+    ``page_size`` is the list page size (Stripe's max 100).
     ``bundle_lines``: an order with more lines than the platform takes items is
     billed as one plan for the order's total instead of being refused.
     """
@@ -71,7 +72,7 @@ class BillingAdapter(HttpAdapter):
         timeout: float = 10.0,
         client: httpx.AsyncClient | None = None,
         max_subscription_items: int = MAX_SUBSCRIPTION_ITEMS,
-        attach_test_card: bool = True,
+        attach_test_card: bool = False,
         page_size: int = PAGE_SIZE,
         bundle_lines: bool = False,
     ) -> None:

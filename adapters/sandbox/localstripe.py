@@ -4,7 +4,7 @@ Example::
 
     with LocalStripeServer() as billing:
         billing.configure_webhook("http://127.0.0.1:9000/webhooks/stripe", "whsec_x")
-        adapter = BillingAdapter(billing.url, billing.api_key)
+        adapter = BillingAdapter(billing.url, billing.api_key, attach_test_card=True)
 
 Run by hand: ``python -m adapters.sandbox.localstripe --port 8420``.
 """

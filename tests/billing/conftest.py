@@ -32,7 +32,10 @@ def localstripe() -> Iterator[LocalStripeServer]:
 
 @pytest.fixture
 async def billing(localstripe: LocalStripeServer) -> AsyncIterator[BillingAdapter]:
-    async with BillingAdapter(localstripe.url, localstripe.api_key) as adapter:
+    # localstripe is test mode: the test card makes invoices paid (the demo's setting).
+    async with BillingAdapter(
+        localstripe.url, localstripe.api_key, attach_test_card=True
+    ) as adapter:
         yield adapter
 
 

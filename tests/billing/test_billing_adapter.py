@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters._canonical import BillingInterval, OrderLine
+from adapters._canonical import BillingInterval, Customer, OrderLine
 from adapters.billing import BillingAdapter, plan_id_for
 from adapters.sandbox.localstripe import LocalStripeServer
 from tracing import AuthError, DownstreamUnavailable, RateLimited, ValidationError
@@ -177,7 +177,12 @@ async def test_every_post_carries_an_idempotency_key(
         seen.append(request)
 
     client = httpx.AsyncClient(event_hooks={"request": [record]})
-    async with client, BillingAdapter(localstripe.url, localstripe.api_key, client=client) as ad:
+    async with (
+        client,
+        BillingAdapter(
+            localstripe.url, localstripe.api_key, client=client, attach_test_card=True
+        ) as ad,
+    ):
         customer = new_customer()
         cus = await ad.ensure_customer(customer, idempotency_key="cust-key")
         fresh_sku = [OrderLine(sku=uuid.uuid4().hex, quantity=Decimal(1), unit_price=Decimal(9))]
@@ -279,3 +284,30 @@ def test_the_key_stays_out_of_reprs(localstripe: LocalStripeServer) -> None:
     adapter = BillingAdapter(localstripe.url, localstripe.api_key)
     assert localstripe.api_key not in repr(adapter)
     assert localstripe.api_key not in repr(localstripe)
+
+
+def _recording(seen: list[httpx.Request]) -> httpx.AsyncClient:
+    """A billing platform with no customers yet that records every request."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.method == "GET":
+            return httpx.Response(200, json={"object": "list", "data": [], "has_more": False})
+        return httpx.Response(200, json={"id": "cus_new", "object": "customer"})
+
+    return httpx.AsyncClient(base_url="http://billing.test", transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize("attach", [None, True])
+async def test_the_test_card_is_attached_only_when_asked(attach: bool | None) -> None:
+    seen: list[httpx.Request] = []
+    customer = Customer(customer_id="001XYZ", name="Acme", email="ap@acme.test")
+    options = {} if attach is None else {"attach_test_card": attach}
+    async with _recording(seen) as client:
+        adapter = BillingAdapter("http://billing.test", "sk_live_x", client=client, **options)
+        assert await adapter.ensure_customer(customer, idempotency_key="k1") == "cus_new"
+    [create] = [r for r in seen if r.method == "POST"]
+    form = create.content.decode()
+    # By default (a real billing platform) a new customer gets no payment method.
+    assert ("pm_card_visa" in form) is bool(attach)
+    assert ("payment_method" in form) is bool(attach)

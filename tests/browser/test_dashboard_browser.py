@@ -113,7 +113,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         # Until the runtime mounts it itself, add the adapters/throughput router here.
         if not any(getattr(r, "path", "") == "/api/v1/adapters" for r in runtime.app.routes):
             runtime.app.include_router(explore_router(runtime.lineage))
-        async with httpx.AsyncClient(base_url=info.api_url, timeout=10) as api:
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # reads need a token
+        async with httpx.AsyncClient(base_url=info.api_url, timeout=10, headers=auth) as api:
             good = [await traffic.create_deal(close="won") for _ in range(3)]
             dead = await traffic.create_deal(malformed="unknown_product", close="won")
             for opp in good:

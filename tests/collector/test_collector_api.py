@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends
 from prometheus_client import CollectorRegistry
 
 from collector._api import create_app
-from collector._auth import Principal, Role, TokenStore, require_role
+from collector._auth import ControlRoute, Principal, Role, TokenStore, require_role
 from collector._lineage import AsyncLineage, LineageStore
 from collector._metrics import Metrics
 from tracing import Reason, Status, System
@@ -41,8 +41,13 @@ def tokens() -> TokenStore:
     return store
 
 
-def _client(app: object) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")  # type: ignore[arg-type]
+def _client(app: object, token: str | None = None) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+        base_url="http://test",
+        headers=headers,
+    )
 
 
 @pytest.fixture
@@ -53,7 +58,7 @@ async def client(
         return {"bus": "ok"}
 
     app = create_app(lineage=lineage, metrics=metrics, tokens=tokens, health=health)
-    async with _client(app) as c:
+    async with _client(app, "view-token") as c:
         yield c
 
 
@@ -109,7 +114,7 @@ async def test_healthz_degraded(
 async def test_healthz_reports_a_closed_store(metrics: Metrics, tokens: TokenStore) -> None:
     store = LineageStore()  # never opened
     async with _client(
-        create_app(lineage=AsyncLineage(store), metrics=metrics, tokens=tokens)
+        create_app(lineage=AsyncLineage(store), metrics=metrics, tokens=tokens), "view-token"
     ) as c:
         r = await c.get("/healthz")
         assert r.json() == {
@@ -118,7 +123,16 @@ async def test_healthz_reports_a_closed_store(metrics: Metrics, tokens: TokenSto
         }
         r = await c.get("/api/v1/stats")
         assert r.status_code == 503
-        assert r.json() == {"detail": "lineage store unavailable: the lineage store is not open"}
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.headers["retry-after"] == "5"
+        # The store's own text goes to the log, not to the caller.
+        assert r.json() == {
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": "the lineage store is unavailable; retry later",
+            "instance": "/api/v1/stats",
+        }
 
 
 async def test_stats(client: httpx.AsyncClient, lineage: AsyncLineage, metrics: Metrics) -> None:
@@ -187,9 +201,13 @@ async def test_list_transactions(client: httpx.AsyncClient, lineage: AsyncLineag
 @pytest.mark.parametrize(
     ("params", "detail"),
     [
-        ({"limit": "0"}, "limit must be between 1 and 1000, got 0"),
-        ({"limit": "ten"}, "limit must be an integer, got 'ten'"),
-        ({"offset": "-1"}, "offset must be between 0 and 2147483647, got -1"),
+        ({"limit": "0"}, "query.limit: Input should be greater than or equal to 1"),
+        (
+            {"limit": "ten"},
+            "query.limit: Input should be a valid integer, unable to parse string as an integer",
+        ),
+        ({"offset": "-1"}, "query.offset: Input should be greater than or equal to 0"),
+        ({"offset": "9" * 27}, "query.offset: Input should be less than or equal to 2147483647"),
         (
             {"state": "lost"},
             "unknown state 'lost'; expected one of in_progress, completed, failed, "
@@ -202,7 +220,8 @@ async def test_list_transactions_bad_params(
 ) -> None:
     r = await client.get("/api/v1/transactions", params=params)
     assert r.status_code == 422
-    assert r.json() == {"detail": detail}
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["detail"] == detail
 
 
 async def test_get_transaction(client: httpx.AsyncClient, lineage: AsyncLineage) -> None:
@@ -243,7 +262,7 @@ async def test_get_transaction(client: httpx.AsyncClient, lineage: AsyncLineage)
     }
     r = await client.get("/api/v1/transactions/nope")
     assert r.status_code == 404
-    assert r.json() == {"detail": "no transaction nope"}
+    assert r.json()["detail"] == "no transaction nope"
 
 
 async def test_dead_letters(client: httpx.AsyncClient, lineage: AsyncLineage) -> None:
@@ -273,9 +292,7 @@ async def test_dead_letters(client: httpx.AsyncClient, lineage: AsyncLineage) ->
         "state_note": None,
         "resolved_by_event": None,
     }
-    filtered = await client.get(
-        "/api/v1/dead-letters", params={"reason": "validation", "step": "", "limit": ""}
-    )
+    filtered = await client.get("/api/v1/dead-letters", params={"reason": "validation", "step": ""})
     assert filtered.json() == {"items": [], "total": 0}
     assert (await client.get("/api/v1/dead-letters", params={"state": "resolved"})).json() == {
         "items": [],
@@ -290,7 +307,7 @@ async def test_dead_letters(client: httpx.AsyncClient, lineage: AsyncLineage) ->
 async def test_openapi_lists_the_paths_and_routers_are_included(
     lineage: AsyncLineage, metrics: Metrics, tokens: TokenStore
 ) -> None:
-    control = APIRouter()
+    control = APIRouter(route_class=ControlRoute)
 
     operator = Depends(require_role(Role.OPERATOR))
 
@@ -317,7 +334,7 @@ async def test_openapi_lists_the_paths_and_routers_are_included(
         assert (await c.post("/api/v1/control/ping")).status_code == 401
         r = await c.post("/api/v1/control/ping", headers={"Authorization": "Bearer view-token"})
         assert r.status_code == 403
-        assert r.json() == {"detail": "role viewer may not do this; it needs operator"}
+        assert r.json()["detail"] == "role viewer may not do this; it needs operator"
         r = await c.post("/api/v1/control/ping", headers={"Authorization": "Bearer op-token"})
         assert r.json() == {"pong": "ops"}
 
@@ -329,20 +346,35 @@ async def test_reads_can_require_a_token(
     async with _client(app) as c:
         r = await c.get("/api/v1/stats")
         assert r.status_code == 401
-        assert r.json() == {"detail": "a bearer token is required for this action"}
+        assert r.json()["detail"] == "a bearer token is required for this action"
         ok = await c.get("/api/v1/stats", headers={"Authorization": "Bearer view-token"})
         assert ok.status_code == 200
         assert (await c.get("/healthz")).status_code == 200
         assert (await c.get("/metrics")).status_code == 200
 
 
-async def test_reads_are_anonymous_by_default_but_refuse_unknown_tokens(
-    client: httpx.AsyncClient,
+async def test_reads_need_a_token_by_default_and_refuse_unknown_tokens(
+    lineage: AsyncLineage, metrics: Metrics, tokens: TokenStore
 ) -> None:
-    assert (await client.get("/api/v1/dead-letters")).status_code == 200
-    r = await client.get("/api/v1/stats", headers={"Authorization": "Bearer forged"})
-    assert r.status_code == 401
-    assert r.json() == {"detail": "the bearer token is not known"}
+    async with _client(create_app(lineage=lineage, metrics=metrics, tokens=tokens)) as c:
+        r = await c.get("/api/v1/dead-letters")
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == "Bearer"
+        r = await c.get("/api/v1/stats", headers={"Authorization": "Bearer forged"})
+        assert r.status_code == 401
+        assert r.json()["detail"] == "the bearer token is not known"
+        r = await c.get("/api/v1/stats", headers={"Authorization": "Bearer view-token"})
+        assert r.status_code == 200
+
+
+async def test_reads_can_be_opened_to_the_anonymous_viewer(
+    lineage: AsyncLineage, metrics: Metrics, tokens: TokenStore
+) -> None:
+    app = create_app(lineage=lineage, metrics=metrics, tokens=tokens, require_auth_for_reads=False)
+    async with _client(app) as c:
+        assert (await c.get("/api/v1/dead-letters")).status_code == 200
+        r = await c.get("/api/v1/stats", headers={"Authorization": "Bearer forged"})
+        assert r.status_code == 401
 
 
 async def _metrics_text(client: httpx.AsyncClient, lineage: AsyncLineage, metrics: Metrics) -> str:

@@ -49,3 +49,34 @@ def test_bad_file(tmp_path):
     bad.write_text("[api\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(bad, env={})
+
+
+def test_secure_defaults_outside_the_demo_landscape():
+    settings = load_settings(env={})
+    assert settings.api.require_auth_for_reads is True
+    assert settings.billing.attach_test_card is False
+    # Reads can be opened explicitly, and the test card asked for (a Stripe test account).
+    opened = load_settings(
+        env={
+            "INTERLOCK_API_REQUIRE_AUTH_FOR_READS": "false",
+            "INTERLOCK_BILLING_ATTACH_TEST_CARD": "1",
+        }
+    )
+    assert opened.api.require_auth_for_reads is False
+    assert opened.billing.attach_test_card is True
+
+
+def test_only_the_demo_landscape_turns_the_test_card_on():
+    from adapters.sandbox._landscape import LandscapeEndpoints
+    from collector._runtime import with_landscape
+
+    ep = LandscapeEndpoints(
+        erp_url="http://erp", erp_database="erp", erp_user="admin", erp_password="pw",
+        billing_url="http://billing", billing_api_key="sk_test_x", webhook_secret="whsec_x",
+        crm_url="https://crm", crm_token="t", crm_ca_file="ca.pem",
+        support_url="http://support", support_email="a@b.test", support_token="t",
+    )  # fmt: skip
+    demo = with_landscape(load_settings(env={}), ep)
+    assert demo.billing.attach_test_card is True
+    # Reads still need a token: the demo's dashboard is handed its demo-viewer token.
+    assert demo.api.require_auth_for_reads is True

@@ -76,9 +76,19 @@ def run_page() -> Callable[..., AppTest]:
     return run
 
 
+#: The viewer token the real collector's API (``collector_api``) knows; reads need one.
+COLLECTOR_VIEWER_TOKEN = "collector-viewer-token"
+
+
+@pytest.fixture(scope="session")
+def collector_token() -> str:
+    return COLLECTOR_VIEWER_TOKEN
+
+
 @pytest.fixture(scope="session")
 def collector_api() -> Iterator[str]:
-    """The real collector's control API (in-memory lineage) seeded with the sample events."""
+    """The real collector's control API (in-memory lineage) seeded with the sample events;
+    reads need ``collector_token``."""
     import asyncio
     import socket
     import threading
@@ -88,7 +98,7 @@ def collector_api() -> Iterator[str]:
     from prometheus_client import CollectorRegistry
 
     from collector._api import create_app
-    from collector._auth import TokenStore
+    from collector._auth import Role, TokenStore
     from collector._lineage import AsyncLineage, LineageStore
     from collector._metrics import Metrics
 
@@ -104,9 +114,9 @@ def collector_api() -> Iterator[str]:
         await lineage.open()
         try:
             await lineage.write_batch(sample_dataset().events)
-            app = create_app(
-                lineage=lineage, metrics=Metrics(CollectorRegistry()), tokens=TokenStore()
-            )
+            tokens = TokenStore()
+            tokens.add("vic", Role.VIEWER, COLLECTOR_VIEWER_TOKEN)
+            app = create_app(lineage=lineage, metrics=Metrics(CollectorRegistry()), tokens=tokens)
             config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
             started["server"] = server = uvicorn.Server(config)
             await server.serve(sockets=[sock])

@@ -10,8 +10,8 @@ import httpx
 from dashboards import ControlClient
 
 
-def test_collector_answers_what_the_fake_answers(collector_api, sample_api):
-    with ControlClient(collector_api) as real, ControlClient(sample_api) as fake:
+def test_collector_answers_what_the_fake_answers(collector_api, collector_token, sample_api):
+    with ControlClient(collector_api, collector_token) as real, ControlClient(sample_api) as fake:
         real_stats, fake_stats = real.stats(), fake.stats()
         for key in ("events_total", "transactions_total", "transactions_by_state"):
             assert real_stats[key] == fake_stats[key], key
@@ -28,13 +28,17 @@ def test_collector_answers_what_the_fake_answers(collector_api, sample_api):
             e["since_cause_ms"] for e in fake_events
         ]
         assert real.dead_letters()["items"][0]["reason"] == "conflict"
-        assert httpx.get(f"{collector_api}/api/v1/transactions/nope").json() == {
-            "detail": "no transaction nope"
-        }
+        missing = httpx.get(
+            f"{collector_api}/api/v1/transactions/nope",
+            headers={"Authorization": f"Bearer {collector_token}"},
+        )
+        assert missing.json()["detail"] == "no transaction nope"
 
 
-def test_pages_render_on_the_collector(collector_api, use_api, run_page):
+def test_pages_render_on_the_collector(collector_api, collector_token, use_api, run_page,
+                                       monkeypatch):  # fmt: skip
     use_api(collector_api)
+    monkeypatch.setenv("INTERLOCK_API_TOKEN", collector_token)
     overview = run_page("pages/01_Overview.py")
     assert not overview.exception and not overview.error
     assert {m.label: m.value for m in overview.metric}["Value in flight"] == "EUR 430.50"

@@ -50,7 +50,7 @@ def texts(at: AppTest) -> str:
 
 def test_viewer_sees_groups_but_no_actions(replay_api, monkeypatch) -> None:
     server, _ = replay_api
-    at = page("30_Dead_letters.py", server, None, monkeypatch)
+    at = page("30_Dead_letters.py", server, "tok-viewer", monkeypatch)
     assert not at.exception
     assert "2 downstream_unavailable at erp.order.create" in texts(at)
     assert "worth USD 796.00" in texts(at)
@@ -83,7 +83,7 @@ def test_operator_dry_runs_and_requests_then_an_approver_approves(replay_api, mo
     assert not approvals.exception
     assert "Approved; replay" in texts(approvals)
 
-    audit = page("33_Audit.py", server, None, monkeypatch)
+    audit = page("33_Audit.py", server, "tok-viewer", monkeypatch)
     assert not audit.exception
     assert "Chain intact" in texts(audit)
     assert any(row == "replay.approve" for row in audit.dataframe[0].value["action"])

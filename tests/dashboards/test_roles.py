@@ -85,7 +85,8 @@ def test_navigation_follows_the_role_and_the_view() -> None:
 def test_sign_in_checks_the_token_and_keeps_it_for_the_session(open_as: Opener) -> None:
     at = open_as("app.py", None)
     assert not at.exception
-    assert "Reading as **anonymous** (viewer)" in texts(at)
+    # Reads need a token: signed out, the home page asks for one.
+    assert "Sign in: the control API refuses reads without a known token." in texts(at)
     at.sidebar.text_input(key="signin_token").input("tok-operator")
     at.sidebar.button[0].click().run()
     assert not at.exception

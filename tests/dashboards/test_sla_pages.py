@@ -82,7 +82,7 @@ def page(sla_api, monkeypatch: pytest.MonkeyPatch) -> Callable[..., AppTest]:
 
 
 def test_sla_page_lists_every_rule(page):
-    at = page("20_SLAs.py")
+    at = page("20_SLAs.py", token=VIEWER_TOKEN)
     assert not at.exception
     assert at.title[0].value == "Business SLAs"
     table = at.dataframe[0].value
@@ -92,14 +92,13 @@ def test_sla_page_lists_every_rule(page):
 
 def test_alerts_page_ranks_and_acknowledges(page, sla_api):
     _, engine = sla_api
-    viewer = page("21_Alerts.py")
+    viewer = page("21_Alerts.py", token=VIEWER_TOKEN)
     assert not viewer.exception
     text = " ".join(m.value for m in viewer.markdown)
     # Both rules watch the same postings; the revenue-tier ERP alert ranks first.
     assert text.index("ERP API error rate") < text.index("Invoice sync success")
     assert "24,000.00 at risk" in text
-    assert not viewer.button  # no token: the acknowledge action is hidden
-    assert not page("21_Alerts.py", token=VIEWER_TOKEN).button  # nor for the viewer role
+    assert not viewer.button  # the acknowledge action is hidden from the viewer role
 
     operator = page("21_Alerts.py", token=OPERATOR_TOKEN)
     operator.text_input[0].input("on it")
@@ -110,7 +109,7 @@ def test_alerts_page_ranks_and_acknowledges(page, sla_api):
 
 
 def test_reports_page_shows_figures_and_downloads(page):
-    at = page("22_Reports.py")
+    at = page("22_Reports.py", token=VIEWER_TOKEN)
     assert not at.exception
     rows = {row["SLA"]: row for row in at.dataframe[0].value.to_dict("records")}
     invoice = rows["Invoice sync success"]

@@ -22,6 +22,7 @@ from adapters.erp import TrytonAdapter
 from adapters.sandbox import free_port
 from adapters.sandbox._landscape import Landscape, LandscapeEndpoints
 from adapters.sandbox._traffic import TrafficGenerator
+from collector._auth import Role
 from collector._config import load_settings
 from collector._runtime import Runtime, with_landscape
 from tracing import correlation_id_for
@@ -92,7 +93,13 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     traffic = TrafficGenerator(
         ep.crm_url, ep.crm_token, ca_file=ep.crm_ca_file, faults=False, seed=7
     )
-    api = httpx.AsyncClient(base_url=info.api_url, timeout=10)
+    runtime.app.state.tokens.add("e2e", Role.VIEWER, "e2e-viewer-token")
+    # Reads need a token outside the demo: the runtime passes api.require_auth_for_reads.
+    async with httpx.AsyncClient(base_url=info.api_url, timeout=10) as anonymous_client:
+        anonymous = await anonymous_client.get("/api/v1/stats")
+    assert anonymous.status_code == 401, anonymous.text
+    auth = {"Authorization": "Bearer e2e-viewer-token"}
+    api = httpx.AsyncClient(base_url=info.api_url, timeout=10, headers=auth)
     try:
         yield Stack(runtime, landscape, ep, traffic, api)
     finally:

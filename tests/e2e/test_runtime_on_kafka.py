@@ -14,6 +14,7 @@ from adapters.sandbox import free_port
 from adapters.sandbox._landscape import Landscape
 from adapters.sandbox._traffic import TrafficGenerator
 from adapters.sandbox.kafka import TansuBroker
+from collector._auth import Role
 from collector._config import load_settings
 from collector._kafka import KafkaBus
 from collector._runtime import Runtime, with_landscape
@@ -49,7 +50,9 @@ async def test_quote_to_cash_over_kafka(tmp_path: Path) -> None:
             cid = correlation_id_for("crm", "opportunity", opp)
             deadline = time.monotonic() + 90
             tx: dict = {}
-            async with httpx.AsyncClient(base_url=info.api_url) as api:
+            runtime.app.state.tokens.add("e2e", Role.VIEWER, "e2e-viewer-token")
+            auth = {"Authorization": "Bearer e2e-viewer-token"}  # reads need a token
+            async with httpx.AsyncClient(base_url=info.api_url, headers=auth) as api:
                 while time.monotonic() < deadline:
                     r = await api.get(f"/api/v1/transactions/{cid}")
                     if r.status_code == 200:

@@ -51,8 +51,20 @@ async def client(lineage: Any, service: ReplayService) -> AsyncIterator[httpx.As
         routers=[replay_router(service)],
     )
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://replay.test") as http:
+    # Reads send the viewer's token (reads need one); actions pass their own.
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://replay.test", headers=auth("viewer")
+    ) as http:
         yield http
+
+
+async def _anonymous(
+    client: httpx.AsyncClient, method: str, path: str, **kw: Any
+) -> httpx.Response:
+    """``client``'s request without its default token."""
+    request = client.build_request(method, path, **kw)
+    del request.headers["authorization"]
+    return await client.send(request)
 
 
 async def _request_replay(client: httpx.AsyncClient, event_id: str, who: str = "operator") -> Any:
@@ -82,7 +94,7 @@ async def test_groups_and_dead_letter_views(lineage, client) -> None:
     assert one["amount"] == "1300000.00" and one["currency"] == "USD"
     assert one["input_event"]["payload"]["order"]["customer"]["email"] == "a***@acme.test"
     missing = await client.get("/api/v1/dead-letters/nope")
-    assert missing.status_code == 404 and missing.json() == {"detail": "no dead letter nope"}
+    assert missing.status_code == 404 and missing.json()["detail"] == "no dead letter nope"
     bad = await client.get("/api/v1/dead-letter-groups", params={"state": "sleeping"})
     assert bad.status_code == 422
 
@@ -128,9 +140,9 @@ async def test_each_role_is_refused_every_action_above_it(lineage, client) -> No
             response = await client.request(method, path, json=body, headers=auth(who))
             assert response.status_code == 403, (who, path)
             assert response.json()["detail"].startswith(f"role {who} may not do this")
-    # No token: reads are open (anonymous viewer), actions are not; a bad token never is.
-    assert (await client.get("/api/v1/audit")).status_code == 200
-    anonymous = await client.post(f"/api/v1/replays/{rid}/approve", json={})
+    # No token: neither reads nor actions; a bad token never.
+    assert (await _anonymous(client, "GET", "/api/v1/audit")).status_code == 401
+    anonymous = await _anonymous(client, "POST", f"/api/v1/replays/{rid}/approve", json={})
     assert anonymous.status_code == 401
     forged = await client.get("/api/v1/audit", headers={"Authorization": "Bearer forged"})
     assert forged.status_code == 401
@@ -141,19 +153,23 @@ async def test_each_role_is_refused_every_action_above_it(lineage, client) -> No
     )
 
 
-async def test_reads_can_require_a_token(lineage, service) -> None:
-    app = create_app(
-        lineage=lineage,
-        metrics=Metrics(CollectorRegistry()),
-        tokens=token_store(),
-        routers=[replay_router(service)],
-        require_auth_for_reads=True,
-    )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://replay.test"
-    ) as http:
-        assert (await http.get("/api/v1/audit")).status_code == 401
-        assert (await http.get("/api/v1/audit", headers=auth("viewer"))).status_code == 200
+async def test_reads_need_a_token_unless_opened(lineage, service) -> None:
+    for open_reads in (False, True):
+        app = create_app(
+            lineage=lineage,
+            metrics=Metrics(CollectorRegistry()),
+            tokens=token_store(),
+            routers=[replay_router(service)],
+            **({"require_auth_for_reads": False} if open_reads else {}),
+        )
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://replay.test"
+        ) as http:
+            anonymous = await http.get("/api/v1/audit")
+            assert anonymous.status_code == (200 if open_reads else 401)
+            assert (await http.get("/api/v1/audit", headers=auth("viewer"))).status_code == 200
+            approve = await http.post("/api/v1/replays/r1/approve", json={})
+            assert approve.status_code == 401
 
 
 async def test_four_eyes_over_http(lineage, bus, client, service) -> None:
@@ -167,7 +183,7 @@ async def test_four_eyes_over_http(lineage, bus, client, service) -> None:
     assert [r["replay_id"] for r in queue["items"]] == [rid]
     own = await client.post(f"/api/v1/replays/{rid}/approve", json={}, headers=auth("approver"))
     assert own.status_code == 403
-    assert own.json() == {"detail": "the requester cannot approve their own replay"}
+    assert own.json()["detail"] == "the requester cannot approve their own replay"
     ok = await client.post(
         f"/api/v1/replays/{rid}/approve", json={"note": "looks right"}, headers=auth("approver2")
     )

@@ -85,7 +85,7 @@ def server() -> Iterator[ReplayApiServer]:
 
 
 def test_audit_verify_through_the_api(server: ReplayApiServer) -> None:
-    intact = run_cli("audit", "verify", "--api", server.url)
+    intact = run_cli("audit", "verify", "--api", server.url, "--token", "tok-viewer")
     assert intact.returncode == 0, intact.stderr
     assert intact.stdout.startswith("audit trail intact: 2 entries, last 2, head 2")
 

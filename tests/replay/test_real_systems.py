@@ -52,7 +52,7 @@ async def erp(tryton: TrytonServer) -> AsyncIterator[TrytonAdapter]:
 
 @pytest.fixture
 async def billing(stripe: LocalStripeServer) -> AsyncIterator[BillingAdapter]:
-    async with BillingAdapter(stripe.url, stripe.api_key) as adapter:
+    async with BillingAdapter(stripe.url, stripe.api_key, attach_test_card=True) as adapter:
         yield adapter
 
 

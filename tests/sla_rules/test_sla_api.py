@@ -39,7 +39,10 @@ async def engine(lineage, build: Builder, clock: FakeClock) -> SlaEngine:
 @pytest.fixture
 async def client(engine: SlaEngine):
     transport = httpx.ASGITransport(app=api_app(engine))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sla") as c:
+    # Reads send the viewer's token (reads need one); actions pass their own.
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://sla", headers=auth("viewer")
+    ) as c:
         yield c
 
 
@@ -67,7 +70,9 @@ async def test_status_history_and_alerts(client: httpx.AsyncClient, engine: SlaE
 async def test_acknowledge_needs_operator(client: httpx.AsyncClient, engine: SlaEngine):
     [alert] = engine.alerts()
     url = f"/api/v1/alerts/{alert.alert_id}/ack"
-    assert (await client.post(url, json={})).status_code == 401
+    anonymous = client.build_request("POST", url, json={})
+    del anonymous.headers["authorization"]
+    assert (await client.send(anonymous)).status_code == 401
     refused = await client.post(url, json={}, headers=auth("viewer"))
     assert refused.status_code == 403 and "operator" in refused.json()["detail"]
     done = await client.post(url, json={"note": "on it"}, headers=auth("operator"))
@@ -118,11 +123,14 @@ def test_periods():
 async def test_cli_report_pdf_and_csv_over_http(engine: SlaEngine, tmp_path: Path):
     with serve(api_app(engine)) as url:
         pdf = tmp_path / "report.pdf"
+        token = TOKENS["viewer"]
         assert cli("report", "--period", "last-7d", "--format", "pdf", "--out", str(pdf),
-                   "--api", url) == 0  # fmt: skip
+                   "--api", url, "--token", token) == 0  # fmt: skip
         out = tmp_path / "report.csv"
-        assert cli("report", "--format", "csv", "--out", str(out), "--api", url) == 0
-        assert cli("report", "--period", "custom", "--out", str(out), "--api", url) == 1
+        assert cli("report", "--format", "csv", "--out", str(out), "--api", url,
+                   "--token", token) == 0  # fmt: skip
+        assert cli("report", "--period", "custom", "--out", str(out), "--api", url,
+                   "--token", token) == 1  # fmt: skip
     assert pdf.read_bytes().startswith(b"%PDF")
     argv = ["/usr/bin/pdftotext", "-layout", str(pdf), "-"]
     done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=True)
