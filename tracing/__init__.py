@@ -32,6 +32,7 @@ from ._otel import (
     tracer,
 )
 from ._tracecontext import (
+    MAX_TRACESTATE_LENGTH,
     TraceContextPropagator,
     TraceParent,
     install_propagator,
@@ -40,6 +41,7 @@ from ._tracecontext import (
 )
 
 __all__ = [
+    "MAX_TRACESTATE_LENGTH",
     "REDACTED",
     "SCHEMA_VERSION",
     "AuthError",

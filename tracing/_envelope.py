@@ -11,14 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ._errors import InterlockError, Reason
 from ._ids import new_event_id
+from ._tracecontext import MAX_TRACESTATE_LENGTH
 
 __all__ = ["SCHEMA_VERSION", "ErrorInfo", "Event", "Status", "System"]
 
 #: 2 added ``trace_flags`` and ``tracestate``; a version-1 envelope (without
 #: them) still decodes: its flags read as unknown and its tracestate as empty.
 SCHEMA_VERSION = 2
-#: The longest ``tracestate`` an envelope carries (the W3C propagation minimum).
-MAX_TRACESTATE = 512
 
 
 class System(StrEnum):
@@ -91,7 +90,7 @@ class Event(BaseModel):
     span_id: str = ""
     #: W3C trace flags of the step's span; ``None`` in envelopes from before schema 2.
     trace_flags: int | None = Field(default=None, ge=0, le=255)
-    tracestate: str = Field(default="", max_length=MAX_TRACESTATE)
+    tracestate: str = Field(default="", max_length=MAX_TRACESTATE_LENGTH)
     idempotency_key: str
     source: System
     target: System | None = None
