@@ -19,10 +19,12 @@ from tracing import (
     RateLimited,
     RemoteError,
     ValidationError,
+    inject_headers,
 )
 
 __all__ = [
     "HttpAdapter",
+    "inject_trace_context",
     "json_or_error",
     "parse_retry_after",
     "raise_for_response",
@@ -95,18 +97,34 @@ def tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
     return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
 
 
+async def inject_trace_context(request: httpx.Request) -> None:
+    """An httpx request hook: the current span's ``traceparent``/``tracestate``.
+
+    The httpx instrumentation (``setup_tracing``) replaces them with its client
+    span's, a child of the same trace; without it the call still carries the
+    caller's trace, flags and tracestate.
+    """
+    if "traceparent" not in request.headers:
+        request.headers.update(inject_headers({}))
+
+
 class HttpAdapter:
     """Base of the async adapters: an ``httpx.AsyncClient`` and its lifecycle.
 
     A ``client`` given by the caller is used as is and never closed here;
-    otherwise one is made from ``client_options`` and closed by :meth:`aclose`.
+    otherwise one is made from ``client_options`` and closed by :meth:`aclose`,
+    with :func:`inject_trace_context` among its request hooks.
     An async context manager. ``repr`` shows only :meth:`_repr_args`, which
     subclasses fill with what is safe to log, so credentials never appear.
     """
 
     def __init__(self, client: httpx.AsyncClient | None = None, **client_options: Any) -> None:
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(**client_options)
+        if client is None:
+            hooks = dict(client_options.pop("event_hooks", None) or {})
+            hooks["request"] = [inject_trace_context, *hooks.get("request", [])]
+            client = httpx.AsyncClient(event_hooks=hooks, **client_options)
+        self._client = client
 
     def _repr_args(self) -> str:
         """The text between the parentheses of ``repr``: never a secret."""

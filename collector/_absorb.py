@@ -51,12 +51,26 @@ CASE
      AND trim(payload ->> '$.customer_name') <> '' THEN payload ->> '$.customer_name'
 END"""
 
-_SELECT_CHUNK = (
-    "SELECT "
-    + ", ".join("payload::VARCHAR AS payload" if c == "payload" else c for c in EVENT_COLUMNS)
-    + f", {_CUSTOMER_NAME} AS customer_name FROM {_SRC}.events"
-    + " WHERE rowid >= ? AND rowid < ?"
-)
+#: Columns a sibling file may lack (it was last opened by an older version, whose
+#: schema had no such column), with the typed NULL that stands in for them.
+_LATER_COLUMNS = {"trace_flags": "NULL::UTINYINT", "tracestate": "NULL::VARCHAR"}
+
+
+def _select_chunk(present: set[str]) -> str:
+    def column(name: str) -> str:
+        if name == "payload":
+            return "payload::VARCHAR AS payload"
+        if name not in present and name in _LATER_COLUMNS:
+            return f"{_LATER_COLUMNS[name]} AS {name}"
+        return name
+
+    return (
+        "SELECT "
+        + ", ".join(column(c) for c in EVENT_COLUMNS)
+        + f", {_CUSTOMER_NAME} AS customer_name FROM {_SRC}.events"
+        + " WHERE rowid >= ? AND rowid < ?"
+    )
+
 
 # An operator's later decision on a dead letter (ignored, replay requested ...)
 # is carried over; the lifecycle the events imply was rebuilt by the pipeline.
@@ -154,13 +168,22 @@ def _absorb_attached(
     }
     if not {"events", "dead_letters", "ingest_counters"} <= tables:
         raise StoreError(f"{path} is not a lineage file (tables: {sorted(tables)})")
+    present = {
+        str(r[0])
+        for r in conn.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = ? "
+            "AND table_name = 'events'",
+            [_SRC],
+        ).fetchall()
+    }
+    select_chunk = _select_chunk(present)
     row = conn.execute(f"SELECT count(*), max(rowid) FROM {_SRC}.events").fetchone()
     total, last = (int(row[0]), row[1]) if row else (0, None)
     inserted = 0
     if last is not None:
         for lo in range(0, int(last) + 1, chunk):
             with store._write_lock:
-                batch = conn.execute(_SELECT_CHUNK, [lo, lo + chunk]).to_arrow_table()
+                batch = conn.execute(select_chunk, [lo, lo + chunk]).to_arrow_table()
             if not batch.num_rows:
                 continue
             # Rows already here are not deliveries: the sibling's own duplicate

@@ -26,10 +26,17 @@ from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from tracing import BusError, Event, context_from_traceparent, inject_headers, tracer
+from tracing import (
+    BusError,
+    Event,
+    context_from_headers,
+    context_from_traceparent,
+    inject_headers,
+    tracer,
+)
 
 from ._bus import Handler
-from ._kafka_codec import H_KIND, H_TRACEPARENT, Headers, encode_event, header
+from ._kafka_codec import H_KIND, Headers, encode_event, header
 from ._kafka_consumer import Assigned, ConsumerLoop, Delivery
 from ._kafka_metrics import KafkaMetrics
 from ._kafka_settings import KafkaSettings
@@ -195,7 +202,7 @@ class KafkaBus:
             links = _links(deliveries[:_MAX_LINKS])
             ctx = None
             if len(deliveries) == 1:
-                ctx = context_from_traceparent(header(deliveries[0].headers, H_TRACEPARENT))
+                ctx = context_from_headers(deliveries[0].headers)
             with tracer().start_as_current_span(
                 name,
                 context=ctx,
@@ -250,7 +257,7 @@ class KafkaBus:
             links = _header_links(headers[:_MAX_LINKS])
             ctx = None
             if len(headers) == 1:
-                ctx = context_from_traceparent(header(headers[0], H_TRACEPARENT))
+                ctx = context_from_headers(headers[0])
             with tracer().start_as_current_span(
                 name,
                 context=ctx,
@@ -295,7 +302,7 @@ class KafkaBus:
             for d in deliveries:
                 if kinds is not None and header(d.headers, H_KIND) not in kinds:
                     continue
-                ctx = context_from_traceparent(header(d.headers, H_TRACEPARENT))
+                ctx = context_from_headers(d.headers)
                 span_attrs = {
                     **attrs,
                     "messaging.destination.partition.id": str(d.partition),
@@ -338,9 +345,12 @@ class KafkaBus:
         self._in_flight += 1
         self.metrics.buffered.set(self._in_flight)
         attrs = {**self._attrs, "messaging.kafka.message.key": event.correlation_id}
+        # The producer span continues the event's own trace (its flags and
+        # tracestate too), so the headers say what the envelope says.
+        parent = context_from_traceparent(event.traceparent, event.tracestate)
         try:
             with tracer().start_as_current_span(
-                f"send {topic}", kind=SpanKind.PRODUCER, attributes=attrs
+                f"send {topic}", context=parent, kind=SpanKind.PRODUCER, attributes=attrs
             ) as span:
                 key, value, headers = encode_event(event, inject_headers({}))
                 try:
@@ -399,7 +409,7 @@ def _links(deliveries: Sequence[Delivery]) -> list[trace.Link]:
 def _header_links(headers: Sequence[Headers]) -> list[trace.Link]:
     links = []
     for hdrs in headers:
-        ctx = context_from_traceparent(header(hdrs, H_TRACEPARENT))
+        ctx = context_from_headers(hdrs)
         if ctx is not None:
             links.append(trace.Link(trace.get_current_span(ctx).get_span_context()))
     return links

@@ -3,7 +3,8 @@
 The key is the correlation ID (one transaction stays in order on one
 partition). Headers let a consumer route and trace without decoding the body:
 
-    traceparent, tracestate    W3C trace context of the producer span
+    traceparent, tracestate    W3C trace context of the producer span (a child of
+                               the event's span: same trace, flags, tracestate)
     correlation-id             the business transaction
     idempotency-key            the step's idempotency key
     event-id, event-kind       the envelope's ID and kind

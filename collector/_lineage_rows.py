@@ -16,7 +16,15 @@ import msgspec
 import pyarrow as pa
 import pydantic_core
 
-from tracing import SCHEMA_VERSION, Event, Reason, Status, System, mask_payload
+from tracing import (
+    MAX_TRACESTATE_LENGTH,
+    SCHEMA_VERSION,
+    Event,
+    Reason,
+    Status,
+    System,
+    mask_payload,
+)
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -67,6 +75,8 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "error_type",
     "replay_of",
     "replay_id",
+    "trace_flags",
+    "tracestate",
 )
 
 #: Event fields as the control API returns them (the envelope's names).
@@ -76,6 +86,8 @@ EVENT_FIELDS: tuple[str, ...] = (
     "causation_id",
     "trace_id",
     "span_id",
+    "trace_flags",
+    "tracestate",
     "idempotency_key",
     "source",
     "target",
@@ -205,6 +217,8 @@ def batch_table(events: Sequence[Event], ingested_at: datetime) -> pa.Table:
         "error_type": pa.array([None if x is None else x.error_type for x in errors], pa.string()),
         "replay_of": pa.array([e.replay_of for e in events], pa.string()),
         "replay_id": pa.array([e.replay_id for e in events], pa.string()),
+        "trace_flags": pa.array([e.trace_flags for e in events], pa.uint8()),
+        "tracestate": pa.array([e.tracestate or None for e in events], pa.string()),
         "customer_name": pa.array([customer_name_of(e.payload) for e in events], pa.string()),
     }
     return pa.table(columns)
@@ -236,6 +250,8 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
     causation_id: str | None = None
     trace_id: str = ""
     span_id: str = ""
+    trace_flags: int | None = None
+    tracestate: str = ""
     target: System | None = None
     status: Status = Status.OK
     attempt: int = 1
@@ -370,6 +386,8 @@ class EnvelopeColumns:
             or env.attempt < 1
             or not _kind_ok(env.kind)
             or (amount is not None and not amount.is_finite())
+            or (env.trace_flags is not None and not 0 <= env.trace_flags <= 255)
+            or len(env.tracestate) > MAX_TRACESTATE_LENGTH
         ):
             return False
         raw = bytes(env.payload)
@@ -407,6 +425,8 @@ class EnvelopeColumns:
         c["error_type"].append(None if err is None else err.error_type)
         c["replay_of"].append(env.replay_of)
         c["replay_id"].append(env.replay_id)
+        c["trace_flags"].append(env.trace_flags)
+        c["tracestate"].append(env.tracestate or None)
         c["customer_name"].append(_peek_customer_name(raw))
         return True
 
@@ -419,6 +439,7 @@ class EnvelopeColumns:
         c["target"].append(None if event.target is None else event.target.value)
         c["status"].append(event.status.value)
         c["amount"].append(_cents(event.amount))
+        c["tracestate"].append(event.tracestate or None)
         c["payload"].append(payload_json(event.payload))
         err = event.error
         c["error_reason"].append(None if err is None else err.reason.value)
@@ -488,6 +509,8 @@ _TYPES: dict[str, pa.DataType] = {
     "error_type": pa.string(),
     "replay_of": pa.string(),
     "replay_id": pa.string(),
+    "trace_flags": pa.uint8(),
+    "tracestate": pa.string(),
     "customer_name": pa.string(),
 }
 #: Columns built from the envelope (``ingested_at`` is the batch's own).
@@ -513,6 +536,7 @@ _PLAIN: tuple[str, ...] = (
     "schema_version",
     "replay_of",
     "replay_id",
+    "trace_flags",
 )
 
 
@@ -559,6 +583,8 @@ def event_dict(row: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = iso(row[name])
         elif name == "amount":
             out[name] = money(row[name])
+        elif name == "tracestate":
+            out[name] = row[name] or ""
         else:
             out[name] = row[name]
     return out

@@ -21,7 +21,7 @@ __all__ = [
     "UPGRADES",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Dead-letter states that still need action; a transaction with one of these is
 #: ``dead_lettered`` and they count as "open" in stats and metrics.
@@ -129,7 +129,10 @@ CREATE TABLE IF NOT EXISTS {name} (
     error_status    INTEGER,
     error_type      VARCHAR,
     replay_of       VARCHAR,
-    replay_id       VARCHAR
+    replay_id       VARCHAR,
+    -- added in schema version 4 (last, so a rebuild's SELECT * keeps their place)
+    trace_flags     UTINYINT,               -- W3C flags; NULL for envelopes of schema 1
+    tracestate      VARCHAR
 );
 """
 
@@ -150,6 +153,9 @@ UPGRADES = (
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS last_event_time TIMESTAMPTZ",
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS last_event_id VARCHAR",
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS open_dead_letters INTEGER DEFAULT 0",
+    # Schema 4: the W3C flags and tracestate of each event (NULL in older rows).
+    "ALTER TABLE events ADD COLUMN IF NOT EXISTS trace_flags UTINYINT",
+    "ALTER TABLE events ADD COLUMN IF NOT EXISTS tracestate VARCHAR",
     # dead_letters is small and read whole; an index on state only made updates dearer.
     "DROP INDEX IF EXISTS dead_letters_state",
 )

@@ -38,7 +38,8 @@ EVENT_COLUMNS = (
     "event_id, correlation_id, causation_id, trace_id, span_id, idempotency_key, source, "
     "target, kind, step, entity_type, entity_id, status, attempt, event_time, recorded_at, "
     "duration_ms, amount, currency, customer_id, schema_version, payload, error_reason, "
-    "error_message, error_retriable, error_status, error_type, replay_of, replay_id"
+    "error_message, error_retriable, error_status, error_type, replay_of, replay_id, "
+    "trace_flags, tracestate"
 )
 
 
@@ -74,6 +75,8 @@ def event_from_row(row: Sequence[Any]) -> Event:
         error_type,
         replay_of,
         replay_id,
+        trace_flags,
+        tracestate,
     ) = row
     error = None
     if error_reason is not None:
@@ -90,6 +93,8 @@ def event_from_row(row: Sequence[Any]) -> Event:
         causation_id=causation_id,
         trace_id=trace_id or "",
         span_id=span_id or "",
+        trace_flags=trace_flags,
+        tracestate=tracestate or "",
         idempotency_key=idempotency_key,
         source=source,
         target=target,

@@ -21,15 +21,27 @@ from ._errors import (
 from ._ids import correlation_id_for, new_event_id
 from ._masking import REDACTED, mask_email, mask_payload, redact_secrets
 from ._otel import (
+    TraceFields,
+    context_from_headers,
     context_from_traceparent,
+    current_trace_context,
     current_trace_ids,
     inject_headers,
     setup_tracing,
     start_step_span,
     tracer,
 )
+from ._tracecontext import (
+    MAX_TRACESTATE_LENGTH,
+    TraceContextPropagator,
+    TraceParent,
+    install_propagator,
+    parse_traceparent,
+    parse_tracestate,
+)
 
 __all__ = [
+    "MAX_TRACESTATE_LENGTH",
     "REDACTED",
     "SCHEMA_VERSION",
     "AuthError",
@@ -49,14 +61,22 @@ __all__ = [
     "Status",
     "StoreError",
     "System",
+    "TraceContextPropagator",
+    "TraceFields",
+    "TraceParent",
     "ValidationError",
+    "context_from_headers",
     "context_from_traceparent",
     "correlation_id_for",
+    "current_trace_context",
     "current_trace_ids",
     "inject_headers",
+    "install_propagator",
     "mask_email",
     "mask_payload",
     "new_event_id",
+    "parse_traceparent",
+    "parse_tracestate",
     "redact_secrets",
     "setup_tracing",
     "start_step_span",

@@ -11,10 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ._errors import InterlockError, Reason
 from ._ids import new_event_id
+from ._tracecontext import MAX_TRACESTATE_LENGTH
 
 __all__ = ["SCHEMA_VERSION", "ErrorInfo", "Event", "Status", "System"]
 
-SCHEMA_VERSION = 1
+#: 2 added ``trace_flags`` and ``tracestate``; a version-1 envelope (without
+#: them) still decodes: its flags read as unknown and its tracestate as empty.
+SCHEMA_VERSION = 2
 
 
 class System(StrEnum):
@@ -72,7 +75,9 @@ class Event(BaseModel):
 
     ``correlation_id`` names the business transaction (it can last days);
     ``causation_id`` is the event that caused this one; ``trace_id``/``span_id``
-    tie the step to its OpenTelemetry span. ``payload`` is the canonical object,
+    tie the step to its OpenTelemetry span, and ``trace_flags``/``tracestate``
+    are that span's W3C flags (sampled, random) and vendor state, carried on
+    unchanged so the trace continues as the caller started it. ``payload`` is the canonical object,
     with PII already masked.
     """
 
@@ -83,6 +88,9 @@ class Event(BaseModel):
     causation_id: str | None = None
     trace_id: str = ""
     span_id: str = ""
+    #: W3C trace flags of the step's span; ``None`` in envelopes from before schema 2.
+    trace_flags: int | None = Field(default=None, ge=0, le=255)
+    tracestate: str = Field(default="", max_length=MAX_TRACESTATE_LENGTH)
     idempotency_key: str
     source: System
     target: System | None = None
@@ -129,9 +137,14 @@ class Event(BaseModel):
 
     @property
     def traceparent(self) -> str | None:
-        """The W3C ``traceparent`` of this step's span, to continue its trace."""
+        """The W3C ``traceparent`` of this step's span, to continue its trace.
+
+        The flags are the span's own; an envelope from before schema 2 did not
+        record them and was always written as sampled, so it reads ``01``.
+        """
         if len(self.trace_id) == 32 and len(self.span_id) == 16:
-            return f"00-{self.trace_id}-{self.span_id}-01"
+            flags = 0x01 if self.trace_flags is None else self.trace_flags & 0x03
+            return f"00-{self.trace_id}-{self.span_id}-{flags:02x}"
         return None
 
     def to_json(self) -> bytes:

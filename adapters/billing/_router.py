@@ -11,6 +11,11 @@ verified but not a JSON object         400     ``invalid_json``
 verified and handed to ``on_event``    200     ``{"received": true, "id": ...}``
 =====================================  ======  ==========================
 
+A ``traceparent``/``tracestate`` on the request (read strictly: a duplicated
+``traceparent`` starts a new trace) is made the current trace context while
+``on_event`` or ``on_rejected`` runs, so the events they publish continue the
+sender's trace with its flags and tracestate.
+
 ``on_event`` is awaited before the 200, so a 200 means the event is held. Each
 refusal awaits ``on_rejected(code, detail)`` so it is recorded, not dropped; if
 recording itself fails with ``BusError`` the answer is 503, and Stripe, which
@@ -20,13 +25,16 @@ retries non-2xx answers, tries again later.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
-from tracing import BusError, ValidationError
+from tracing import BusError, ValidationError, context_from_headers
 
 from ._signature import (
     SIGNATURE_HEADER,
@@ -60,6 +68,28 @@ async def _read_capped(request: Request, max_body: int) -> bytes:
     return bytes(body)
 
 
+@contextmanager
+def _caller_trace(request: Request) -> Iterator[None]:
+    # FastAPI's own request span (newer FastAPI, with a tracer provider) may
+    # already continue the caller's trace through the global propagator; then
+    # the events become its children. Otherwise the caller's context is made
+    # current here, so the trace never depends on the framework's telemetry.
+    ctx = context_from_headers(request.headers)
+    if ctx is None:
+        yield
+        return
+    caller = trace.get_current_span(ctx).get_span_context()
+    current = trace.get_current_span().get_span_context()
+    if current.is_valid and current.trace_id == caller.trace_id:
+        yield
+        return
+    token = otel_context.attach(ctx)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
 def _refusal(status: int, code: str, detail: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
@@ -86,10 +116,13 @@ def stripe_webhook_router(
         raise ValueError("max_body must be positive")
     router = APIRouter()
 
-    async def reject(status: int, reason: RejectReason, detail: str) -> JSONResponse:
+    async def reject(
+        request: Request, status: int, reason: RejectReason, detail: str
+    ) -> JSONResponse:
         code = reason.value
         try:
-            await on_rejected(code, detail)
+            with _caller_trace(request):
+                await on_rejected(code, detail)
         except BusError as exc:
             log.warning("could not record a rejected Stripe webhook (%s): %s", code, exc)
             return _refusal(503, BUS_UNAVAILABLE, str(exc), **{"Retry-After": RETRY_AFTER_SECONDS})
@@ -102,7 +135,7 @@ def stripe_webhook_router(
             payload = await _read_capped(request, max_body)
         except _TooLarge:
             return await reject(
-                413, RejectReason.BODY_TOO_LARGE, f"body exceeds the {max_body}-byte limit"
+                request, 413, RejectReason.BODY_TOO_LARGE, f"body exceeds the {max_body}-byte limit"
             )
         try:
             event = verify_stripe_signature(
@@ -110,11 +143,12 @@ def stripe_webhook_router(
             )
         except StripeSignatureError as exc:
             status = 401 if exc.code is RejectReason.MISSING_SIGNATURE else 400
-            return await reject(status, exc.code, exc.message)
+            return await reject(request, status, exc.code, exc.message)
         except ValidationError as exc:
-            return await reject(400, RejectReason.INVALID_JSON, exc.message)
+            return await reject(request, 400, RejectReason.INVALID_JSON, exc.message)
         try:
-            await on_event(event)
+            with _caller_trace(request):
+                await on_event(event)
         except BusError as exc:
             log.warning("could not hand over Stripe event %s: %s", event.get("id"), exc)
             return _refusal(503, BUS_UNAVAILABLE, str(exc), **{"Retry-After": RETRY_AFTER_SECONDS})

@@ -28,7 +28,7 @@ from tracing import (
     Status,
     System,
     correlation_id_for,
-    current_trace_ids,
+    current_trace_context,
     tracer,
 )
 
@@ -154,11 +154,13 @@ class CrmPoller:
             "receive opportunity.closed_won",
             attributes={"interlock.opportunity_id": change.opportunity_id},
         ) as span:
-            trace_id, span_id = current_trace_ids(span)
+            trace = current_trace_context(span)
         return Event(
             correlation_id=correlation_id_for("crm", "opportunity", change.opportunity_id),
-            trace_id=trace_id,
-            span_id=span_id,
+            trace_id=trace.trace_id,
+            span_id=trace.span_id,
+            trace_flags=trace.trace_flags,
+            tracestate=trace.tracestate,
             idempotency_key=f"crm:opportunity:{change.opportunity_id}:closed_won",
             source=System.CRM,
             target=System.INTERLOCK,
@@ -271,12 +273,16 @@ class BillingWebhookIngress:
         with tracer().start_as_current_span(
             "receive invoice.paid", attributes={"interlock.invoice_id": invoice.invoice_id}
         ) as span:
-            trace_id, span_id = current_trace_ids(span)
+            # A child of the caller's span when the webhook carried trace context
+            # (the router makes it current), so its flags and tracestate go on.
+            trace = current_trace_context(span)
         event = Event(
             correlation_id=correlation_id_for("crm", "opportunity", order_ref),
             causation_id=causation,
-            trace_id=trace_id,
-            span_id=span_id,
+            trace_id=trace.trace_id,
+            span_id=trace.span_id,
+            trace_flags=trace.trace_flags,
+            tracestate=trace.tracestate,
             idempotency_key=f"billing:invoice:{invoice.invoice_id}:paid",
             source=System.BILLING,
             target=System.INTERLOCK,

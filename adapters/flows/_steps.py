@@ -26,7 +26,7 @@ from tracing import (
     InterlockError,
     Status,
     System,
-    current_trace_ids,
+    current_trace_context,
     mask_payload,
     new_event_id,
     start_step_span,
@@ -92,8 +92,13 @@ class StepRunner:
             "interlock.causation_id": cause.event_id,
             "interlock.target": target.value,
         }
-        with start_step_span(step, parent_traceparent=cause.traceparent, attributes=attrs) as span:
-            trace_id, span_id = current_trace_ids(span)
+        with start_step_span(
+            step,
+            parent_traceparent=cause.traceparent,
+            parent_tracestate=cause.tracestate,
+            attributes=attrs,
+        ) as span:
+            trace = current_trace_context(span)
             attempts = 1
             started = time.perf_counter()
 
@@ -101,8 +106,10 @@ class StepRunner:
                 return {
                     "correlation_id": cause.correlation_id,
                     "causation_id": cause.event_id,
-                    "trace_id": trace_id,
-                    "span_id": span_id,
+                    "trace_id": trace.trace_id,
+                    "span_id": trace.span_id,
+                    "trace_flags": trace.trace_flags,
+                    "tracestate": trace.tracestate,
                     "idempotency_key": key,
                     "source": source,
                     "target": target,

@@ -239,6 +239,8 @@ async def test_get_transaction(client: httpx.AsyncClient, lineage: AsyncLineage)
         "causation_id": eid(1),
         "trace_id": "0" * 31 + "1",
         "span_id": "0" * 15 + "1",
+        "trace_flags": None,
+        "tracestate": "",
         "idempotency_key": "idem-2",
         "source": "erp",
         "target": None,

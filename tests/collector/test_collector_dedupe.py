@@ -136,7 +136,7 @@ def test_a_file_from_before_schema_3_loses_its_key_and_keeps_its_rows(tmp_path: 
     assert store.read(facts) == (
         (0,),
         [("events_correlation",), ("events_id",)],
-        (3,),
+        (4,),
     )
     assert _count(store) == 20
     assert store.write_batch(events[:5]).inserted == 0

@@ -280,6 +280,8 @@ def test_get_transaction_events_in_order_with_since_cause(store: LineageStore) -
         "causation_id": None,
         "trace_id": "0" * 31 + "1",
         "span_id": "0" * 15 + "1",
+        "trace_flags": None,
+        "tracestate": "",
         "idempotency_key": "idem-1",
         "source": "crm",
         "target": None,

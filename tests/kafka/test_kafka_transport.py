@@ -8,6 +8,7 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer
 from conftest import kafka_settings, make_event
+from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -16,7 +17,14 @@ from collector._bus import EmbeddedBus
 from collector._config import BusSettings
 from collector._kafka import BusBackpressure, KafkaBus
 from collector._kafka_settings import KafkaSettings, bus_from_settings
-from tracing import BusError, ConfigError, Event, setup_tracing, start_step_span
+from tracing import (
+    SCHEMA_VERSION,
+    BusError,
+    ConfigError,
+    Event,
+    setup_tracing,
+    start_step_span,
+)
 
 _exporter = InMemorySpanExporter()
 _installed: list[bool] = []
@@ -65,7 +73,7 @@ async def test_message_key_and_headers_let_a_consumer_route_without_decoding(set
     assert headers["idempotency-key"] == event.idempotency_key
     assert headers["event-kind"] == "order.created"
     assert headers["event-id"] == event.event_id
-    assert headers["schema-version"] == "1"
+    assert headers["schema-version"] == str(SCHEMA_VERSION)
     send = next(s for s in spans.get_finished_spans() if s.name == "send t.events")
     assert send.kind is SpanKind.PRODUCER
     assert headers["traceparent"].startswith(
@@ -76,6 +84,44 @@ async def test_message_key_and_headers_let_a_consumer_route_without_decoding(set
     assert send.attributes["messaging.kafka.message.key"] == event.correlation_id
     assert send.attributes["messaging.kafka.offset"] == msg.offset
     assert Event.from_json(msg.value) == event
+
+
+@pytest.mark.parametrize("flags", [0x00, 0x01])
+async def test_kafka_headers_carry_the_events_trace_flags_and_tracestate(settings, spans, flags):
+    """The producer span continues the event's trace; a consumer reads both headers."""
+    trace_id, span_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    event = make_event(1).model_copy(
+        update={
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "trace_flags": flags,
+            "tracestate": "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7",
+        }
+    )
+    seen: list[tuple[str, str]] = []
+
+    async def handler(_: Event) -> None:
+        ctx = trace.get_current_span().get_span_context()
+        seen.append(
+            (f"{ctx.trace_id:032x}-{int(ctx.trace_flags):02x}", ctx.trace_state.to_header())
+        )
+
+    bus = KafkaBus(settings)
+    bus.subscribe("flows", handler)
+    await bus.start()
+    await bus.publish(event)
+    deadline = time.monotonic() + 15
+    while not seen and time.monotonic() < deadline:  # noqa: ASYNC110  # polling a list
+        await asyncio.sleep(0.05)
+    await bus.stop()
+
+    (msg,) = await _read_all(settings, settings.events_topic, 1)
+    headers = {k: v.decode() for k, v in msg.headers}
+    assert headers["traceparent"].startswith(f"00-{trace_id}-")
+    assert headers["traceparent"].endswith(f"-{flags:02x}")
+    assert headers["traceparent"][36:52] != span_id  # the producer span's own id
+    assert headers["tracestate"] == "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+    assert seen == [(f"{trace_id}-{flags:02x}", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")]
 
 
 async def test_subscriber_gets_each_transaction_in_order_and_continues_the_trace(settings, spans):

@@ -83,6 +83,31 @@ def test_traceparent_only_when_ids_are_complete():
     assert e.traceparent == f"00-{'a' * 32}-{'b' * 16}-01"
 
 
+@pytest.mark.parametrize("flags", [0x00, 0x01, 0x02, 0x03])
+def test_traceparent_carries_the_flags_that_were_recorded(flags):
+    e = _event(trace_id="a" * 32, span_id="b" * 16, trace_flags=flags, tracestate="congo=1")
+    assert e.traceparent == f"00-{'a' * 32}-{'b' * 16}-{flags:02x}"
+    again = Event.from_json(e.to_json())
+    assert (again.trace_flags, again.tracestate) == (flags, "congo=1")
+
+
+def test_an_envelope_of_schema_1_still_decodes():
+    old = _event(trace_id="a" * 32, span_id="b" * 16).model_dump(mode="json")
+    del old["trace_flags"], old["tracestate"]
+    old["schema_version"] = 1
+    e = Event.model_validate(old)
+    assert (e.trace_flags, e.tracestate, e.schema_version) == (None, "", 1)
+    assert e.traceparent == f"00-{'a' * 32}-{'b' * 16}-01"  # as schema 1 wrote it
+
+
+@pytest.mark.parametrize(
+    "bad", [{"trace_flags": 256}, {"trace_flags": -1}, {"tracestate": "a=" + "x" * 600}]
+)
+def test_out_of_range_trace_context_is_refused(bad):
+    with pytest.raises(ValidationError):
+        _event(**bad)
+
+
 @given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
 def test_error_info_from_foreign_exception_is_unknown(message, name):
     info = ErrorInfo.from_exception(RuntimeError(message))
