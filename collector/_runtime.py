@@ -126,8 +126,8 @@ class Runtime:
     async def _start(self) -> RuntimeInfo:
         from adapters.billing import (
             BillingAdapter,
+            event_invoice_metadata,
             invoice_from_event,
-            invoice_metadata,
             stripe_webhook_router,
         )
         from adapters.crm import SalesforceAdapter
@@ -211,7 +211,7 @@ class Runtime:
             bus,
             invoice_from_event=invoice_from_event,
             subscription_metadata=billing.get_subscription_metadata,
-            event_metadata=lambda ev: invoice_metadata((ev.get("data") or {}).get("object") or {}),
+            event_metadata=event_invoice_metadata,
             ledger=ledger,
         )
         webhooks = self.webhooks

@@ -18,7 +18,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from collector._bus import Bus
+from pydantic import ValidationError as PydanticValidationError
+
+from collector import Bus
 from tracing import (
     BusError,
     ErrorInfo,
@@ -27,6 +29,7 @@ from tracing import (
     Reason,
     Status,
     System,
+    ValidationError,
     correlation_id_for,
     current_trace_ids,
     tracer,
@@ -201,6 +204,16 @@ class CrmPoller:
             await asyncio.gather(task, return_exceptions=True)
 
 
+def _event_time(created: Any) -> datetime | None:
+    """A unix ``created`` as a time, or ``None`` when it is not one a datetime can hold."""
+    if not isinstance(created, int) or isinstance(created, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(created, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 #: Stripe event types that mean "this invoice is paid", mapped to our one kind.
 _PAID_TYPES = frozenset({"invoice.paid", "invoice.payment_succeeded"})
 
@@ -266,13 +279,33 @@ class BillingWebhookIngress:
             log.warning("invoice %s belongs to no Interlock order; ignored", invoice.invoice_id)
             self.ignored["invoice.unlinked"] = self.ignored.get("invoice.unlinked", 0) + 1
             return
-        created = stripe_event.get("created")
-        when = datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None
+        when = _event_time(stripe_event.get("created"))
+        try:
+            event = self._paid_event(stripe_event, invoice, order_ref, causation, when)
+        except PydanticValidationError as exc:
+            # A value the envelope refuses (out of its bounds): the caller answers 400.
+            first = exc.errors(include_url=False, include_input=False)[0]
+            raise ValidationError(
+                f"invoice {invoice.invoice_id} breaks the event envelope: "
+                f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
+                system="billing",
+            ) from exc
+        await _publish_delivery(self._bus, self._ledger, event)
+
+    def _paid_event(
+        self,
+        stripe_event: dict[str, Any],
+        invoice: Any,
+        order_ref: str,
+        causation: str | None,
+        when: datetime | None,
+    ) -> Event:
+        kind = str(stripe_event.get("type", ""))
         with tracer().start_as_current_span(
             "receive invoice.paid", attributes={"interlock.invoice_id": invoice.invoice_id}
         ) as span:
             trace_id, span_id = current_trace_ids(span)
-        event = Event(
+        return Event(
             correlation_id=correlation_id_for("crm", "opportunity", order_ref),
             causation_id=causation,
             trace_id=trace_id,
@@ -297,7 +330,6 @@ class BillingWebhookIngress:
             },
             **({"event_time": when} if when else {}),
         )
-        await _publish_delivery(self._bus, self._ledger, event)
 
     async def on_rejected(self, code: str, detail: str) -> None:
         self.rejected += 1
@@ -307,6 +339,8 @@ class BillingWebhookIngress:
             "unmappable": Reason.MAPPING,
             "billing_unavailable": Reason.DOWNSTREAM_UNAVAILABLE,
             "invalid_json": Reason.VALIDATION,
+            "invalid_payload": Reason.VALIDATION,
+            "unprocessable": Reason.VALIDATION,
             "body_too_large": Reason.VALIDATION,
         }.get(code, Reason.AUTH)
         await self._bus.publish(
