@@ -102,6 +102,12 @@ class CrmSettings(_Section):
     access_token: SecretStr | None = None
     ca_file: str | None = Field(None, description="CA bundle to trust for the CRM's TLS")
     poll_interval: float = Field(2.0, gt=0)
+    start_lookback: float = Field(
+        300.0,
+        gt=0,
+        description="seconds before the first start a fresh installation reads the change "
+        "feed from; later starts resume at the stored position",
+    )
 
 
 class ErpSettings(_Section):
@@ -118,6 +124,12 @@ class BillingSettings(_Section):
     max_subscription_items: int = Field(20, ge=1, description="items one subscription takes")
     bundle_lines: bool = Field(
         False, description="bill an order with more lines than that as one bundled plan"
+    )
+    catch_up_interval: float = Field(
+        60.0,
+        gt=0,
+        description="seconds between reads of the billing events API for events whose "
+        "webhook never arrived (also read once at every start)",
     )
 
 

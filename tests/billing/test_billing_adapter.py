@@ -279,3 +279,24 @@ def test_the_key_stays_out_of_reprs(localstripe: LocalStripeServer) -> None:
     adapter = BillingAdapter(localstripe.url, localstripe.api_key)
     assert localstripe.api_key not in repr(adapter)
     assert localstripe.api_key not in repr(localstripe)
+
+
+async def test_list_events_reads_the_events_api_from_a_created_bound_oldest_first(
+    billing: BillingAdapter, new_customer: Any
+) -> None:
+    import time
+
+    start = int(time.time())
+    customer = new_customer()
+    await billing.ensure_customer(customer, idempotency_key="ev-" + customer.customer_id)
+    events = await billing.list_events(created_gte=start)
+    assert events and all(e["created"] >= start for e in events)
+    assert [(e["created"], e["id"]) for e in events] == sorted(
+        (e["created"], e["id"]) for e in events
+    )
+    assert any(
+        e["type"] == "customer.created"
+        and e["data"]["object"]["metadata"].get("interlock_customer_id") == customer.customer_id
+        for e in events
+    )
+    assert await billing.list_events(created_gte=start + 3600) == []
