@@ -146,6 +146,9 @@ class CrmPoller:
         self._interval = interval
         self._positions = positions or PositionStore(None)
         self._name = name
+        # A fresh position is stored at the first read even if nothing came, so a restart
+        # after an outage resumes there, not at its own start minus the look-back.
+        self._stored = self._positions.get(name) is not None
         self._cursor = TimeCursor.from_json(
             self._positions.get(name),
             default_at=since or datetime.now(UTC) - timedelta(minutes=5),
@@ -179,9 +182,10 @@ class CrmPoller:
                 self._cursor.advance(mark, change.modstamp)
                 progressed = True
         finally:
-            if progressed:
+            if progressed or not self._stored:
                 self._cursor.prune()
                 await self._positions.put(self._name, self._cursor.to_json())
+                self._stored = True
         self.stats.last_success = datetime.now(UTC)
         return published
 
@@ -298,6 +302,9 @@ class BillingWebhookIngress:
         self._parse = parse_event or (lambda event: event)
         self._positions = positions or PositionStore(None)
         self._name = name
+        # A fresh position is stored at the first read even if nothing came, so a restart
+        # after an outage resumes there, not at its own start minus the look-back.
+        self._stored = self._positions.get(name) is not None
         self._cursor = TimeCursor.from_json(
             self._positions.get(name),
             default_at=since or datetime.now(UTC) - timedelta(minutes=5),
@@ -359,9 +366,10 @@ class BillingWebhookIngress:
                 self._cursor.advance(event_id, when)
                 progressed = True
         finally:
-            if progressed:
+            if progressed or not self._stored:
                 self._cursor.prune()
                 await self._positions.put(self._name, self._cursor.to_json())
+                self._stored = True
         self.caught_up += new
         return new
 

@@ -285,3 +285,18 @@ async def test_a_misfit_event_from_the_api_is_recorded_and_passed(tmp_path: Path
     [rejected] = [e for e in seen if e.kind == "webhook.rejected"]
     assert rejected.error is not None and rejected.error.error_type == "unprocessable"
     assert _paid_invoices(seen) == [("in_2", Status.OK)]
+
+
+async def test_a_first_read_that_finds_nothing_still_stores_where_it_started(
+    tmp_path: Path,
+) -> None:
+    started = NOW - timedelta(hours=2)
+    feed, api, bus = Feed([]), EventsApi([]), FlakyBus()
+    await CrmPoller(feed, bus, since=started, positions=_store(tmp_path)).poll_once()  # type: ignore[arg-type]
+    await _ingress(bus, _store(tmp_path), since=started).catch_up(api)
+    # Down for an hour and more; the restart's own look-back would start too late.
+    feed.changes.append(Change("006L", NOW - timedelta(minutes=90)))
+    api.events.append(_paid(7, NOW - timedelta(minutes=90)))
+    await CrmPoller(feed, bus, positions=_store(tmp_path)).poll_once()  # type: ignore[arg-type]
+    assert await _ingress(bus, _store(tmp_path)).catch_up(api) == 1
+    assert _opps(bus.events) == ["006L"] and _paid_invoices(bus.events) == [("in_7", Status.OK)]
