@@ -106,6 +106,12 @@ class CrmSettings(_Section):
     access_token: SecretStr | None = None
     ca_file: str | None = Field(None, description="CA bundle to trust for the CRM's TLS")
     poll_interval: float = Field(2.0, gt=0)
+    start_lookback: float = Field(
+        300.0,
+        gt=0,
+        description="seconds before the first start a fresh installation reads the change "
+        "feed from; later starts resume at the stored position",
+    )
 
 
 class ErpSettings(_Section):
@@ -127,6 +133,12 @@ class BillingSettings(_Section):
         False,
         description="give new customers Stripe's pm_card_visa test card (test mode and the "
         "demo landscape only; never against a real billing platform)",
+    )
+    catch_up_interval: float = Field(
+        60.0,
+        gt=0,
+        description="seconds between reads of the billing events API for events whose "
+        "webhook never arrived (also read once at every start)",
     )
 
 

@@ -16,6 +16,7 @@ import secrets
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,10 @@ from adapters.flows import (
     BillingWebhookIngress,
     CrmPoller,
     DeliveryLedger,
+    PositionStore,
     QuoteToCash,
     StepRunner,
+    positions_path_for,
 )
 from adapters.sandbox import ManagedProcess, free_port
 from adapters.sandbox._landscape import Landscape, LandscapeEndpoints
@@ -136,8 +139,9 @@ class Runtime:
     async def _start(self) -> RuntimeInfo:
         from adapters.billing import (
             BillingAdapter,
+            event_invoice_metadata,
             invoice_from_event,
-            invoice_metadata,
+            parse_stripe_event,
             stripe_webhook_router,
         )
         from adapters.crm import SalesforceAdapter
@@ -220,13 +224,22 @@ class Runtime:
         )
         self.flow.attach()
         ledger = DeliveryLedger()
-        self.poller = CrmPoller(crm, bus, ledger=ledger, interval=s.crm.poll_interval)
+        # Poll positions survive restarts beside the lineage, so an outage of any length
+        # resumes where reading stopped.
+        positions = await asyncio.to_thread(PositionStore(positions_path_for(s.lineage.path)).load)
+        since = datetime.now(UTC) - timedelta(seconds=s.crm.start_lookback)
+        self.poller = CrmPoller(
+            crm, bus, ledger=ledger, interval=s.crm.poll_interval, positions=positions, since=since
+        )
         self.webhooks = BillingWebhookIngress(
             bus,
             invoice_from_event=invoice_from_event,
             subscription_metadata=billing.get_subscription_metadata,
-            event_metadata=lambda ev: invoice_metadata((ev.get("data") or {}).get("object") or {}),
+            event_metadata=event_invoice_metadata,
             ledger=ledger,
+            positions=positions,
+            parse_event=parse_stripe_event,
+            since=since,
         )
         webhooks = self.webhooks
         metrics = self.metrics
@@ -291,6 +304,7 @@ class Runtime:
                 raise RuntimeError(f"the control API could not start on {api_url}")
             await asyncio.sleep(0.02)
         await self.poller.start()
+        await self.webhooks.start_catch_up(billing, s.billing.catch_up_interval)
 
         self.info = RuntimeInfo(api_url=api_url, demo_tokens=demo_tokens)
         if demo_tokens:
@@ -398,7 +412,7 @@ class Runtime:
         if self._dashboard is not None:
             self._dashboard.stop()
             self._dashboard = None
-        for component in (self.traffic, self.poller):
+        for component in (self.traffic, self.poller, self.webhooks):
             if component is not None:
                 await component.stop()
         self.traffic = None

@@ -1,8 +1,16 @@
 """The billing platform (Stripe-shaped): outbound adapter and signed inbound webhooks."""
 
 from ._adapter import BillingAdapter, plan_id_for
+from ._events import (
+    StripeEvent,
+    StripeInvoice,
+    WebhookPayloadError,
+    parse_stripe_event,
+    parse_stripe_invoice,
+)
 from ._form import encode_form, from_minor_units, to_minor_units
 from ._mapping import (
+    event_invoice_metadata,
     invoice_from_event,
     invoice_from_stripe,
     invoice_metadata,
@@ -19,12 +27,18 @@ from ._signature import (
 __all__ = [
     "BillingAdapter",
     "RejectReason",
+    "StripeEvent",
+    "StripeInvoice",
     "StripeSignatureError",
+    "WebhookPayloadError",
     "encode_form",
+    "event_invoice_metadata",
     "from_minor_units",
     "invoice_from_event",
     "invoice_from_stripe",
     "invoice_metadata",
+    "parse_stripe_event",
+    "parse_stripe_invoice",
     "plan_id_for",
     "sign_stripe_payload",
     "stripe_webhook_router",

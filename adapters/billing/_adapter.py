@@ -273,6 +273,21 @@ class BillingAdapter(HttpAdapter):
             )
             return subscription_from_stripe(created), True
 
+    async def list_events(self, *, created_gte: int) -> list[dict[str, Any]]:
+        """Every event created at or after ``created_gte`` (unix seconds), oldest first.
+
+        The catch-up path for webhooks that never arrived. Stripe lists newest
+        first and localstripe oldest first; the result is sorted either way
+        (by ``created``, then ID).
+        """
+        events = [
+            dict(obj)
+            async for obj in self._list("/v1/events", {"created": {"gte": created_gte}})
+            if isinstance(obj, Mapping)
+        ]
+        events.sort(key=lambda e: (_int_or_zero(e.get("created")), str(e.get("id"))))
+        return events
+
     async def get_subscription_metadata(self, subscription_id: str) -> dict[str, str]:
         sub = await self._request("GET", f"/v1/subscriptions/{subscription_id}")
         return {str(k): str(v) for k, v in (sub.get("metadata") or {}).items()}
@@ -302,6 +317,10 @@ def plan_id_for(sku: str, unit_amount_minor: int, currency: str, interval: Billi
         f"{sku}\x00{unit_amount_minor}\x00{currency.lower()}\x00{interval.value}".encode()
     ).hexdigest()[:10]
     return f"il_{slug}_{unit_amount_minor}{currency.lower()}_{interval.value}_{digest}"
+
+
+def _int_or_zero(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _bounded_key(key: str) -> str:

@@ -10,12 +10,14 @@ from pydantic import ValidationError as PydanticValidationError
 from adapters._canonical import BillingInterval, Invoice, Subscription
 from tracing import MappingError
 
+from ._events import StripeInvoice, WebhookPayloadError, parse_stripe_invoice
 from ._form import from_minor_units
 
 __all__ = [
     "CUSTOMER_ID_KEY",
     "INTERLOCK_CUSTOMER_KEY",
     "ORDER_REF_KEY",
+    "event_invoice_metadata",
     "invoice_from_event",
     "invoice_from_stripe",
     "invoice_metadata",
@@ -69,53 +71,78 @@ def subscription_from_stripe(sub: Mapping[str, Any]) -> Subscription:
         raise MappingError(f"unmappable subscription: {exc}", system="billing") from exc
 
 
-def invoice_metadata(inv: Mapping[str, Any]) -> dict[str, str]:
+def _invoice_model(inv: Mapping[str, Any] | StripeInvoice) -> StripeInvoice:
+    if isinstance(inv, StripeInvoice):
+        return inv
+    try:
+        return parse_stripe_invoice(inv)
+    except WebhookPayloadError as exc:
+        raise MappingError(exc.message, field=exc.field, system="billing") from exc
+
+
+def invoice_metadata(inv: Mapping[str, Any] | StripeInvoice) -> dict[str, str]:
     """Interlock's keys, wherever Stripe put them.
 
     Invoice metadata first; then the subscription's metadata as newer API
     versions copy it (``parent.subscription_details.metadata``); then the
     subscription line items, which carry the subscription's metadata in Stripe
-    and the item metadata we set in localstripe.
+    and the item metadata we set in localstripe. ``MappingError`` when ``inv``
+    does not fit the invoice shape.
     """
+    model = _invoice_model(inv)
     found: dict[str, str] = {}
-    sources: list[Any] = [inv.get("metadata")]
-    parent = inv.get("parent") or {}
-    sources.append((parent.get("subscription_details") or {}).get("metadata"))
-    sources += [line.get("metadata") for line in (inv.get("lines") or {}).get("data") or []]
+    sources: list[Mapping[str, str | None] | None] = [model.metadata]
+    if model.parent is not None and model.parent.subscription_details is not None:
+        sources.append(model.parent.subscription_details.metadata)
+    if model.lines is not None:
+        sources += [line.metadata for line in model.lines.data]
     for source in sources:
-        for key, value in _str_dict(source).items():
-            found.setdefault(key, value)
+        for key, value in (source or {}).items():
+            if value is not None:
+                found.setdefault(key, value)
     return found
 
 
+def event_invoice_metadata(event: Mapping[str, Any]) -> dict[str, str]:
+    """Interlock's keys on the invoice an ``invoice.*`` event carries; ``{}`` for others."""
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    if not isinstance(obj, Mapping) or obj.get("object") != "invoice":
+        return {}
+    return invoice_metadata(obj)
+
+
 def invoice_from_stripe(
-    inv: Mapping[str, Any], *, extra_metadata: Mapping[str, str] | None = None
+    inv: Mapping[str, Any] | StripeInvoice, *, extra_metadata: Mapping[str, str] | None = None
 ) -> Invoice:
-    """A Stripe invoice; ``extra_metadata`` (the subscription's) fills missing keys."""
+    """A Stripe invoice; ``extra_metadata`` (the subscription's) fills missing keys.
+
+    ``MappingError`` when the invoice does not fit its bounded shape or carries
+    no Interlock customer ID.
+    """
+    model = _invoice_model(inv)
     metadata = dict(extra_metadata or {})
-    metadata.update(invoice_metadata(inv))
+    metadata.update(invoice_metadata(model))
     customer_id = metadata.get(CUSTOMER_ID_KEY) or metadata.get(INTERLOCK_CUSTOMER_KEY)
     if not customer_id:
         raise MappingError(
-            f"invoice {inv.get('id')} carries no Interlock customer ID in its metadata",
+            f"invoice {model.id} carries no Interlock customer ID in its metadata",
             field=CUSTOMER_ID_KEY,
             system="billing",
         )
-    currency = str(_require(inv, "currency", "invoice"))
-    subscription = inv.get("subscription") or (
-        ((inv.get("parent") or {}).get("subscription_details") or {}).get("subscription")
-    )
+    details = model.parent.subscription_details if model.parent is not None else None
+    subscription = model.subscription or (details.subscription if details else None)
     try:
         return Invoice(
-            invoice_id=str(_require(inv, "id", "invoice")),
+            invoice_id=model.id,
             customer_id=customer_id,
             order_ref=metadata.get(ORDER_REF_KEY),
-            subscription_id=str(subscription) if subscription else None,
-            currency=currency,
-            amount_due=from_minor_units(int(_require(inv, "amount_due", "invoice")), currency),
-            amount_paid=from_minor_units(int(inv.get("amount_paid") or 0), currency),
-            status=str(_require(inv, "status", "invoice")),
-            number=inv.get("number"),
+            subscription_id=subscription,
+            currency=model.currency,
+            amount_due=from_minor_units(model.amount_due, model.currency),
+            amount_paid=from_minor_units(model.amount_paid or 0, model.currency),
+            status=model.status,
+            number=model.number,
         )
     except (PydanticValidationError, ValueError, TypeError) as exc:
         raise MappingError(f"unmappable invoice: {exc}", system="billing") from exc
@@ -130,7 +157,8 @@ def invoice_from_event(event: Mapping[str, Any]) -> Invoice | None:
     kind = event.get("type")
     if not isinstance(kind, str) or not kind.startswith("invoice."):
         return None
-    obj = (event.get("data") or {}).get("object")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, Mapping) else None
     if not isinstance(obj, Mapping) or obj.get("object") != "invoice":
         raise MappingError(f"{kind} event carries no invoice object", system="billing")
     return invoice_from_stripe(obj)

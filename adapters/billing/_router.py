@@ -7,6 +7,9 @@ body larger than ``max_body``          413     ``body_too_large``
 no ``Stripe-Signature`` header         401     ``missing_signature``
 malformed, forged, stale, future       400     the ``RejectReason`` code
 verified but not a JSON object         400     ``invalid_json``
+JSON but not a Stripe event            400     ``invalid_payload``
+an invoice event that does not fit     400     ``unprocessable``
+``on_event`` raised ``ValidationError``  400     ``unprocessable``
 ``on_event`` raised ``BusError``       503     ``bus_unavailable``, Retry-After: 5
 verified and handed to ``on_event``    200     ``{"received": true, "id": ...}``
 =====================================  ======  ==========================
@@ -16,7 +19,9 @@ A ``traceparent``/``tracestate`` on the request (read strictly: a duplicated
 ``on_event`` or ``on_rejected`` runs, so the events they publish continue the
 sender's trace with its flags and tracestate.
 
-``on_event`` is awaited before the 200, so a 200 means the event is held. Each
+The event is parsed into bounded models (``_events``) before ``on_event`` sees
+it, so ``on_event`` is only ever handed the shape it expects. ``on_event`` is
+awaited before the 200, so a 200 means the event is held. Each
 refusal awaits ``on_rejected(code, detail)`` so it is recorded, not dropped; if
 recording itself fails with ``BusError`` the answer is 503, and Stripe, which
 retries non-2xx answers, tries again later.
@@ -36,6 +41,7 @@ from opentelemetry import trace
 
 from tracing import BusError, ValidationError, context_from_headers
 
+from ._events import WebhookPayloadError, parse_stripe_event
 from ._signature import (
     SIGNATURE_HEADER,
     RejectReason,
@@ -88,6 +94,12 @@ def _caller_trace(request: Request) -> Iterator[None]:
         yield
     finally:
         otel_context.detach(token)
+
+
+def _describe(event: dict[str, Any]) -> str:
+    """The event's ID and type as far as they are readable, for the rejection record."""
+    parts = [str(event.get(key))[:100] for key in ("type", "id") if event.get(key) is not None]
+    return " ".join(parts) or "event"
 
 
 def _refusal(status: int, code: str, detail: str, **headers: str) -> JSONResponse:
@@ -147,8 +159,17 @@ def stripe_webhook_router(
         except ValidationError as exc:
             return await reject(request, 400, RejectReason.INVALID_JSON, exc.message)
         try:
+            parse_stripe_event(event)
+        except WebhookPayloadError as exc:
+            return await reject(request, 400, exc.code, f"{_describe(event)}: {exc.message}")
+        try:
             with _caller_trace(request):
                 await on_event(event)
+        except ValidationError as exc:
+            # The handler found what the models could not (a value its mapping refuses).
+            return await reject(
+                request, 400, RejectReason.UNPROCESSABLE, f"{_describe(event)}: {exc.message}"
+            )
         except BusError as exc:
             log.warning("could not hand over Stripe event %s: %s", event.get("id"), exc)
             return _refusal(503, BUS_UNAVAILABLE, str(exc), **{"Retry-After": RETRY_AFTER_SECONDS})

@@ -39,6 +39,10 @@ class RejectReason(StrEnum):
     TIMESTAMP_TOO_OLD = "timestamp_too_old"
     TIMESTAMP_IN_FUTURE = "timestamp_in_future"
     INVALID_JSON = "invalid_json"
+    #: Verified JSON that is not a Stripe event (see ``_events``).
+    INVALID_PAYLOAD = "invalid_payload"
+    #: A Stripe event we act on whose object does not fit its shape.
+    UNPROCESSABLE = "unprocessable"
     BODY_TOO_LARGE = "body_too_large"
 
 
@@ -140,6 +144,8 @@ def verify_stripe_signature(
         )
     try:
         event = json.loads(payload)
+    except RecursionError as exc:  # a body nested deeper than the parser's stack
+        raise ValidationError("webhook body is nested too deeply", system="billing") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValidationError(f"webhook body is not JSON: {exc}", system="billing") from exc
     if not isinstance(event, dict):

@@ -2,6 +2,7 @@
 
 from ._ingress import BillingWebhookIngress, CrmPoller, DeliveryLedger
 from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
+from ._positions import PositionStore, TimeCursor, positions_path_for
 from ._quote_to_cash import (
     MONEY_STEPS,
     STEPS,
@@ -22,10 +23,13 @@ __all__ = [
     "CrmPort",
     "DeliveryLedger",
     "ErpPort",
+    "PositionStore",
     "QuoteToCash",
     "StepOutcome",
     "StepRunner",
     "SupportPort",
+    "TimeCursor",
     "apply_corrections",
+    "positions_path_for",
     "prevalidate",
 ]

@@ -18,7 +18,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from collector._bus import Bus
+from pydantic import ValidationError as PydanticValidationError
+
+from collector import Bus
 from tracing import (
     BusError,
     ErrorInfo,
@@ -26,11 +28,15 @@ from tracing import (
     InterlockError,
     Reason,
     Status,
+    StoreError,
     System,
+    ValidationError,
     correlation_id_for,
     current_trace_context,
     tracer,
 )
+
+from ._positions import PositionStore, TimeCursor
 
 __all__ = ["BillingWebhookIngress", "CrmPoller", "DeliveryLedger", "OpportunityChangeLike"]
 
@@ -54,9 +60,17 @@ class DeliveryLedger:
             self._seen.popitem(last=False)
 
 
-async def _publish_delivery(bus: Bus, ledger: DeliveryLedger, event: Event) -> Event:
-    """Publish ``event``, marked as a duplicate when its key was seen before."""
+async def _publish_delivery(
+    bus: Bus, ledger: DeliveryLedger, event: Event, *, known: bool = False
+) -> Event:
+    """Publish ``event``, marked as a duplicate when its key was seen before.
+
+    ``known``: the delivery itself was handled before (before a restart, so the
+    in-memory ledger cannot say); it is a duplicate whatever the ledger says.
+    """
     first = ledger.first(event.idempotency_key)
+    if first is None and known:
+        first = "an earlier delivery of the same billing event"
     if first is not None:
         event = event.model_copy(
             update={"status": Status.DUPLICATE, "payload": {**event.payload, "duplicate_of": first}}
@@ -106,6 +120,12 @@ class CrmPoller:
     second is not missed; the overlap's re-reads are recognised by (ID, modstamp)
     and skipped silently, while a genuinely new delivery of the same closed-won
     deal (a new modstamp) is recorded as a duplicate.
+
+    The position (the newest modstamp read, and the (ID, modstamp) pairs inside
+    the overlap) lives in ``positions`` under ``name``; it is written after the
+    poll's events are published, so a crash before that write re-reads them and
+    never skips one. Without a stored position the feed is read from ``since``
+    (default: five minutes ago).
     """
 
     def __init__(
@@ -117,35 +137,55 @@ class CrmPoller:
         interval: float = 2.0,
         since: datetime | None = None,
         overlap: timedelta = timedelta(seconds=2),
+        positions: PositionStore | None = None,
+        name: str = "crm.opportunity_changes",
     ) -> None:
         self._crm = crm
         self._bus = bus
         self._ledger = ledger or DeliveryLedger()
         self._interval = interval
-        self._since = since or datetime.now(UTC) - timedelta(minutes=5)
-        self._overlap = overlap
-        self._read: OrderedDict[tuple[str, datetime], None] = OrderedDict()
+        self._positions = positions or PositionStore(None)
+        self._name = name
+        # A fresh position is stored at the first read even if nothing came, so a restart
+        # after an outage resumes there, not at its own start minus the look-back.
+        self._stored = self._positions.get(name) is not None
+        self._cursor = TimeCursor.from_json(
+            self._positions.get(name),
+            default_at=since or datetime.now(UTC) - timedelta(minutes=5),
+            overlap=overlap,
+        )
         self._task: asyncio.Task[None] | None = None
         self.stats = PollStats()
 
+    @property
+    def position(self) -> datetime:
+        """The newest modstamp read and acknowledged so far."""
+        return self._cursor.at
+
     async def poll_once(self) -> list[Event]:
         self.stats.polls += 1
-        changes = await self._crm.opportunity_changes(self._since - self._overlap)
+        changes = await self._crm.opportunity_changes(self._cursor.read_from)
         published: list[Event] = []
-        for change in changes:
-            self.stats.changes += 1
-            mark = (change.opportunity_id, change.modstamp)
-            if mark in self._read:
-                continue
-            self._read[mark] = None
-            if len(self._read) > 50_000:
-                self._read.popitem(last=False)
-            self._since = max(self._since, change.modstamp)
-            if change.is_won:
-                event = await _publish_delivery(self._bus, self._ledger, self._event(change))
-                published.append(event)
-                self.stats.published += 1
-                self.stats.duplicates += event.status == Status.DUPLICATE
+        progressed = False
+        try:
+            for change in changes:
+                self.stats.changes += 1
+                mark = f"{change.opportunity_id}@{change.modstamp.isoformat()}"
+                if not self._cursor.fresh(mark):
+                    continue
+                if change.is_won:
+                    event = await _publish_delivery(self._bus, self._ledger, self._event(change))
+                    published.append(event)
+                    self.stats.published += 1
+                    self.stats.duplicates += event.status == Status.DUPLICATE
+                # Only once its event is published (acknowledged) does the change count as read.
+                self._cursor.advance(mark, change.modstamp)
+                progressed = True
+        finally:
+            if progressed or not self._stored:
+                self._cursor.prune()
+                await self._positions.put(self._name, self._cursor.to_json())
+                self._stored = True
         self.stats.last_success = datetime.now(UTC)
         return published
 
@@ -203,6 +243,20 @@ class CrmPoller:
             await asyncio.gather(task, return_exceptions=True)
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _event_time(created: Any) -> datetime | None:
+    """A unix ``created`` as a time, or ``None`` when it is not one a datetime can hold."""
+    if not isinstance(created, int) or isinstance(created, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(created, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 #: Stripe event types that mean "this invoice is paid", mapped to our one kind.
 _PAID_TYPES = frozenset({"invoice.paid", "invoice.payment_succeeded"})
 
@@ -210,9 +264,23 @@ InvoiceMapper = Callable[[dict[str, Any]], Any]
 MetadataLookup = Callable[[str], Awaitable[dict[str, str]]]
 
 
+class BillingEvents(Protocol):
+    async def list_events(self, *, created_gte: int) -> list[dict[str, Any]]: ...
+
+
 class BillingWebhookIngress:
     """Turns verified billing webhooks into ``invoice.paid`` events, and rejected
-    deliveries into ``webhook.rejected`` events, so both are in the lineage."""
+    deliveries into ``webhook.rejected`` events, so both are in the lineage.
+
+    Billing events also arrive by :meth:`catch_up`, which reads the billing
+    events API from the stored position (minus ``overlap``): events whose webhook
+    never came (Interlock was down, the sender gave up) are handled then. Both
+    paths are deduplicated by billing event ID: an ID handled before (also before
+    a restart: the IDs inside the overlap are stored in ``positions``) is skipped
+    by the catch-up and recorded as a ``duplicate`` when a webhook repeats it.
+    ``parse_event`` (raising ``ValidationError`` with a ``code``) checks what the
+    catch-up reads, as the webhook router checks what it receives.
+    """
 
     def __init__(
         self,
@@ -222,16 +290,118 @@ class BillingWebhookIngress:
         subscription_metadata: MetadataLookup,
         event_metadata: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
         ledger: DeliveryLedger | None = None,
+        positions: PositionStore | None = None,
+        parse_event: Callable[[dict[str, Any]], Any] | None = None,
+        since: datetime | None = None,
+        overlap: timedelta = timedelta(minutes=5),
+        name: str = "billing.events",
     ) -> None:
         self._bus = bus
         self._to_invoice = invoice_from_event
         self._metadata = subscription_metadata
         self._event_metadata = event_metadata or (lambda _: {})
         self._ledger = ledger or DeliveryLedger()
+        self._parse = parse_event or (lambda event: event)
+        self._positions = positions or PositionStore(None)
+        self._name = name
+        # A fresh position is stored at the first read even if nothing came, so a restart
+        # after an outage resumes there, not at its own start minus the look-back.
+        self._stored = self._positions.get(name) is not None
+        self._cursor = TimeCursor.from_json(
+            self._positions.get(name),
+            default_at=since or datetime.now(UTC) - timedelta(minutes=5),
+            overlap=overlap,
+        )
         self.ignored: dict[str, int] = {}
         self.rejected = 0
+        self.caught_up = 0
+        self.catch_up_errors = 0
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def position(self) -> datetime:
+        """The newest billing event time the catch-up has read up to."""
+        return self._cursor.at
 
     async def on_event(self, stripe_event: dict[str, Any]) -> None:
+        """A verified webhook: handled, then its event ID remembered (durably)."""
+        event_id = str(stripe_event.get("id", ""))
+        known = bool(event_id) and not self._cursor.fresh(event_id)
+        await self._handle(stripe_event, known=known)
+        if event_id and not known:
+            self._cursor.mark(event_id, _event_time(stripe_event.get("created")) or _now())
+            try:
+                await self._positions.put(self._name, self._cursor.to_json())
+            except StoreError as exc:
+                # The event is published; an unwritten mark costs at most a re-read
+                # (recognised by the ledger while this process runs), never a loss.
+                log.warning("billing event %s: position not stored: %s", event_id, exc.message)
+
+    async def catch_up(self, source: BillingEvents) -> int:
+        """Handle the billing events since the stored position that were not handled yet.
+
+        Returns how many were new. The position moves only past events that are
+        handled (published, ignored or recorded as rejected) and is stored after
+        each page of work, so a failure part-way resumes where it stopped.
+        """
+        created_gte = int(self._cursor.read_from.timestamp())
+        events = await source.list_events(created_gte=created_gte)
+        new = 0
+        progressed = False
+        try:
+            for raw in events:
+                event_id = str(raw.get("id", "")) if isinstance(raw, Mapping) else ""
+                when = _event_time(raw.get("created")) if isinstance(raw, Mapping) else None
+                if not event_id or when is None or not self._cursor.fresh(event_id):
+                    if event_id and when is not None:
+                        self._cursor.advance(event_id, when)
+                        progressed = True
+                    continue
+                try:
+                    self._parse(raw)
+                except ValidationError as exc:
+                    code = str(getattr(exc, "code", "invalid_payload"))
+                    await self.on_rejected(code, f"{raw.get('type')} {event_id}: {exc.message}")
+                else:
+                    await self._handle(dict(raw), known=False)
+                new += 1
+                self._cursor.advance(event_id, when)
+                progressed = True
+        finally:
+            if progressed or not self._stored:
+                self._cursor.prune()
+                await self._positions.put(self._name, self._cursor.to_json())
+                self._stored = True
+        self.caught_up += new
+        return new
+
+    async def run_catch_up(self, source: BillingEvents, interval: float) -> None:
+        """:meth:`catch_up` now and every ``interval`` seconds until cancelled.
+
+        A failure (billing or the bus down) is counted and retried next tick.
+        """
+        while True:
+            try:
+                await self.catch_up(source)
+            except InterlockError as exc:
+                self.catch_up_errors += 1
+                log.warning("billing catch-up failed: %s: %s", type(exc).__name__, exc.message)
+            await asyncio.sleep(interval)
+
+    async def start_catch_up(self, source: BillingEvents, interval: float) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(
+                self.run_catch_up(source, interval), name="billing-catch-up"
+            )
+
+    async def stop(self) -> None:
+        """Stop the catch-up task; safe twice."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _handle(self, stripe_event: dict[str, Any], *, known: bool) -> None:
         kind = str(stripe_event.get("type", ""))
         if kind not in _PAID_TYPES:
             # Billing sends many types we have no flow for: acknowledged and counted.
@@ -268,15 +438,35 @@ class BillingWebhookIngress:
             log.warning("invoice %s belongs to no Interlock order; ignored", invoice.invoice_id)
             self.ignored["invoice.unlinked"] = self.ignored.get("invoice.unlinked", 0) + 1
             return
-        created = stripe_event.get("created")
-        when = datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None
+        when = _event_time(stripe_event.get("created"))
+        try:
+            event = self._paid_event(stripe_event, invoice, order_ref, causation, when)
+        except PydanticValidationError as exc:
+            # A value the envelope refuses (out of its bounds): the caller answers 400.
+            first = exc.errors(include_url=False, include_input=False)[0]
+            raise ValidationError(
+                f"invoice {invoice.invoice_id} breaks the event envelope: "
+                f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
+                system="billing",
+            ) from exc
+        await _publish_delivery(self._bus, self._ledger, event, known=known)
+
+    def _paid_event(
+        self,
+        stripe_event: dict[str, Any],
+        invoice: Any,
+        order_ref: str,
+        causation: str | None,
+        when: datetime | None,
+    ) -> Event:
+        kind = str(stripe_event.get("type", ""))
         with tracer().start_as_current_span(
             "receive invoice.paid", attributes={"interlock.invoice_id": invoice.invoice_id}
         ) as span:
             # A child of the caller's span when the webhook carried trace context
             # (the router makes it current), so its flags and tracestate go on.
             trace = current_trace_context(span)
-        event = Event(
+        return Event(
             correlation_id=correlation_id_for("crm", "opportunity", order_ref),
             causation_id=causation,
             trace_id=trace.trace_id,
@@ -303,7 +493,6 @@ class BillingWebhookIngress:
             },
             **({"event_time": when} if when else {}),
         )
-        await _publish_delivery(self._bus, self._ledger, event)
 
     async def on_rejected(self, code: str, detail: str) -> None:
         self.rejected += 1
@@ -313,6 +502,8 @@ class BillingWebhookIngress:
             "unmappable": Reason.MAPPING,
             "billing_unavailable": Reason.DOWNSTREAM_UNAVAILABLE,
             "invalid_json": Reason.VALIDATION,
+            "invalid_payload": Reason.VALIDATION,
+            "unprocessable": Reason.VALIDATION,
             "body_too_large": Reason.VALIDATION,
         }.get(code, Reason.AUTH)
         await self._bus.publish(

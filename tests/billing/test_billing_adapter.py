@@ -311,3 +311,24 @@ async def test_the_test_card_is_attached_only_when_asked(attach: bool | None) ->
     # By default (a real billing platform) a new customer gets no payment method.
     assert ("pm_card_visa" in form) is bool(attach)
     assert ("payment_method" in form) is bool(attach)
+
+
+async def test_list_events_reads_the_events_api_from_a_created_bound_oldest_first(
+    billing: BillingAdapter, new_customer: Any
+) -> None:
+    import time
+
+    start = int(time.time())
+    customer = new_customer()
+    await billing.ensure_customer(customer, idempotency_key="ev-" + customer.customer_id)
+    events = await billing.list_events(created_gte=start)
+    assert events and all(e["created"] >= start for e in events)
+    assert [(e["created"], e["id"]) for e in events] == sorted(
+        (e["created"], e["id"]) for e in events
+    )
+    assert any(
+        e["type"] == "customer.created"
+        and e["data"]["object"]["metadata"].get("interlock_customer_id") == customer.customer_id
+        for e in events
+    )
+    assert await billing.list_events(created_gte=start + 3600) == []

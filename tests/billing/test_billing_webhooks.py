@@ -27,7 +27,13 @@ from tracing import BusError, MappingError, SignatureError, ValidationError
 
 SECRET = "whsec_test_current"
 OLD_SECRET = "whsec_test_previous"
-EVENT = {"id": "evt_1", "type": "invoice.paid", "data": {"object": {"object": "invoice"}}}
+EVENT = {
+    "id": "evt_1",
+    "object": "event",
+    "type": "customer.updated",
+    "created": 1_780_000_000,
+    "data": {"object": {"object": "customer", "id": "cus_1"}},
+}
 BODY = json.dumps(EVENT).encode()
 
 

@@ -248,3 +248,33 @@ async def test_auth_unavailable_and_transport_errors(
 def test_repr_never_shows_the_token(sf_sandbox: SalesforceSandbox) -> None:
     adapter = SalesforceAdapter(sf_sandbox.url, sf_sandbox.token)
     assert sf_sandbox.token not in repr(adapter)
+
+
+async def test_the_sandbox_clock_stamps_changes_in_the_past_for_the_change_feed(
+    adapter: SalesforceAdapter, seed: Seeder
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    account = seed.create("Account", Name="Clockwork Ltd")
+    try:
+        answer = seed.control("clock", {"offset_seconds": -3600})
+        assert abs(
+            datetime.fromisoformat(answer["now"]) - (datetime.now(UTC) - timedelta(hours=1))
+        ) < timedelta(seconds=30)
+        opp = seed.create(
+            "Opportunity",
+            Name="Back then",
+            AccountId=account,
+            StageName="Closed Won",
+            CloseDate="2026-01-01",
+        )
+    finally:
+        seed.control("clock", {"offset_seconds": 0})
+    [change] = [
+        c
+        for c in await adapter.opportunity_changes(datetime.now(UTC) - timedelta(hours=2))
+        if c.opportunity_id == opp
+    ]
+    assert change.modstamp < datetime.now(UTC) - timedelta(minutes=55)
+    with pytest.raises(Exception, match="400"):
+        seed.control("clock", {"offset_seconds": "soon"})

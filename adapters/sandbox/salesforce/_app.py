@@ -239,6 +239,19 @@ def create_app(store: Store, credentials: Credentials) -> ASGIApp:
             return _error(exc, store)
         return JSONResponse({"id": request.path_params["record_id"], "SystemModstamp": stamp})
 
+    async def clock(request: Request) -> Response:
+        """``POST /_sandbox/clock`` ``{"offset_seconds": -3600}``: the org's time runs that far
+        off real time, so a test can close deals "an hour ago" (an outage) without waiting."""
+        try:
+            body = json.loads(await request.body() or b"{}")
+            offset = body["offset_seconds"]
+            if isinstance(offset, bool) or not isinstance(offset, int | float):
+                raise ValueError("offset_seconds must be a number")
+            now = store.set_clock_offset(float(offset))
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": f"bad clock request: {exc}"}, 400)
+        return JSONResponse({"now": now.isoformat(), "offset_seconds": float(offset)})
+
     async def stats(request: Request) -> Response:
         return JSONResponse({**store.stats(), "faults": faults.snapshot()})
 
@@ -258,6 +271,7 @@ def create_app(store: Store, credentials: Credentials) -> ASGIApp:
         Route("/_sandbox/faults", loopback_only(faults_endpoint(faults)), methods=["POST"]),
         Route("/_sandbox/touch/{record_id}", loopback_only(touch), methods=["POST"]),
         Route("/_sandbox/stats", loopback_only(stats), methods=["GET"]),
+        Route("/_sandbox/clock", loopback_only(clock), methods=["POST"]),
     ]
     for suffix in ("", "/"):
         routes += [

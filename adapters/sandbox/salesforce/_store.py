@@ -11,6 +11,7 @@ items (orgs that override it behave like this), so a mismatch can be seeded.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -74,7 +75,9 @@ class Store:
 
     def __init__(self, *, page_size: int = MAX_BATCH, clock: Callable[[], datetime] | None = None):
         self.page_size = page_size
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._base_clock = clock or (lambda: datetime.now(UTC))
+        #: Added to the clock: ``POST /_sandbox/clock`` moves the org's time (tests of outages).
+        self.clock_offset = timedelta(0)
         self._lock = threading.Lock()
         self._records: dict[str, Record] = {}
         self._types: dict[str, str] = {}
@@ -93,10 +96,29 @@ class Store:
     def _new_id(self, prefix: str) -> str:
         return id18(prefix + "Wz" + base62(next(self._counter), 10))
 
+    def now(self) -> datetime:
+        """The org's time: the clock plus ``clock_offset``."""
+        return (self._base_clock() + self.clock_offset).astimezone(UTC)
+
+    def set_clock_offset(self, seconds: float) -> datetime:
+        """Run the org's clock ``seconds`` off the real one (negative: behind); its new now.
+
+        Stamps stay strictly increasing while the clock only moves forward. Moving
+        it back lets later writes be stamped before earlier ones (a real org's
+        clock never does that), which is what a test of "deals closed an hour
+        ago" needs: set the clock back before the writes the test reads.
+        """
+        if not math.isfinite(seconds) or abs(seconds) > 366 * 86400:
+            raise ValueError("offset_seconds must be a finite number of at most a year")
+        with self._lock:
+            self.clock_offset = timedelta(seconds=seconds)
+            self._last_stamp = min(self._last_stamp, self.now() - timedelta(milliseconds=1))
+        return self.now()
+
     def _stamp(self) -> datetime:
         # Strictly increasing at Salesforce's millisecond precision, so a change
         # feed that reads "> last seen" never skips or repeats a write.
-        clock = self._clock().astimezone(UTC)
+        clock = self.now()
         now = clock.replace(microsecond=clock.microsecond // 1000 * 1000)
         if now <= self._last_stamp:
             now = self._last_stamp + timedelta(milliseconds=1)
