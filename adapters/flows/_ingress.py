@@ -266,8 +266,14 @@ class BillingWebhookIngress:
             log.warning("invoice %s belongs to no Interlock order; ignored", invoice.invoice_id)
             self.ignored["invoice.unlinked"] = self.ignored.get("invoice.unlinked", 0) + 1
             return
+        # Billing stamps its events in whole seconds, so its ``created`` can precede the
+        # subscription step that caused the invoice by up to a second (a negative latency
+        # and "paid" before "subscription" in the lineage). The event's time is when
+        # Interlock received it; billing's own time stays in the payload.
         created = stripe_event.get("created")
-        when = datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None
+        billed_at = (
+            datetime.fromtimestamp(created, UTC).isoformat() if isinstance(created, int) else None
+        )
         with tracer().start_as_current_span(
             "receive invoice.paid", attributes={"interlock.invoice_id": invoice.invoice_id}
         ) as span:
@@ -294,8 +300,8 @@ class BillingWebhookIngress:
                 "subscription_id": invoice.subscription_id,
                 "status": invoice.status,
                 "amount_paid": str(invoice.amount_paid),
+                "billed_at": billed_at,
             },
-            **({"event_time": when} if when else {}),
         )
         await _publish_delivery(self._bus, self._ledger, event)
 

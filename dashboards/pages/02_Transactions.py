@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboards import _data as data
 from dashboards._client import ControlApiError, get_client
+from dashboards._replay import plan_rows, plan_text
 from dashboards._session import can, current
 from dashboards._tables import TRANSACTION_COLUMNS, transaction_table
 from dashboards._transaction_view import STATE_FILTERS, describe_transaction, show_transaction
@@ -111,12 +112,8 @@ if letters is not None and letters["items"]:
             except ControlApiError as exc:
                 st.error(f"Dry run refused ({exc.status}): {exc.detail}")
             else:
-                st.success(
-                    f"Dry run: {plan['to_deliver']} to re-deliver, {plan['skipped']} skipped; "
-                    f"approval needed: {'yes' if plan['needs_approval'] else 'no'}. "
-                    "Nothing was sent."
-                )
-                st.dataframe(plan["items"], hide_index=True)
+                st.success(plan_text(plan))
+                st.dataframe(plan_rows(plan["items"]), hide_index=True)
         st.markdown("[Request the replay on the Replay page →](./Replay)")
     else:
         st.info("Replaying needs the operator role: sign in with an operator token.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards._client import ControlApiError, get_client
-from dashboards._format import format_time
+from dashboards._format import at_risk_text, format_time
 from dashboards._session import can, current
 from dashboards._views import call
 
@@ -24,7 +24,7 @@ can_ack = can(current(), "operator")
 for alert in alerts:
     header = (
         f"**{alert['rule_name']}** · {alert['severity']} · {alert['state']} · "
-        f"{alert['value_at_risk']:,.2f} at risk · {alert['customers_affected']} "
+        f"{at_risk_text(alert)} · {alert['customers_affected']} "
         f"{'customer' if alert['customers_affected'] == 1 else 'customers'}"
     )
     with st.container(border=True):

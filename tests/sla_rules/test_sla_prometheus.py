@@ -57,7 +57,10 @@ async def test_metrics_exposition(lineage, build: Builder, clock: FakeClock):
     get = registry.get_sample_value
     assert get("interlock_sla_sli_ratio", {**rule, "window": "30d"}) == 0.5
     assert get("interlock_sla_burn_rate", {**rule, "window": "1h"}) == 100.0
-    assert get("interlock_sla_error_budget_remaining_ratio", rule) == -99.0
+    # Burn 100 over the 11 minutes observed of 30 days: 2.5 % of the budget is spent.
+    assert get("interlock_sla_error_budget_remaining_ratio", rule) == round(
+        1 - 100 * 11 / 43_200, 6
+    )
     assert get("interlock_sla_events_total", {**rule, "outcome": "bad"}) == 5
     labels = {**rule, "scope": "all", "severity": "page", "impact_tier": "cash_collection"}
     assert get("interlock_sla_alert_value_at_risk", labels) == 500.0
