@@ -16,6 +16,8 @@ import streamlit as st
 
 from ._adapters import NO_CALLS
 from ._format import at_risk_text, format_count, format_duration_ms, format_money, parse_time
+from ._runbooks import REASON_RUNBOOKS
+from ._sla import runbook_url
 
 __all__ = [
     "SLA_HEALTH_COLOURS",
@@ -196,6 +198,7 @@ def group_rows(groups: Sequence[Mapping[str, Any]], limit: int = 6) -> list[dict
                 "dead letters": group.get("count"),
                 "transactions": group.get("transactions"),
                 "value": ", ".join(format_money(v, c) for c, v in sorted(value.items())) or "—",
+                "runbook": runbook_url(REASON_RUNBOOKS.get(str(group.get("reason")))),
             }
         )
     return rows
@@ -213,7 +216,13 @@ def show_dead_letter_groups(groups: Sequence[Mapping[str, Any]] | None, open_tot
     if not groups:
         st.success("No open dead letters.")
     else:
-        st.dataframe(group_rows(groups), hide_index=True)
+        st.dataframe(
+            group_rows(groups),
+            hide_index=True,
+            column_config={
+                "runbook": st.column_config.LinkColumn("runbook", display_text="open runbook")
+            },
+        )
         st.caption(f"{format_count(open_total, 'open dead letters')} in {len(groups)} groups.")
     st.markdown("[Inspect and replay on Dead letters →](./Dead_letters)")
 

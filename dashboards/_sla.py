@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._runbooks import runbook_name
+
 __all__ = [
     "MIN_OBSERVED_SHARE",
     "budget_text",
@@ -18,6 +20,12 @@ __all__ = [
 MIN_OBSERVED_SHARE = 0.1
 #: Streamlit's data frame: header and rows are 35 px each, plus a border.
 _ROW_PX = 35
+
+
+def runbook_url(reference: str | None) -> str | None:
+    """The in-app link of a rule's runbook (``./Runbooks?name=...``), ``None`` if unset."""
+    name = runbook_name(reference)
+    return None if name is None else f"./Runbooks?name={name}"
 
 
 def table_height(rows: int) -> int:
@@ -84,6 +92,7 @@ def sla_table(rules: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "Alert": r.get("firing") or "",
                 "Good": r["good"],
                 "Bad": r["bad"],
+                "Runbook": runbook_url(r.get("runbook")),
             }
         )
     return rows

@@ -169,6 +169,8 @@ class RuleStatus:
     #: Minutes of ``window`` that hold data (from the first counted minute to now).
     observed_minutes: int = 0
     window_minutes: int = 0
+    #: The rule's runbook (``docs/runbooks/<name>.md``), served by the dashboard.
+    runbook: str = ""
 
     @property
     def compliant(self) -> bool:
@@ -432,6 +434,7 @@ class SlaEngine:
             details=details,
             observed_minutes=observed,
             window_minutes=window_minutes,
+            runbook=rule.runbook,
         )
         return status, fire
 

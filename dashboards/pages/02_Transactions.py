@@ -11,6 +11,7 @@ import streamlit as st
 from dashboards import _data as data
 from dashboards._client import ControlApiError, get_client
 from dashboards._replay import plan_rows, plan_text
+from dashboards._runbooks import REASON_RUNBOOKS, runbook_link
 from dashboards._session import can, current
 from dashboards._tables import TRANSACTION_COLUMNS, transaction_table
 from dashboards._transaction_view import STATE_FILTERS, describe_transaction, show_transaction
@@ -92,6 +93,13 @@ except ControlApiError as exc:
     st.warning(f"No transaction `{cid}` — check the correlation ID, or search for it above.")
     st.stop()
 show_transaction(detail)
+if detail.get("state") != "completed":
+    # A stalled or failed transaction: the runbook for why it stopped.
+    reasons = [str((e.get("error") or {}).get("reason")) for e in detail.get("events") or []
+               if e.get("status") in ("dead_lettered", "failed") and e.get("error")]  # fmt: skip
+    name = REASON_RUNBOOKS.get(reasons[-1]) if reasons else "manual-intervention"
+    if link := runbook_link(name):
+        st.markdown(link)
 
 ALL_STATES = "open,replay_requested,replaying,resolved,ignored"
 letters = call(data.optional, "/api/v1/dead-letters/search", correlation_id=cid, state=ALL_STATES)

@@ -27,7 +27,8 @@ st.dataframe(
     hide_index=True,
     height=table_height(len(table)),  # every row, no inner scroll that hides the last ones
     column_config={
-        c: st.column_config.NumberColumn(format="%.2f%%") for c in ("Objective", "Achieved")
+        **{c: st.column_config.NumberColumn(format="%.2f%%") for c in ("Objective", "Achieved")},
+        "Runbook": st.column_config.LinkColumn("Runbook", display_text="open runbook"),
     },
 )
 st.caption(

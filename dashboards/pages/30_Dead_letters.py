@@ -7,6 +7,7 @@ import streamlit as st
 from dashboards._client import ControlApiError, get_client
 from dashboards._data import clear_cache
 from dashboards._replay import plan_text
+from dashboards._runbooks import REASON_RUNBOOKS, runbook_link
 from dashboards._views import call
 
 TITLE = "Dead letters"
@@ -50,7 +51,8 @@ if not groups["items"]:
     st.stop()
 
 for group in groups["items"]:
-    st.markdown(f"- **{group['label']}** (`{group['group_id']}`)")
+    link = runbook_link(REASON_RUNBOOKS.get(str(group.get("reason"))))
+    st.markdown(f"- **{group['label']}** (`{group['group_id']}`)" + (f" · {link}" if link else ""))
 group_id = st.selectbox("Group", [g["group_id"] for g in groups["items"]], key="dl_group")
 page = call(client.get_json, "/api/v1/dead-letters/search", group=group_id, **filters)
 columns = [

@@ -238,6 +238,7 @@ def test_dead_letter_filters_say_any(open_as: Opener) -> None:
     target = next(s for s in at.selectbox if s.key == "dl_target")
     assert reason.format_func(reason.value) == "any reason"
     assert target.format_func(target.value) == "any system"
+    assert "./Runbooks?name=" in texts(at)  # each group links the runbook for its reason
     target.set_value("billing").run()
     assert [i for i in frame_with(at, "event_id")["correlation_id"]] == [DEAD_BILLING]
 
@@ -289,3 +290,37 @@ def test_dead_letters_page_dry_runs_and_resolves(open_as: Opener, api: httpx.Cli
     assert letter["state"] == "resolved"
     trail = api.get("/api/v1/audit").raise_for_status().json()["items"]
     assert any(e.get("action") == "dead_letter.resolve" for e in trail), trail[:3]
+
+
+# -- Runbooks -------------------------------------------------------------------------------
+
+
+def test_every_shipped_rule_has_a_runbook_the_app_serves() -> None:
+    from dashboards._runbooks import runbook_name
+    from sla_rules import load_rules
+
+    rules = load_rules()
+    assert len(rules) == 11
+    missing = [r.id for r in rules if runbook_name(r.runbook) is None]
+    assert missing == []
+
+
+def test_alerts_slas_and_dead_letters_link_to_runbooks_in_the_app(open_as: Opener) -> None:
+    alerts = clean(open_as("pages/21_Alerts.py", "viewer"))
+    headers = [m.value for m in alerts.markdown if m.value.startswith("**")]
+    links = [m.value for m in alerts.markdown if "./Runbooks?name=" in m.value]
+    assert headers and len(links) == len(headers)
+    slas = clean(open_as("pages/20_SLAs.py", "viewer"))
+    table = slas.dataframe[0].value
+    assert table["Runbook"].str.startswith("./Runbooks?name=").all()
+    stalled = clean(open_as("pages/02_Transactions.py", "viewer", cid=DEAD))
+    assert "./Runbooks?name=retry-and-replay" in texts(stalled)
+
+
+def test_runbooks_page_serves_one_by_name(open_as: Opener) -> None:
+    at = clean(open_as("pages/40_Runbooks.py", "viewer", name="webhook-rejections"))
+    page = texts(at)
+    assert "# Billing webhooks rejected" in page
+    assert "](./Runbooks?name=retry-and-replay)" in page  # links stay in the app
+    bad = clean(open_as("pages/40_Runbooks.py", "viewer", name="../../pyproject"))
+    assert "# Runbooks" in texts(bad)  # the index, never a file outside the folder

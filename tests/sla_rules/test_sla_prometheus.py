@@ -12,7 +12,14 @@ import pytest
 from _sla_helpers import T0, Builder, FakeClock
 from prometheus_client import CollectorRegistry, generate_latest
 
-from sla_rules import SlaEngine, export_prometheus_rules, load_rules, register_sla_metrics
+from sla_rules import (
+    SlaEngine,
+    export_prometheus_rules,
+    load_rules,
+    prometheus_rules,
+    register_cli,
+    register_sla_metrics,
+)
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "sla_rules" / "prometheus"
@@ -68,3 +75,24 @@ async def test_metrics_exposition(lineage, build: Builder, clock: FakeClock):
     assert get("interlock_sla_objective_ratio", {**rule, "impact_tier": "cash_collection"}) == 0.995
     lint = promtool("check", "metrics", stdin=generate_latest(registry))
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_every_alert_rule_links_its_runbook_in_the_dashboard():
+    document = prometheus_rules(load_rules(), dashboard_url="https://ops.example.com/")
+    alerts = [r for g in document["groups"] for r in g["rules"] if "alert" in r]
+    assert len(alerts) == 33  # 11 SLOs, 3 burn conditions each
+    urls = {a["annotations"].get("runbook_url") for a in alerts}
+    assert None not in urls
+    assert all(u.startswith("https://ops.example.com/Runbooks?name=") for u in urls)
+    assert "https://ops.example.com/Runbooks?name=order-latency" in urls
+
+
+def test_report_help_shows_the_defaults(capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="interlock")
+    register_cli(parser.add_subparsers(dest="command", required=True))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["report", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "(default: last-7d)" in shown and "(default: pdf)" in shown
