@@ -7,12 +7,42 @@ from typing import Any
 
 import streamlit as st
 
-from ._format import format_duration_ms, parse_time
+from ._format import MISSING, format_duration_ms, parse_time
 
-__all__ = ["CIRCUIT_ICONS", "adapter_table", "error_class_rows", "latency_rows"]
+__all__ = [
+    "CIRCUIT_ICONS",
+    "NO_CALLS",
+    "adapter_table",
+    "error_class_rows",
+    "latency_rows",
+    "quiet_text",
+    "split_by_calls",
+    "window_text",
+]
 
 #: How the derived circuit reads in the table (plain words: cells cannot hold icons).
 CIRCUIT_ICONS = {"closed": "closed", "degraded": "DEGRADED", "open-like": "OPEN-LIKE"}
+
+
+#: What a rate or latency cell says for a system Interlock made no call to in the window.
+NO_CALLS = "no calls out"
+
+
+def window_text(figures: Mapping[str, Any]) -> str:
+    """``"14:05 to 15:05 UTC (1 h)"`` for the answer's window, readable instead of ISO.
+
+    >>> window_text({"window_start": "2026-12-02T14:05:00+00:00",
+    ...              "window_end": "2026-12-02T15:05:09.5+00:00", "window_minutes": 60})
+    '2026-12-02 14:05:00 to 15:05:09 UTC (1 h 0 min)'
+    """
+    start, end = parse_time(figures.get("window_start")), parse_time(figures.get("window_end"))
+    if start is None or end is None:
+        return MISSING
+    same_day = start.date() == end.date()
+    first = start.strftime("%Y-%m-%d %H:%M:%S")
+    last = end.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S")
+    span = format_duration_ms(float(figures.get("window_minutes") or 0) * 60_000)
+    return f"{first} to {last} UTC ({span})"
 
 
 def _naive(value: str | None) -> Any:
@@ -59,6 +89,29 @@ def adapter_table(
         ),
     }
     return rows, config
+
+
+def split_by_calls(
+    systems: Sequence[Mapping[str, Any]],
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """Systems Interlock called in the window, and those it only heard from.
+
+    A system with no call out (the CRM: its changes arrive by polling and webhooks) has
+    no error rate or latency to show; it goes to a line of its own instead of a row of
+    empty cells, so the table's numbers stay numbers.
+    """
+    called = [s for s in systems if s.get("calls")]
+    return called, [s for s in systems if not s.get("calls")]
+
+
+def quiet_text(system: Mapping[str, Any]) -> str:
+    """``"crm: no calls out; 12 events in; last success 14:03:10 UTC"``."""
+    last = parse_time(system.get("last_success_at"))
+    inbound = int(system.get("inbound") or 0)
+    return (
+        f"{system['system']}: {NO_CALLS}; {inbound:,} {'event' if inbound == 1 else 'events'} in"
+        + (f"; last successful call {last:%Y-%m-%d %H:%M:%S} UTC" if last else "")
+    )
 
 
 def error_class_rows(systems: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -5,11 +5,14 @@ Pure functions, so every page says "EUR 1,250.00" and "1.2 s" the same way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
 
 __all__ = [
     "MISSING",
+    "at_risk_text",
     "format_age",
     "format_count",
     "format_duration_ms",
@@ -129,3 +132,24 @@ def format_age(value: str | None, now: datetime | None = None) -> str:
     if elapsed_ms < 0:
         return "in the future (clock skew?)"
     return f"{format_duration_ms(elapsed_ms)} ago"
+
+
+def at_risk_text(alert: Mapping[str, Any] | None) -> str:
+    """An alert's value at risk with its currency: ``"EUR 1,250.00 at risk"``.
+
+    Nothing at risk reads ``"nothing at risk"`` (a duplicate delivery is dropped, not
+    acted on); amounts in several currencies say so, since their sum adds unlike money.
+
+    >>> at_risk_text({"value_at_risk": 1250, "currency": "eur"})
+    'EUR 1,250.00 at risk'
+    >>> at_risk_text({"value_at_risk": 0, "currency": None})
+    'nothing at risk'
+    """
+    alert = alert or {}
+    value = to_decimal(alert.get("value_at_risk"))
+    if value is None or value == 0:
+        return "nothing at risk"
+    currency = alert.get("currency")
+    if currency == "mixed":
+        return f"{format_money(value)} at risk (in several currencies)"
+    return f"{format_money(value, str(currency) if currency else None)} at risk"

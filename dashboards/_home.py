@@ -8,12 +8,16 @@ to the page that acts on it. A section whose endpoint this collector does not se
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import altair as alt
 import streamlit as st
 
-from ._format import format_count, format_duration_ms, format_money, parse_time
+from ._adapters import NO_CALLS
+from ._format import at_risk_text, format_count, format_duration_ms, format_money, parse_time
+from ._runbooks import REASON_RUNBOOKS
+from ._sla import runbook_url
 
 __all__ = [
     "SLA_HEALTH_COLOURS",
@@ -147,7 +151,7 @@ def alert_rows(alerts: Sequence[Mapping[str, Any]], limit: int = 5) -> list[dict
             {
                 "alert": alert.get("rule_name"),
                 "severity": alert.get("severity"),
-                "value at risk": format_money(alert.get("value_at_risk")),
+                "value at risk": at_risk_text(alert).removesuffix(" at risk"),
                 "customers": alert.get("customers_affected"),
                 "score": alert.get("score"),
                 "since": (parse_time(alert.get("opened_at")) or None),
@@ -194,6 +198,7 @@ def group_rows(groups: Sequence[Mapping[str, Any]], limit: int = 6) -> list[dict
                 "dead letters": group.get("count"),
                 "transactions": group.get("transactions"),
                 "value": ", ".join(format_money(v, c) for c, v in sorted(value.items())) or "—",
+                "runbook": runbook_url(REASON_RUNBOOKS.get(str(group.get("reason")))),
             }
         )
     return rows
@@ -211,7 +216,13 @@ def show_dead_letter_groups(groups: Sequence[Mapping[str, Any]] | None, open_tot
     if not groups:
         st.success("No open dead letters.")
     else:
-        st.dataframe(group_rows(groups), hide_index=True)
+        st.dataframe(
+            group_rows(groups),
+            hide_index=True,
+            column_config={
+                "runbook": st.column_config.LinkColumn("runbook", display_text="open runbook")
+            },
+        )
         st.caption(f"{format_count(open_total, 'open dead letters')} in {len(groups)} groups.")
     st.markdown("[Inspect and replay on Dead letters →](./Dead_letters)")
 
@@ -226,14 +237,16 @@ def adapter_rows(
     for system in systems:
         f = figures.get(system, {})
         rate = f.get("error_rate")
+        none = NO_CALLS if not f.get("calls") else "—"
+        p95 = (f.get("latency_ms") or {}).get("p95")
         rows.append(
             {
                 "system": system,
                 "health check": checks.get(system, "—"),
                 "circuit (derived)": f.get("circuit", "—"),
                 "calls/min": f.get("calls_per_minute"),
-                "error rate %": None if rate is None else rate * 100,
-                "p95 latency": format_duration_ms((f.get("latency_ms") or {}).get("p95")),
+                "error rate": none if rate is None else f"{rate * 100:.1f} %",
+                "p95 latency": none if p95 is None else format_duration_ms(p95),
                 "429s": f.get("rate_limited"),
                 "last success": f.get("last_success_at"),
             }
@@ -256,7 +269,6 @@ def show_adapters(checks: Mapping[str, Any], adapters: Mapping[str, Any] | None)
             hide_index=True,
             column_config={
                 "calls/min": st.column_config.NumberColumn(format="%.1f /min"),
-                "error rate %": st.column_config.NumberColumn(format="%.1f %%"),
                 "last success": st.column_config.DatetimeColumn(
                     "last success (UTC)", format="HH:mm:ss"
                 ),
@@ -265,30 +277,71 @@ def show_adapters(checks: Mapping[str, Any], adapters: Mapping[str, Any] | None)
     st.markdown("[Rates, latency and rate limits per system →](./Adapters)")
 
 
-def throughput_chart(points: Sequence[Mapping[str, Any]]) -> alt.Chart:
-    """Stacked events per bucket by status, coloured like the timeline."""
+def throughput_chart(
+    points: Sequence[Mapping[str, Any]],
+    *,
+    window_start: str | None = None,
+    window_end: str | None = None,
+    bucket_seconds: float = 60.0,
+) -> alt.Chart:
+    """Stacked events per bucket by status, coloured like the timeline.
+
+    Each bar spans its whole bucket (``x`` to ``x2``), so 10-minute buckets read as
+    10 minutes wide; the time axis runs over the requested window up to its end (now),
+    not to the start of the last bucket; counts are whole numbers on the axis.
+    """
     from ._timeline import STATUS_COLOURS
 
     statuses = list(STATUS_COLOURS)
-    values = [
-        {"at": (parse_time(p["at"]) or None), "status": p["status"], "events": p["events"]}
-        for p in points
-    ]
-    for v in values:
-        v["at"] = v["at"].replace(tzinfo=None).isoformat() if v["at"] else None
+    step = timedelta(seconds=bucket_seconds or 60.0)
+    end = parse_time(window_end)
+    values = []
+    for p in points:
+        at = parse_time(p["at"])
+        if at is None:
+            continue
+        until = at + step if end is None else min(at + step, end)
+        values.append(
+            {
+                "at": at.replace(tzinfo=None).isoformat(),
+                "until": until.replace(tzinfo=None).isoformat(),
+                "status": p["status"],
+                "events": int(p["events"]),
+            }
+        )
+    start = parse_time(window_start)
+    scale = (
+        alt.Scale(
+            domain=[start.replace(tzinfo=None).isoformat(), end.replace(tzinfo=None).isoformat()]
+        )
+        if start is not None and end is not None
+        else alt.Undefined
+    )
+    minutes = max(1, round(step.total_seconds() / 60))
     chart: alt.Chart = (
         alt.Chart({"values": values})
         .mark_bar()
         .encode(
-            x=alt.X("at:T", title="time (UTC)"),
-            y=alt.Y("events:Q", title="events", stack="zero"),
+            x=alt.X("at:T", title="time (UTC)", scale=scale, axis=alt.Axis(format="%H:%M")),
+            x2="until:T",
+            y=alt.Y(
+                "events:Q",
+                title=f"events per {minutes} min",
+                stack="zero",
+                axis=alt.Axis(format="d", tickMinStep=1),
+            ),
             color=alt.Color(
                 "status:N",
                 scale=alt.Scale(domain=statuses, range=[STATUS_COLOURS[s] for s in statuses]),
                 legend=alt.Legend(orient="bottom", title=None),
             ),
-            tooltip=[alt.Tooltip("at:T", format="%H:%M"), "status:N", "events:Q"],
+            tooltip=[
+                alt.Tooltip("at:T", title="from", format="%H:%M"),
+                alt.Tooltip("until:T", title="until", format="%H:%M"),
+                "status:N",
+                "events:Q",
+            ],
         )
-        .properties(height=180)
+        .properties(height=220)
     )
     return chart

@@ -114,10 +114,11 @@ def causation_dot(events: Sequence[Mapping[str, Any]]) -> str:
     for event in events:
         status = str(event.get("status") or "ok")
         colour = STATUS_COLOURS.get(status, "#616161")
-        label = f"{lane_of(event)}\\n{event.get('kind')}\\n{status} #{event.get('attempt') or 1}"
+        # Each part is escaped on its own; ``\\n`` between them is DOT's line break.
+        parts = (lane_of(event), event.get("kind"), f"{status} #{event.get('attempt') or 1}")
+        label = "\\n".join(_dot_text(part) for part in parts)
         lines.append(
-            f'  "{_dot_text(event.get("event_id"))}" [label="{_dot_text(label)}", '
-            f'fillcolor="{colour}"];'
+            f'  "{_dot_text(event.get("event_id"))}" [label="{label}", fillcolor="{colour}"];'
         )
     for event in events:
         cause = event.get("causation_id")

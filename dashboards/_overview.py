@@ -14,6 +14,7 @@ __all__ = [
     "STATE_COLOURS",
     "STATE_ORDER",
     "count_rows",
+    "flow_caption",
     "show_kpis",
     "state_chart",
     "state_rows",
@@ -49,6 +50,7 @@ def show_kpis(stats: Mapping[str, Any], *, currency: str | None) -> None:
     )
 
     second = st.columns(5)
+    backlog = int(stats.get("bus_backlog") or 0)
     second[0].metric(
         "Value in flight",
         _value(stats, "in_progress", currency),
@@ -67,13 +69,35 @@ def show_kpis(stats: Mapping[str, Any], *, currency: str | None) -> None:
     )
     second[3].metric(
         "Bus backlog",
-        format_count(stats.get("bus_backlog", 0), "events"),
+        format_count(backlog, "event" if backlog == 1 else "events"),
         help="Events published but not yet stored in the lineage.",
     )
     second[4].metric("Last event", format_age(stats.get("last_event_at")))
-    st.caption(
-        f"{format_count(stats.get('events_total', 0), 'events')} recorded · "
-        f"{format_count(stats.get('duplicates_dropped', 0), 'duplicates')} dropped"
+    st.caption(flow_caption(stats))
+
+
+def flow_caption(stats: Mapping[str, Any]) -> str:
+    """What the lineage holds, and the duplicates Interlock refused to act on.
+
+    A duplicate delivery (a webhook or poll that repeats an event already handled) is
+    stored with status ``duplicate``, as ``/metrics`` counts it
+    (``interlock_events_total{status="duplicate"}``); a copy of an already stored event
+    that the bus delivered twice is dropped at ingest and only counted.
+
+    >>> flow_caption({"events_total": 1, "events_by_status": {"duplicate": 10},
+    ...               "duplicates_dropped": 1}).split(" · ")[1:]
+    ['10 duplicate deliveries not acted on', '1 redelivered copy dropped at ingest']
+    """
+    total = int(stats.get("events_total") or 0)
+    duplicates = int((stats.get("events_by_status") or {}).get("duplicate") or 0)
+    copies = int(stats.get("duplicates_dropped") or 0)
+    delivery = "duplicate delivery" if duplicates == 1 else "duplicate deliveries"
+    copy = "redelivered copy" if copies == 1 else "redelivered copies"
+    return (
+        f"{format_count(total, 'event' if total == 1 else 'events')} recorded · "
+        f"{format_count(duplicates, delivery)} not acted on · "
+        f"{format_count(copies, copy)}"
+        " dropped at ingest"
     )
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "STATE_FILTERS",
     "describe_transaction",
     "event_label",
+    "recovered_attempts",
     "show_transaction",
     "summary_items",
     "waiting_line",
@@ -63,6 +64,26 @@ def summary_items(detail: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("State", str(detail.get("state") or "?")),
         ("Events", " · ".join(counts)),
     ]
+
+
+def recovered_attempts(events: Sequence[Mapping[str, Any]]) -> set[int]:
+    """Indexes of failed or retrying attempts of a step that a later attempt of the same
+    step completed (``ok`` or ``replayed``): history, not a problem to show in red.
+
+    >>> recovered_attempts([{"step": "s", "status": "retrying"}, {"step": "s", "status": "ok"},
+    ...                     {"step": "t", "status": "dead_lettered"}])
+    {0}
+    """
+    done_after: set[str] = set()
+    found: set[int] = set()
+    for index in range(len(events) - 1, -1, -1):
+        event = events[index]
+        step = str(event.get("step"))
+        if event.get("status") in ("ok", "replayed"):
+            done_after.add(step)
+        elif step in done_after:
+            found.add(index)
+    return found
 
 
 def _bold(value: str) -> str:
@@ -157,7 +178,8 @@ def _show_events(correlation_id: str, events: Sequence[Mapping[str, Any]]) -> No
 
     st.subheader("Payload of a step")
     labels = [event_label(i, event) for i, event in enumerate(events)]
-    problems = [i for i, e in enumerate(events) if e.get("status") != "ok"]
+    recovered = recovered_attempts(events)
+    problems = [i for i, e in enumerate(events) if e.get("status") != "ok" and i not in recovered]
     chosen = st.selectbox(
         "Step",
         range(len(events)),
@@ -167,7 +189,13 @@ def _show_events(correlation_id: str, events: Sequence[Mapping[str, Any]]) -> No
     )
     event = events[chosen]
     error = event.get("error")
-    if error:
+    if error and chosen in recovered:
+        st.info(
+            f"Attempt {event.get('attempt') or 1} failed ({error.get('reason')}, HTTP "
+            f"{error.get('status_code') or '—'}: {error.get('message')}); a later attempt of "
+            f"{event.get('step')} succeeded, so nothing is left to fix."
+        )
+    elif error:
         st.error(
             f"{error.get('reason')} ({'retriable' if error.get('retriable') else 'not retriable'}"
             f", HTTP {error.get('status_code') or '—'}, {error.get('error_type') or '—'}): "

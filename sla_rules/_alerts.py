@@ -96,6 +96,8 @@ class Alert:
     clear_since: datetime | None = None
     flaps: int = 0
     summary: str = ""
+    #: The currency of ``value_at_risk`` (``"mixed"`` for several, ``None`` for none).
+    currency: str | None = None
 
     @property
     def open(self) -> bool:
@@ -230,13 +232,15 @@ class AlertBook:
             alert.peak_value_at_risk = max(alert.peak_value_at_risk, impact.value_at_risk)
             alert.customers_affected = impact.customers
             alert.items = impact.items
+            alert.currency = impact.currency
         alert.score = impact_score(
             rule.impact_tier.weight, alert.value_at_risk, alert.customers_affected, severity
         )
         alert.summary = (
             f"{rule.name}: {condition.replace('_', ' ')} burn {burn_long:.1f}x "
             f"(objective {rule.objective:.2%}); {alert.items} items, "
-            f"{alert.value_at_risk:,.2f} at risk, {alert.customers_affected} customers"
+            f"{alert.currency + ' ' if alert.currency else ''}{alert.value_at_risk:,.2f} at "
+            f"risk, {alert.customers_affected} customers"
         )
         return alert, changes
 

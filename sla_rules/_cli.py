@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from ._model import RuleFileError, load_rules
-from ._prometheus import export_prometheus_rules
+from ._prometheus import DEFAULT_DASHBOARD_URL, export_prometheus_rules
 from ._report import PERIODS
 
 __all__ = ["register_cli"]
@@ -29,7 +29,10 @@ def _export(args: argparse.Namespace) -> int:
     except RuleFileError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    out = export_prometheus_rules(rules, args.outfile)
+    dashboard = args.dashboard_url or os.environ.get("INTERLOCK_DASHBOARD_URL")
+    out = export_prometheus_rules(
+        rules, args.outfile, dashboard_url=dashboard or DEFAULT_DASHBOARD_URL
+    )
     print(f"wrote {len(rules)} SLOs as Prometheus rules to {out}")
     return 0
 
@@ -71,16 +74,28 @@ def register_cli(subparsers: Any) -> None:
     )
     export.add_argument("outfile", type=Path, help="the rule file to write")
     export.add_argument(
+        "--dashboard-url",
+        default=None,
+        help="base URL of the dashboard the alerts' runbook_url points into "
+        f"(INTERLOCK_DASHBOARD_URL, {DEFAULT_DASHBOARD_URL})",
+    )
+    export.add_argument(
         "--rules", nargs="+", type=Path, default=None,
         help="rule files or folders (default: the shipped SLA rules)",
     )  # fmt: skip
     export.set_defaults(func=_export)
 
-    report = subparsers.add_parser("report", help="the executive SLA report, from the control API")
-    report.add_argument("--period", choices=PERIODS, default="last-7d")
+    report = subparsers.add_parser(
+        "report",
+        help="the executive SLA report, from the control API",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,  # --help shows the defaults
+    )
+    report.add_argument("--period", choices=PERIODS, default="last-7d", help="report period")
     report.add_argument("--start", help="ISO 8601 start (custom period)")
     report.add_argument("--end", help="ISO 8601 end (custom period)")
-    report.add_argument("--format", choices=("pdf", "csv", "json"), default="pdf")
+    report.add_argument(
+        "--format", choices=("pdf", "csv", "json"), default="pdf", help="what to write"
+    )
     report.add_argument("--out", type=Path, required=True, help="file to write")
     report.add_argument("--api", help=f"control API URL (INTERLOCK_API_URL, {DEFAULT_API_URL})")
     report.add_argument("--token", help="API token (INTERLOCK_API_TOKEN)")

@@ -33,7 +33,14 @@ from ._indicators import (
     is_sampled,
     take_sample,
 )
-from ._maths import BucketSeries, budget_remaining, burn_rate, minutes, sli
+from ._maths import (
+    BucketSeries,
+    budget_remaining_observed,
+    burn_rate,
+    enough_data,
+    minutes,
+    sli,
+)
 from ._model import Rule
 from ._sql import execute
 
@@ -86,8 +93,10 @@ CREATE TABLE IF NOT EXISTS sla_alerts (
     resolved_at        TIMESTAMPTZ,
     clear_since        TIMESTAMPTZ,
     flaps              INTEGER NOT NULL,
-    summary            VARCHAR NOT NULL
+    summary            VARCHAR NOT NULL,
+    currency           VARCHAR            -- of value_at_risk; 'mixed' for several
 );
+ALTER TABLE sla_alerts ADD COLUMN IF NOT EXISTS currency VARCHAR;
 CREATE TABLE IF NOT EXISTS sla_alert_changes (
     alert_id   VARCHAR NOT NULL,
     changed_at TIMESTAMPTZ NOT NULL,
@@ -103,6 +112,7 @@ _ALERT_COLUMNS = [
     "state", "opened_at", "updated_at", "value_at_risk", "peak_value_at_risk",
     "customers_affected", "items", "score", "burn_long", "burn_short", "acknowledged_by",
     "acknowledged_at", "ack_note", "resolved_at", "clear_since", "flaps", "summary",
+    "currency",
 ]  # fmt: skip
 
 
@@ -158,15 +168,26 @@ class RuleStatus:
     condition: str | None = None
     alert_id: str | None = None
     details: dict[str, float] = field(default_factory=dict)
+    #: Minutes of ``window`` that hold data (from the first counted minute to now).
+    observed_minutes: int = 0
+    window_minutes: int = 0
+    #: The rule's runbook (``docs/runbooks/<name>.md``), served by the dashboard.
+    runbook: str = ""
 
     @property
     def compliant(self) -> bool:
         return self.sli >= self.objective
 
+    @property
+    def enough_data(self) -> bool:
+        """Whether enough of the window is observed to judge it (``MIN_OBSERVED_SHARE``)."""
+        return enough_data(self.observed_minutes, self.window_minutes)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["evaluated_at"] = self.evaluated_at.isoformat()
         data["compliant"] = self.compliant
+        data["enough_data"] = self.enough_data
         return data
 
 
@@ -386,7 +407,9 @@ class SlaEngine:
             good, bad = series.window(minutes(window))
             burns[window_label(window)] = round(burn_rate(good, bad, rule.objective), 6)
             slis[window_label(window)] = round(sli(good, bad), 6)
-        good, bad = series.window(minutes(rule.window))
+        window_minutes = minutes(rule.window)
+        good, bad = series.window(window_minutes)
+        observed = series.observed(window_minutes)
         fire: tuple[str, str, float, float, timedelta] | None = None
         for name, severity, tier in rule.alerting.tiers():
             long_burn = burns[window_label(tier.long)]
@@ -410,12 +433,17 @@ class SlaEngine:
             sli=round(sli(good, bad), 6),
             good=good,
             bad=bad,
-            error_budget_remaining=round(budget_remaining(good, bad, rule.objective), 6),
+            error_budget_remaining=round(
+                budget_remaining_observed(good, bad, rule.objective, observed, window_minutes), 6
+            ),
             burn_rates=burns,
             sli_by_window=slis,
             firing=fire[1] if fire else None,
             condition=fire[0] if fire else None,
             details=details,
+            observed_minutes=observed,
+            window_minutes=window_minutes,
+            runbook=rule.runbook,
         )
         return status, fire
 

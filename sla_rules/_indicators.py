@@ -58,6 +58,9 @@ class Impact:
     value_at_risk: Decimal
     customers: int
     items: int
+    #: The currency of ``value_at_risk``: one ISO code, ``"mixed"`` when the items are
+    #: in several (the sum then adds unlike amounts), ``None`` when nothing is at risk.
+    currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class BacklogSample:
     stuck_customers: int
     good: bool
     stuck_count: int = 0
+    stuck_currency: str | None = None
 
 
 def is_sampled(rule: Rule) -> bool:
@@ -103,9 +107,10 @@ def _milestones(
     # than on the string (a collision would merge two of millions: noise, not error).
     key = "correlation_id" if detailed else "hash(correlation_id)"
     details = (
-        "any_value(amount) AS amount, any_value(customer_id) AS customer_id"
+        "any_value(amount) AS amount, any_value(currency) AS currency, "
+        "any_value(customer_id) AS customer_id"
         if detailed
-        else "NULL AS amount, NULL AS customer_id"
+        else "NULL AS amount, NULL AS currency, NULL AS customer_id"
     )
     # One pass over both milestones grouped by transaction: cheaper than a join when
     # the whole 30-day span is evaluated from cold.
@@ -124,7 +129,8 @@ def _milestones(
         SELECT *, (t1 IS NOT NULL AND t1 >= t0 AND t1 - t0 <= ?) AS good
         FROM j WHERE t0 >= ? AND t0 < ?
     ), v AS (
-        SELECT CASE WHEN good THEN t1 ELSE t0 + ? END AS vt, good, amount, customer_id, ref
+        SELECT CASE WHEN good THEN t1 ELSE t0 + ? END AS vt, good, amount, currency,
+               customer_id, ref
         FROM g
         WHERE good OR t0 + ? <= ?
     )
@@ -175,7 +181,7 @@ def verdicts(
         statuses = ind.good_statuses + ind.bad_statuses
         sql = f"""
         SELECT epoch_us(event_time) AS vt, status IN {_in(ind.good_statuses)} AS good,
-               amount, customer_id, correlation_id AS ref
+               amount, currency, customer_id, correlation_id AS ref
         FROM events
         WHERE step = ? AND status IN {_in(statuses)} AND event_time >= ? AND event_time < ?
         """
@@ -183,7 +189,10 @@ def verdicts(
     if isinstance(ind, DuplicateRateIndicator):
         sql = f"""
         SELECT epoch_us(event_time) AS vt, status <> 'duplicate' AS good,
-               amount, customer_id, correlation_id AS ref
+               -- A duplicate delivery is dropped, not acted on: it puts no money and no
+               -- customer at risk (the rate itself is the compliance signal).
+               NULL::DECIMAL(18, 2) AS amount, NULL::VARCHAR AS currency,
+               NULL::VARCHAR AS customer_id, correlation_id AS ref
         FROM events
         WHERE kind IN {_in(ind.kinds)} AND status IN ('ok', 'duplicate')
           AND event_time >= ? AND event_time < ?
@@ -193,7 +202,7 @@ def verdicts(
         column = "target" if ind.direction == "outbound" else "source"
         sql = f"""
         SELECT epoch_us(event_time) AS vt, status = 'ok' AS good,
-               amount, customer_id, correlation_id AS ref
+               amount, currency, customer_id, correlation_id AS ref
         FROM events
         WHERE {column} = ? AND status IN ('ok', 'failed', 'retrying', 'dead_lettered')
           AND event_time >= ? AND event_time < ?
@@ -204,14 +213,16 @@ def verdicts(
         states = ind.resolved_states
         sql = f"""
         WITH j AS (
-            SELECT event_id AS ref, amount, customer_id, epoch_us(first_failed_at) AS t0,
+            SELECT event_id AS ref, amount, currency, customer_id,
+                   epoch_us(first_failed_at) AS t0,
                    CASE WHEN state IN {_in(states)} THEN epoch_us(state_changed_at) END AS t1
             FROM dead_letters
             WHERE first_failed_at >= ? AND first_failed_at < ?
         ), g AS (
             SELECT *, (t1 IS NOT NULL AND t1 - t0 <= ?) AS good FROM j
         ), v AS (
-            SELECT CASE WHEN good THEN t1 ELSE t0 + ? END AS vt, good, amount, customer_id, ref
+            SELECT CASE WHEN good THEN t1 ELSE t0 + ? END AS vt, good, amount, currency,
+                   customer_id, ref
             FROM g WHERE good OR t0 + ? <= ?
         )
         SELECT * FROM v WHERE vt >= ? AND vt < ?
@@ -359,17 +370,22 @@ def impact(
     """
     if is_sampled(rule):
         sample = take_sample(con, rule, now, flows)
-        return Impact(sample.stuck_value, sample.stuck_customers, sample.stuck_count)
+        return Impact(
+            sample.stuck_value, sample.stuck_customers, sample.stuck_count, sample.stuck_currency
+        )
     sql, params = verdicts(rule, lo, hi, now)
     row = execute(
         con,
-        f"""SELECT coalesce(sum(amount), 0), count(DISTINCT customer_id), count(*)
-            FROM (SELECT ref, any_value(amount) AS amount, any_value(customer_id) AS customer_id
+        f"""SELECT coalesce(sum(amount), 0), count(DISTINCT customer_id), count(*),
+                   CASE WHEN count(DISTINCT currency) = 1 THEN any_value(currency)
+                        WHEN count(DISTINCT currency) > 1 THEN 'mixed' END
+            FROM (SELECT ref, any_value(amount) AS amount, any_value(currency) AS currency,
+                         any_value(customer_id) AS customer_id
                   FROM ({sql}) WHERE NOT good GROUP BY ref)""",
         params,
     ).fetchone()
     assert row is not None
-    return Impact(Decimal(row[0]), int(row[1]), int(row[2]))
+    return Impact(Decimal(row[0]), int(row[1]), int(row[2]), row[3])
 
 
 def backlog_sample(con: duckdb.DuckDBPyConnection, rule: Rule, now: datetime) -> BacklogSample:
@@ -383,18 +399,24 @@ def backlog_sample(con: duckdb.DuckDBPyConnection, rule: Rule, now: datetime) ->
         f"""SELECT count(*), min(updated_at),
                    coalesce(sum(amount) FILTER (WHERE updated_at <= ?), 0),
                    count(DISTINCT customer_id) FILTER (WHERE updated_at <= ?),
-                   count(*) FILTER (WHERE updated_at <= ?)
+                   count(*) FILTER (WHERE updated_at <= ?),
+                   CASE count(DISTINCT currency) FILTER (WHERE updated_at <= ?)
+                        WHEN 0 THEN NULL
+                        WHEN 1 THEN any_value(currency) FILTER (WHERE updated_at <= ?)
+                        ELSE 'mixed' END
             FROM transactions
             WHERE state = 'in_progress' AND coalesce(last_kind, '') NOT IN {_in(waiting)}
               AND updated_at <= ?""",
-        [now - ind.max_age, now - ind.max_age, now - ind.max_age, *waiting, now],
+        [*[now - ind.max_age] * 5, *waiting, now],
     ).fetchone()
     assert row is not None
     count = int(row[0])
     oldest: datetime | None = row[1]
     age = (now - oldest).total_seconds() if oldest is not None else 0.0
     good = count <= ind.max_open and age <= ind.max_age.total_seconds()
-    return BacklogSample(count, max(age, 0.0), Decimal(row[2]), int(row[3]), good, int(row[4]))
+    return BacklogSample(
+        count, max(age, 0.0), Decimal(row[2]), int(row[3]), good, int(row[4]), row[5]
+    )
 
 
 def stalled_sample(
@@ -412,7 +434,9 @@ def stalled_sample(
         con,
         f"""WITH w AS ({sql})
             SELECT count(*), min(w.due_us), coalesce(sum(t.amount), 0),
-                   count(DISTINCT t.customer_id)
+                   count(DISTINCT t.customer_id),
+                   CASE WHEN count(DISTINCT t.currency) = 1 THEN any_value(t.currency)
+                        WHEN count(DISTINCT t.currency) > 1 THEN 'mixed' END
             FROM w JOIN transactions t USING (correlation_id)
             WHERE w.stalled AND t.state IN ('in_progress', 'failed')""",
         params,
@@ -421,7 +445,7 @@ def stalled_sample(
     count = int(row[0])
     age = (_us(now) - int(row[1])) / 1_000_000 if row[1] is not None else 0.0
     good = count <= ind.max_stalled
-    return BacklogSample(count, max(age, 0.0), Decimal(row[2]), int(row[3]), good, count)
+    return BacklogSample(count, max(age, 0.0), Decimal(row[2]), int(row[3]), good, count, row[4])
 
 
 def take_sample(

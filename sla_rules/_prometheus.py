@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 from prometheus_client import CollectorRegistry
@@ -99,7 +100,22 @@ def _ratio_record(window: str) -> str:
     return f"interlock_sla:error_ratio:rate{window}"
 
 
-def prometheus_rules(rules: Sequence[Rule]) -> dict[str, Any]:
+#: Where the dashboard listens by default (``make run``); runbook links point into it.
+DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8501"
+
+
+def runbook_url(rule: Rule, dashboard_url: str = DEFAULT_DASHBOARD_URL) -> str | None:
+    """The rule's runbook as the dashboard serves it (``.../Runbooks?name=order-latency``),
+    not a repository path a receiver cannot open; ``None`` when the rule names none."""
+    if not rule.runbook:
+        return None
+    name = Path(rule.runbook).name.removesuffix(".md")
+    return f"{dashboard_url.rstrip('/')}/Runbooks?name={quote(name)}"
+
+
+def prometheus_rules(
+    rules: Sequence[Rule], *, dashboard_url: str = DEFAULT_DASHBOARD_URL
+) -> dict[str, Any]:
     """The Prometheus rule document (recording + alerting) for ``rules``."""
     groups: list[dict[str, Any]] = []
     for rule in rules:
@@ -139,7 +155,11 @@ def prometheus_rules(rules: Sequence[Rule]) -> dict[str, Any]:
                         "description": f"Objective {rule.objective:.2%} over "
                         f"{window_label(rule.window)}; impact tier {rule.impact_tier.value}."
                         + (f" {rule.description}" if rule.description else ""),
-                        **({"runbook_url": rule.runbook} if rule.runbook else {}),
+                        **(
+                            {"runbook_url": url}
+                            if (url := runbook_url(rule, dashboard_url))
+                            else {}
+                        ),
                     },
                 }
             )
@@ -154,12 +174,19 @@ class _NoAliases(yaml.SafeDumper):
         return True
 
 
-def export_prometheus_rules(rules: Sequence[Rule], out: Path) -> Path:
+def export_prometheus_rules(
+    rules: Sequence[Rule], out: Path, *, dashboard_url: str = DEFAULT_DASHBOARD_URL
+) -> Path:
     """Write the Prometheus rule file for ``rules`` to ``out``."""
     header = (
         "# Prometheus recording and alerting rules generated from the Interlock SLA rules\n"
         "# by `interlock rules export-prometheus`. Regenerate; do not edit by hand.\n"
     )
-    text = yaml.dump(prometheus_rules(rules), Dumper=_NoAliases, sort_keys=False, width=200)
+    text = yaml.dump(
+        prometheus_rules(rules, dashboard_url=dashboard_url),
+        Dumper=_NoAliases,
+        sort_keys=False,
+        width=200,
+    )
     out.write_text(header + text, encoding="utf-8")
     return out

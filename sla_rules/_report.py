@@ -98,6 +98,7 @@ class Incident:
     customers_affected: int
     score: float
     summary: str
+    currency: str | None = None
 
 
 @dataclass
@@ -158,7 +159,8 @@ async def build_report(
         incidents = execute(
             con,
             """SELECT alert_id, rule_id, rule_name, severity, impact_tier, opened_at,
-                      resolved_at, peak_value_at_risk, customers_affected, score, summary
+                      resolved_at, peak_value_at_risk, customers_affected, score, summary,
+                      currency
                FROM sla_alerts
                WHERE opened_at <= ? AND coalesce(resolved_at, ?) >= ?
                ORDER BY score DESC, peak_value_at_risk DESC LIMIT ?""",
@@ -181,8 +183,11 @@ async def build_report(
             customers_affected=int(customers),
             score=float(score),
             summary=summary,
+            currency=currency,
         )
-        for a, r, n, sev, tier, opened, resolved, value, customers, score, summary in found
+        for a, r, n, sev, tier, opened, resolved, value, customers, score, summary, currency in (
+            found
+        )
     ]
     return SlaReport("Executive SLA report", label, start, end, now, rows, incidents)
 
@@ -203,31 +208,41 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def _money(value: float, currency: str | None) -> str:
+    return f"{currency} {value:,.2f}" if currency else f"{value:,.2f}"
+
+
+def _csv_pct(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.4f}"
+
+
 def report_csv(report: SlaReport) -> bytes:
     """Two sections: one row per SLA, then the top incidents."""
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["report", report.title, report.period, report.start.isoformat(),
                 report.end.isoformat()])  # fmt: skip
-    w.writerow(["rule_id", "name", "impact_tier", "objective", "achieved", "previous",
-                "trend_pts", "error_budget_used", "good", "bad", "met"])  # fmt: skip
+    # Every share in percent, as the PDF and the page print them (a ratio column beside
+    # a percent one read 32.77 where the PDF said 3277.5 %).
+    w.writerow(["rule_id", "name", "impact_tier", "objective_pct", "achieved_pct",
+                "previous_pct", "trend_pts", "error_budget_used_pct", "good", "bad",
+                "met"])  # fmt: skip
     for r in report.rows:
         w.writerow([
-            r.rule_id, r.name, r.impact_tier, f"{r.objective:.6f}",
-            "" if r.achieved is None else f"{r.achieved:.6f}",
-            "" if r.previous is None else f"{r.previous:.6f}",
-            "" if r.trend is None else f"{r.trend * 100:.4f}",
-            "" if r.budget_used is None else f"{r.budget_used:.6f}",
+            r.rule_id, r.name, r.impact_tier, _csv_pct(r.objective), _csv_pct(r.achieved),
+            _csv_pct(r.previous), _csv_pct(r.trend), _csv_pct(r.budget_used),
             r.good, r.bad, "" if r.met is None else str(r.met).lower(),
         ])  # fmt: skip
     w.writerow([])
     w.writerow(["incident", "rule_id", "severity", "impact_tier", "opened_at", "resolved_at",
-                "duration_s", "value_at_risk", "customers_affected", "score"])  # fmt: skip
+                "duration_s", "value_at_risk", "currency", "customers_affected",
+                "score"])  # fmt: skip
     for i in report.incidents:
         w.writerow([
             i.alert_id, i.rule_id, i.severity, i.impact_tier, i.opened_at.isoformat(),
             "" if i.resolved_at is None else i.resolved_at.isoformat(),
-            f"{i.duration_s:.0f}", f"{i.value_at_risk:.2f}", i.customers_affected, i.score,
+            f"{i.duration_s:.0f}", f"{i.value_at_risk:.2f}", i.currency or "",
+            i.customers_affected, f"{i.score:.1f}",
         ])  # fmt: skip
     return out.getvalue().encode()
 
@@ -324,7 +339,8 @@ def report_pdf(report: SlaReport) -> bytes:
             rows.append([
                 i.rule_name, i.severity, f"{i.opened_at:%Y-%m-%d %H:%M}",
                 _duration(i.duration_s) + ("" if i.resolved_at else " (open)"),
-                f"{i.value_at_risk:,.2f}", str(i.customers_affected), f"{i.score:.1f}",
+                _money(i.value_at_risk, i.currency), str(i.customers_affected),
+                f"{i.score:.1f}",
             ])  # fmt: skip
         story.append(Table(rows, style=TableStyle([
             ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#263238")),

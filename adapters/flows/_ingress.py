@@ -438,9 +438,16 @@ class BillingWebhookIngress:
             log.warning("invoice %s belongs to no Interlock order; ignored", invoice.invoice_id)
             self.ignored["invoice.unlinked"] = self.ignored.get("invoice.unlinked", 0) + 1
             return
-        when = _event_time(stripe_event.get("created"))
+        # Billing stamps its events in whole seconds, so its ``created`` can precede the
+        # subscription step that caused the invoice by up to a second (a negative latency
+        # and "paid" before "subscription" in the lineage). The event's time is when
+        # Interlock received it; billing's own time stays in the payload.
+        created = stripe_event.get("created")
+        billed_at = (
+            datetime.fromtimestamp(created, UTC).isoformat() if isinstance(created, int) else None
+        )
         try:
-            event = self._paid_event(stripe_event, invoice, order_ref, causation, when)
+            event = self._paid_event(stripe_event, invoice, order_ref, causation, billed_at)
         except PydanticValidationError as exc:
             # A value the envelope refuses (out of its bounds): the caller answers 400.
             first = exc.errors(include_url=False, include_input=False)[0]
@@ -457,7 +464,7 @@ class BillingWebhookIngress:
         invoice: Any,
         order_ref: str,
         causation: str | None,
-        when: datetime | None,
+        billed_at: str | None,
     ) -> Event:
         kind = str(stripe_event.get("type", ""))
         with tracer().start_as_current_span(
@@ -490,8 +497,8 @@ class BillingWebhookIngress:
                 "subscription_id": invoice.subscription_id,
                 "status": invoice.status,
                 "amount_paid": str(invoice.amount_paid),
+                "billed_at": billed_at,
             },
-            **({"event_time": when} if when else {}),
         )
 
     async def on_rejected(self, code: str, detail: str) -> None:

@@ -71,7 +71,13 @@ def home() -> None:
         elif not points["points"]:
             st.caption("No events in the last 6 hours.")
         else:
-            st.altair_chart(throughput_chart(points["points"]), width="stretch")
+            chart = throughput_chart(
+                points["points"],
+                window_start=points.get("window_start"),
+                window_end=points.get("window_end"),
+                bucket_seconds=float(points.get("bucket_seconds") or 600),
+            )
+            st.altair_chart(chart, width="stretch")
             st.caption("Events stored per 10 minutes by status, last 6 hours.")
     with adapters:
         checks = (call(data.health).get("checks") or {}) if stats else {}

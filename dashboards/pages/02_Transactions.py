@@ -10,6 +10,8 @@ import streamlit as st
 
 from dashboards import _data as data
 from dashboards._client import ControlApiError, get_client
+from dashboards._replay import plan_rows, plan_text
+from dashboards._runbooks import REASON_RUNBOOKS, runbook_link
 from dashboards._session import can, current
 from dashboards._tables import TRANSACTION_COLUMNS, transaction_table
 from dashboards._transaction_view import STATE_FILTERS, describe_transaction, show_transaction
@@ -91,6 +93,13 @@ except ControlApiError as exc:
     st.warning(f"No transaction `{cid}` — check the correlation ID, or search for it above.")
     st.stop()
 show_transaction(detail)
+if detail.get("state") != "completed":
+    # A stalled or failed transaction: the runbook for why it stopped.
+    reasons = [str((e.get("error") or {}).get("reason")) for e in detail.get("events") or []
+               if e.get("status") in ("dead_lettered", "failed") and e.get("error")]  # fmt: skip
+    name = REASON_RUNBOOKS.get(reasons[-1]) if reasons else "manual-intervention"
+    if link := runbook_link(name):
+        st.markdown(link)
 
 ALL_STATES = "open,replay_requested,replaying,resolved,ignored"
 letters = call(data.optional, "/api/v1/dead-letters/search", correlation_id=cid, state=ALL_STATES)
@@ -111,12 +120,8 @@ if letters is not None and letters["items"]:
             except ControlApiError as exc:
                 st.error(f"Dry run refused ({exc.status}): {exc.detail}")
             else:
-                st.success(
-                    f"Dry run: {plan['to_deliver']} to re-deliver, {plan['skipped']} skipped; "
-                    f"approval needed: {'yes' if plan['needs_approval'] else 'no'}. "
-                    "Nothing was sent."
-                )
-                st.dataframe(plan["items"], hide_index=True)
+                st.success(plan_text(plan))
+                st.dataframe(plan_rows(plan["items"]), hide_index=True)
         st.markdown("[Request the replay on the Replay page →](./Replay)")
     else:
         st.info("Replaying needs the operator role: sign in with an operator token.")

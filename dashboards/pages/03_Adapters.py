@@ -7,7 +7,14 @@ import altair as alt
 import streamlit as st
 
 from dashboards import _data as data
-from dashboards._adapters import adapter_table, error_class_rows, latency_rows
+from dashboards._adapters import (
+    adapter_table,
+    error_class_rows,
+    latency_rows,
+    quiet_text,
+    split_by_calls,
+    window_text,
+)
 from dashboards._views import call
 
 TITLE = "Adapters"
@@ -31,10 +38,14 @@ if not any(s["calls"] or s["inbound"] or s["last_success_at"] for s in systems):
     )
     st.stop()
 
-table, config = adapter_table(systems, checks)
-st.dataframe(table, hide_index=True, column_config=config)
+called, quiet = split_by_calls(systems)
+if called:
+    table, config = adapter_table(called, checks)
+    st.dataframe(table, hide_index=True, column_config=config)
+for system in quiet:
+    st.markdown(f"- {quiet_text(system)} (health check: {checks.get(system['system'], '—')})")
 st.caption(
-    f"Window {window} ending {figures['window_end']}. Circuit: {figures['circuit_note']}. "
+    f"Window {window_text(figures)}. Circuit: {figures['circuit_note']}. "
     "Wait after 429 is the median time before the next attempt of the same step, so it "
     "shows whether Retry-After was honoured."
 )

@@ -6,6 +6,7 @@ import altair as alt
 import streamlit as st
 
 from dashboards._client import get_client
+from dashboards._sla import MIN_OBSERVED_SHARE, sla_table, table_height
 from dashboards._views import call
 
 TITLE = "SLAs"
@@ -18,30 +19,22 @@ if not evaluated:
     st.info("The SLA evaluator has not run yet; statuses appear after its first tick.")
     st.stop()
 
-table = [
-    {
-        "SLA": r["name"],
-        "Impact tier": r["impact_tier"].replace("_", " "),
-        "Objective": r["objective"] * 100,
-        "Achieved (30d)": r["sli"] * 100,
-        "Budget left": r["error_budget_remaining"] * 100,
-        "Burn 1h": r["burn_rates"].get("1h", 0.0),
-        "Burn 6h": r["burn_rates"].get("6h", 0.0),
-        "Alert": r.get("firing") or "",
-        "Good": r["good"],
-        "Bad": r["bad"],
-    }
-    for r in evaluated
-]
+table = sla_table(evaluated)
 met = sum(1 for r in evaluated if r["sli"] >= r["objective"])
 st.metric("SLAs meeting objective", f"{met} of {len(evaluated)}")
 st.dataframe(
     table,
     hide_index=True,
+    height=table_height(len(table)),  # every row, no inner scroll that hides the last ones
     column_config={
-        c: st.column_config.NumberColumn(format="%.2f%%")
-        for c in ("Objective", "Achieved (30d)", "Budget left")
+        **{c: st.column_config.NumberColumn(format="%.2f%%") for c in ("Objective", "Achieved")},
+        "Runbook": st.column_config.LinkColumn("Runbook", display_text="open runbook"),
     },
+)
+st.caption(
+    "Achieved is measured over each SLA's window; the budget left is the window's error "
+    "budget after what the observed part of the window spent. A window with less than "
+    f"{MIN_OBSERVED_SHARE:.0%} of its time observed says *too little data*."
 )
 
 st.subheader("History")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards._client import ControlApiError, get_client
-from dashboards._format import format_time
+from dashboards._format import at_risk_text, format_time
+from dashboards._runbooks import runbook_link
 from dashboards._session import can, current
 from dashboards._views import call
 
@@ -19,12 +20,13 @@ if not alerts:
     st.success("No open SLA alerts.")
     st.stop()
 
+runbooks = {r["rule_id"]: r.get("runbook") for r in call(client.get_json, "/api/v1/sla")["rules"]}
 # Acknowledging needs the operator role (the API refuses it below that, too).
 can_ack = can(current(), "operator")
 for alert in alerts:
     header = (
         f"**{alert['rule_name']}** · {alert['severity']} · {alert['state']} · "
-        f"{alert['value_at_risk']:,.2f} at risk · {alert['customers_affected']} "
+        f"{at_risk_text(alert)} · {alert['customers_affected']} "
         f"{'customer' if alert['customers_affected'] == 1 else 'customers'}"
     )
     with st.container(border=True):
@@ -35,6 +37,10 @@ for alert in alerts:
             + (f" · acknowledged by {alert['acknowledged_by']}" if alert["acknowledged_by"] else "")
         )
         st.write(alert["summary"])
+        st.markdown(
+            runbook_link(runbooks.get(alert["rule_id"]))
+            or "No runbook is set for this SLA; see [all runbooks](./Runbooks)."
+        )
         if can_ack and alert["state"] == "firing":
             with st.form(f"ack-{alert['alert_id']}"):
                 note = st.text_input("Note", key=f"note-{alert['alert_id']}")

@@ -10,6 +10,8 @@ import streamlit as st
 
 from dashboards._client import get_client
 from dashboards._format import format_time
+from dashboards._report import incident_rows, report_rows
+from dashboards._sla import table_height
 from dashboards._views import call
 
 TITLE = "Reports"
@@ -33,40 +35,18 @@ report = call(client.get_json, "/api/v1/reports/sla", **params)
 st.caption(f"{report['period']}: {format_time(report['start'])} to {format_time(report['end'])}")
 
 
-def pct(value: float | None) -> float | None:
-    return None if value is None else value * 100
-
-
-rows = [
-    {
-        "SLA": r["name"],
-        "Objective %": pct(r["objective"]),
-        "Achieved %": pct(r["achieved"]),
-        "Previous %": pct(r["previous"]),
-        "Trend (pts)": pct(r["trend"]),
-        "Budget used %": pct(r["budget_used"]),
-        "Met": r["met"],
-    }
-    for r in report["rows"]
-]
-percent = st.column_config.NumberColumn(format="%.2f %%")
-st.dataframe(
-    rows,
-    hide_index=True,
-    column_config={
-        "Objective %": percent,
-        "Achieved %": percent,
-        "Previous %": percent,
-        "Budget used %": st.column_config.NumberColumn(format="%.0f %%"),
-        "Trend (pts)": st.column_config.NumberColumn(format="%+.2f pts"),
-    },
+rows = report_rows(report["rows"])
+st.dataframe(rows, hide_index=True, height=table_height(len(rows)))
+st.caption(
+    "Previous: the period of equal length before this one; *no data* where nothing was "
+    "measured then. Trend: achieved minus previous, in percentage points."
 )
-measured = [r for r in rows if r["Achieved %"] is not None]
+measured = [r for r in report["rows"] if r["achieved"] is not None]
 if measured:
     # Horizontal bars read with long SLA names; the tick is the objective.
     values = [
-        {"SLA": r["SLA"], "achieved": r["Achieved %"], "objective": r["Objective %"],
-         "met": "met" if r["Met"] else "missed"}
+        {"SLA": r["name"], "achieved": r["achieved"] * 100, "objective": r["objective"] * 100,
+         "met": "met" if r["met"] else "missed"}
         for r in measured
     ]  # fmt: skip
     base = alt.Chart({"values": values}).encode(
@@ -87,9 +67,7 @@ if measured:
 
 st.subheader("Top incidents by business impact")
 if report["incidents"]:
-    keep = ("rule_name", "severity", "opened_at", "duration_s", "value_at_risk",
-            "customers_affected", "score")  # fmt: skip
-    st.dataframe([{k: i[k] for k in keep} for i in report["incidents"]], hide_index=True)
+    st.dataframe(incident_rows(report["incidents"]), hide_index=True)
 else:
     st.caption("No SLA alerts in this period.")
 

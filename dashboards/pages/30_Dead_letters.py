@@ -5,12 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards._client import ControlApiError, get_client
+from dashboards._data import clear_cache
+from dashboards._replay import plan_text
+from dashboards._runbooks import REASON_RUNBOOKS, runbook_link
 from dashboards._views import call
 
 TITLE = "Dead letters"
 STATES = ["open", "replay_requested", "replaying", "resolved", "ignored"]
+ANY = "any"
 REASONS = [
-    "",
+    ANY,
     "validation",
     "mapping",
     "auth",
@@ -25,16 +29,30 @@ client = get_client()
 me = call(client.get_json, "/api/v1/whoami")
 left, mid, right = st.columns(3)
 state = left.selectbox("State", STATES, key="dl_state")
-reason = mid.selectbox("Reason", REASONS, key="dl_reason")
-target = right.selectbox("Target system", ["", "erp", "billing", "support", "crm"], key="dl_target")
-filters = {"state": state, "reason": reason, "target": target}
+# "any" is an option of its own: an empty one shows as "Choose an option".
+reason = mid.selectbox(
+    "Reason", REASONS, key="dl_reason", format_func=lambda r: "any reason" if r == ANY else r
+)
+target = right.selectbox(
+    "Target system",
+    [ANY, "erp", "billing", "support", "crm"],
+    key="dl_target",
+    format_func=lambda t: "any system" if t == ANY else t,
+)
+filters = {
+    "state": state,
+    "reason": None if reason == ANY else reason,
+    "target": None if target == ANY else target,
+}
 groups = call(client.get_json, "/api/v1/dead-letter-groups", **filters)
 if not groups["items"]:
-    st.success(f"No {state} dead letters{' for these filters' if reason or target else ''}.")
+    narrowed = filters["reason"] or filters["target"]
+    st.success(f"No {state} dead letters{' for these filters' if narrowed else ''}.")
     st.stop()
 
 for group in groups["items"]:
-    st.markdown(f"- **{group['label']}** (`{group['group_id']}`)")
+    link = runbook_link(REASON_RUNBOOKS.get(str(group.get("reason"))))
+    st.markdown(f"- **{group['label']}** (`{group['group_id']}`)" + (f" · {link}" if link else ""))
 group_id = st.selectbox("Group", [g["group_id"] for g in groups["items"]], key="dl_group")
 page = call(client.get_json, "/api/v1/dead-letters/search", group=group_id, **filters)
 columns = [
@@ -67,13 +85,54 @@ st.json(
     expanded=False,
 )
 
-if me["role"] in ("operator", "approver", "admin") and letter["state"] == "open":
-    with st.form("ignore"):
-        why = st.text_input("Reason to ignore it", key="dl_ignore_reason")
-        if st.form_submit_button("Ignore this dead letter"):
+if me["role"] not in ("operator", "approver", "admin"):
+    st.info("Replaying, resolving or ignoring a dead letter needs the operator role.")
+elif letter["state"] != "open":
+    st.caption(f"This dead letter is {letter['state']}; only an open one can be acted on.")
+else:
+    st.subheader("Act on it")
+    replay_one, replay_group, close = st.tabs(
+        ["Replay this one", f"Replay the group ({page['total']})", "Resolve or ignore"]
+    )
+    for tab, selection, key in (
+        (replay_one, {"event_id": event_id}, "one"),
+        (replay_group, {"group": group_id}, "group"),
+    ):
+        with tab, st.form(f"dl_replay_{key}"):
+            why = st.text_input("Why (recorded in the audit trail)", key=f"dl_replay_why_{key}")
+            dry = st.form_submit_button("Dry run")
+            go = st.form_submit_button("Request the replay")
+            if dry or go:
+                try:
+                    if dry:
+                        plan = client.post_json(
+                            "/api/v1/replays", {"selection": selection, "dry_run": True}
+                        )
+                        st.success(plan_text(plan))
+                    elif not why.strip():
+                        st.error("Say why: a replay request needs a reason.")
+                    else:
+                        made = client.post_json(
+                            "/api/v1/replays",
+                            {"selection": selection, "dry_run": False, "reason": why},
+                        )
+                        st.success(
+                            f"Replay `{made['replay_id']}` is {made['state']}; follow it on the "
+                            "[Replay page](./Replay)."
+                        )
+                        clear_cache()
+                except ControlApiError as exc:
+                    st.error(f"Refused ({exc.status}): {exc.detail}")
+    with close, st.form("dl_close"):
+        why = st.text_input("Reason (recorded in the audit trail)", key="dl_close_reason")
+        resolve = st.form_submit_button("Resolve: fixed outside Interlock")
+        ignore = st.form_submit_button("Ignore: nothing to do")
+        if resolve or ignore:
+            action = "resolve" if resolve else "ignore"
             try:
-                client.post_json(f"/api/v1/dead-letters/{event_id}/ignore", {"reason": why})
-                st.success("Ignored; recorded in the audit trail.")
+                client.post_json(f"/api/v1/dead-letters/{event_id}/{action}", {"reason": why})
             except ControlApiError as exc:
                 st.error(f"Refused ({exc.status}): {exc.detail}")
-st.caption("Replay a group or one dead letter on the Replay page.")
+            else:
+                st.success(f"{'Resolved' if resolve else 'Ignored'}; recorded in the audit trail.")
+                clear_cache()

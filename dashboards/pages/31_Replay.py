@@ -7,6 +7,8 @@ import json
 import streamlit as st
 
 from dashboards._client import ControlApiError, get_client
+from dashboards._data import clear_cache
+from dashboards._replay import newest_first, plan_rows, plan_text, replay_rows
 from dashboards._views import call
 
 TITLE = "Replay"
@@ -35,33 +37,16 @@ if me["role"] in ("operator", "approver", "admin"):
     try:
         if dry.button("Dry run", disabled=not value.strip(), key="rp_dry"):
             plan = client.post_json("/api/v1/replays", {**body, "dry_run": True})
-            st.write(
-                f"{plan['to_deliver']} to re-deliver, {plan['skipped']} skipped; "
-                f"targets {plan['targets']}; approval needed: {plan['needs_approval']}"
-            )
-            st.dataframe(
-                [
-                    {
-                        k: i[k]
-                        for k in (
-                            "dead_letter_id",
-                            "target",
-                            "idempotency_key",
-                            "action",
-                            "skip_reason",
-                            "amount",
-                            "currency",
-                        )
-                    }
-                    for i in plan["items"]
-                ],
-                hide_index=True,
-            )
+            st.write(plan_text(plan))
+            st.dataframe(plan_rows(plan["items"]), hide_index=True)
         if real.button(
             "Request replay", disabled=not (value.strip() and reason.strip()), key="rp_request"
         ):
             made = client.post_json("/api/v1/replays", {**body, "dry_run": False, "reason": reason})
             st.success(f"Replay {made['replay_id']} is {made['state']}.")
+            # Follow the new replay below, not the one picked before (and read afresh).
+            st.session_state["rp_pick"] = made["replay_id"]
+            clear_cache()
     except ControlApiError as exc:
         st.error(f"Refused ({exc.status}): {exc.detail}")
 else:
@@ -72,21 +57,12 @@ replays = call(client.get_json, "/api/v1/replays", limit=50)
 if not replays["items"]:
     st.caption("No replays yet.")
     st.stop()
-cols = [
-    "replay_id",
-    "state",
-    "requested_by",
-    "decided_by",
-    "total",
-    "skipped",
-    "delivered",
-    "succeeded",
-    "failed",
-    "requested_at",
-    "finished_at",
-]
-st.dataframe([{c: r.get(c) for c in cols} for r in replays["items"]], hide_index=True)
-chosen = st.selectbox("Progress of", [r["replay_id"] for r in replays["items"]], key="rp_pick")
+items = newest_first(replays["items"])
+st.dataframe(replay_rows(items), hide_index=True)
+ids = [r["replay_id"] for r in items]
+if st.session_state.get("rp_pick") not in ids:
+    st.session_state.pop("rp_pick", None)  # the newest, until the user picks another
+chosen = st.selectbox("Progress of", ids, index=0, key="rp_pick")
 progress = call(client.get_json, f"/api/v1/replays/{chosen}")
 done = progress["succeeded"] + progress["failed"] + progress["skipped"]
 st.progress(

@@ -81,7 +81,9 @@ def seed_events(now: datetime) -> list[Event]:
 class StackApi:
     """``StackApi().start()`` serves the seeded API at ``url``; ``stop()`` ends it."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_events: list[Event] | None = None) -> None:
+        #: Events seeded besides ``seed_events`` (a test's own scenario).
+        self.extra_events = list(extra_events or [])
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.now = datetime.now(UTC)
@@ -104,7 +106,7 @@ class StackApi:
         try:
             lineage = AsyncLineage(LineageStore(":memory:"))
             await lineage.open()
-            await lineage.write_batch(seed_events(self.now))
+            await lineage.write_batch(seed_events(self.now) + self.extra_events)
             bus = EmbeddedBus(partitions=2)
             replay = ReplayService(lineage, bus, probe=None, outcome_timeout=2.0)
             await replay.start()

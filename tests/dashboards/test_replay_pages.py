@@ -68,7 +68,7 @@ def test_operator_dry_runs_and_requests_then_an_approver_approves(replay_api, mo
     at.text_input(key="rp_value").input(event_id).run()
     at.button(key="rp_dry").click().run()
     assert not at.exception
-    assert "1 to re-deliver, 0 skipped" in texts(at)
+    assert "1 to re-deliver (erp 1), 0 skipped" in texts(at)
     at.text_input(key="rp_reason").input("ERP back after the 02:10 outage").run()
     at.button(key="rp_request").click().run()
     assert "is pending_approval" in texts(at)

@@ -129,6 +129,9 @@ async def test_closed_won_runs_the_whole_chain_under_one_correlation_id(world):
     paid = next(e for e in seen if e.kind == "invoice.paid" and e.status == Status.OK)
     sub = next(e for e in seen if e.kind == "subscription.created")
     assert paid.causation_id == sub.event_id and paid.correlation_id == cid
+    # Received after its cause (billing's whole-second ``created`` is kept in the payload).
+    assert paid.event_time >= sub.event_time
+    assert paid.payload["billed_at"] == "2026-05-28T20:26:40+00:00"
     assert list(world["erp"].invoices) == ["in_1"]
 
 

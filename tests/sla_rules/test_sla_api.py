@@ -99,7 +99,12 @@ async def test_report_json_and_csv_hold_the_figures(client: httpx.AsyncClient):
     assert response.headers["content-type"].startswith("text/csv")
     lines = list(csv.reader(io.StringIO(response.text)))
     by_rule = {line[0]: line for line in lines if line and line[0] == "invoice-sync-success"}
-    assert by_rule["invoice-sync-success"][4] == "0.990000"
+    header = next(line for line in lines if line and line[0] == "rule_id")
+    row_csv = dict(zip(header, by_rule["invoice-sync-success"], strict=True))
+    # Percent, as the PDF prints them (the PDF's line says 99.00% and 200.0%).
+    assert row_csv["achieved_pct"] == "99.0000"
+    assert row_csv["error_budget_used_pct"] == "200.0000"
+    assert row_csv["trend_pts"] == "-1.0000"
 
     bad = await client.get("/api/v1/reports/sla", params={"period": "custom"})
     assert bad.status_code == 422 and "start and end" in bad.json()["detail"]
@@ -141,7 +146,7 @@ async def test_cli_report_pdf_and_csv_over_http(engine: SlaEngine, tmp_path: Pat
         assert figure in line, (figure, line)
     assert "50,000.00" in text  # the incident's value at risk
     assert "Top incidents by business impact" in text
-    assert "0.990000" in out.read_text()
+    assert ",99.0000," in out.read_text()  # achieved, in percent as in the PDF
     assert cli("report", "--out", str(out), "--api", "http://127.0.0.1:9") == 3
 
 

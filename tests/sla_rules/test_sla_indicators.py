@@ -43,7 +43,11 @@ async def test_latency_counts_breaches_stuck_and_pending(lineage, build: Builder
     engine, status = await _one(lineage, SHIPPED["closed-won-to-erp-order"], clock)
     assert (status.good, status.bad) == (3, 2)
     assert status.sli == 0.6
-    assert status.error_budget_remaining == round(1 - 0.4 / 0.01, 6)
+    # The 30-day budget over the hour observed (first verdict 59 minutes ago), not as if
+    # the hour were the whole window (that read -3,900 %); an hour is too little data.
+    assert (status.observed_minutes, status.window_minutes) == (59, 30 * 24 * 60)
+    assert status.error_budget_remaining == round(1 - (0.4 / 0.01) * 59 / 43_200, 6)
+    assert not status.enough_data and status.to_dict()["enough_data"] is False
     [alert] = engine.alerts()
     assert alert.value_at_risk == Decimal("5000.00")  # c2 + c3
     assert alert.customers_affected == 2

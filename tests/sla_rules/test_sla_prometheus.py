@@ -12,7 +12,14 @@ import pytest
 from _sla_helpers import T0, Builder, FakeClock
 from prometheus_client import CollectorRegistry, generate_latest
 
-from sla_rules import SlaEngine, export_prometheus_rules, load_rules, register_sla_metrics
+from sla_rules import (
+    SlaEngine,
+    export_prometheus_rules,
+    load_rules,
+    prometheus_rules,
+    register_cli,
+    register_sla_metrics,
+)
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "sla_rules" / "prometheus"
@@ -57,7 +64,10 @@ async def test_metrics_exposition(lineage, build: Builder, clock: FakeClock):
     get = registry.get_sample_value
     assert get("interlock_sla_sli_ratio", {**rule, "window": "30d"}) == 0.5
     assert get("interlock_sla_burn_rate", {**rule, "window": "1h"}) == 100.0
-    assert get("interlock_sla_error_budget_remaining_ratio", rule) == -99.0
+    # Burn 100 over the 11 minutes observed of 30 days: 2.5 % of the budget is spent.
+    assert get("interlock_sla_error_budget_remaining_ratio", rule) == round(
+        1 - 100 * 11 / 43_200, 6
+    )
     assert get("interlock_sla_events_total", {**rule, "outcome": "bad"}) == 5
     labels = {**rule, "scope": "all", "severity": "page", "impact_tier": "cash_collection"}
     assert get("interlock_sla_alert_value_at_risk", labels) == 500.0
@@ -65,3 +75,24 @@ async def test_metrics_exposition(lineage, build: Builder, clock: FakeClock):
     assert get("interlock_sla_objective_ratio", {**rule, "impact_tier": "cash_collection"}) == 0.995
     lint = promtool("check", "metrics", stdin=generate_latest(registry))
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_every_alert_rule_links_its_runbook_in_the_dashboard():
+    document = prometheus_rules(load_rules(), dashboard_url="https://ops.example.com/")
+    alerts = [r for g in document["groups"] for r in g["rules"] if "alert" in r]
+    assert len(alerts) == 33  # 11 SLOs, 3 burn conditions each
+    urls = {a["annotations"].get("runbook_url") for a in alerts}
+    assert None not in urls
+    assert all(u.startswith("https://ops.example.com/Runbooks?name=") for u in urls)
+    assert "https://ops.example.com/Runbooks?name=order-latency" in urls
+
+
+def test_report_help_shows_the_defaults(capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="interlock")
+    register_cli(parser.add_subparsers(dest="command", required=True))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["report", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "(default: last-7d)" in shown and "(default: pdf)" in shown
