@@ -65,8 +65,9 @@ class LineageSettings(_Section):
     flush_interval: float = Field(0.2, gt=0)
     memory_limit: str | None = Field(
         None,
-        description="DuckDB memory limit (e.g. '384MB'); too low stops ingest rather than "
-        "capping memory, see docs/performance.md",
+        description="DuckDB memory limit (e.g. '384MB'); the writer checkpoints early and "
+        "shrinks batches to stay under it; it must exceed the indexes DuckDB cannot evict "
+        "(~25 B per stored event), see docs/performance.md",
     )
     threads: int | None = Field(None, ge=1, description="DuckDB worker threads")
 
@@ -82,6 +83,12 @@ class BusSettings(_Section):
     )
     events_topic: str = "interlock.events"
     dead_letter_topic: str = "interlock.dead-letters"
+    stall_after: float = Field(
+        300.0,
+        gt=0,
+        description="Kafka: seconds without a committed batch, while messages wait, before "
+        "/healthz reports the bus as stalled",
+    )
 
 
 class RetrySettings(_Section):

@@ -141,6 +141,8 @@ class Collector:
         self._failure: BaseException | None = None
         self._stopped = False
         self._bus: Bus | None = None
+        # The consumer loop of a bus that hands out batches (Kafka), for health.
+        self._loop: Any = None
 
     def attach(self, bus: Bus) -> None:
         """Subscribe to every event on ``bus`` as group ``collector``.
@@ -156,11 +158,20 @@ class Collector:
         subscribe_columns = getattr(bus, "subscribe_columns", None)
         subscribe_batch = getattr(bus, "subscribe_batch", None)
         if subscribe_columns is not None:
-            subscribe_columns("collector", self.write_columns_now)
+            self._loop = loop = subscribe_columns("collector", self.write_columns_now)
+            # Batches no larger than the lineage's memory limit allows.
+            fits = self.lineage.store.memory.max_rows()
+            if fits is not None:
+                loop.bound_batches(fits)
         elif subscribe_batch is not None:
-            subscribe_batch("collector", self.write_now)
+            self._loop = subscribe_batch("collector", self.write_now)
         else:
             bus.subscribe("collector", self.ingest)
+
+    def health(self) -> str:
+        """``"ok"``, or why the bus's consumer is stalled (Kafka; see ``ConsumerLoop``)."""
+        health = getattr(self._loop, "health", None)
+        return str(health()) if health is not None else "ok"
 
     async def write_now(self, events: Sequence[Event]) -> None:
         """Write ``events`` (and anything buffered) and return once committed."""

@@ -40,6 +40,7 @@ from ._kafka_codec import H_KIND, Headers, encode_event, header
 from ._kafka_consumer import Assigned, ConsumerLoop, Delivery
 from ._kafka_metrics import KafkaMetrics
 from ._kafka_settings import KafkaSettings
+from ._kafka_store import WriteRetry
 from ._lineage_rows import EnvelopeColumns
 
 __all__ = ["BatchHandler", "BusBackpressure", "KafkaBus", "KafkaSettings"]
@@ -233,6 +234,7 @@ class KafkaBus:
         *,
         max_batch: int | None = None,
         on_assigned: Assigned | None = None,
+        write_retry: WriteRetry | None = None,
     ) -> ConsumerLoop:
         """``subscribe_batch`` for the collector's fast path: whole batches as columns.
 
@@ -240,7 +242,9 @@ class KafkaBus:
         stays the JSON text it came as; no ``Event`` objects), with the records
         of dead-lettered messages added at the end. Offsets are committed only
         after ``handler`` returns. ``on_assigned`` runs when partitions are
-        assigned, before anything is fetched from them.
+        assigned, before anything is fetched from them. A ``handler`` that fails
+        is retried and its batch split as ``write_retry`` says
+        (``collector._kafka_store``); rows that fail alone are dead-lettered.
         """
         if self._producer is None:
             raise BusError("start the bus before subscribing a batch handler", system="kafka")
@@ -280,6 +284,7 @@ class KafkaBus:
             max_batch=max_batch,
             process_columns=process,
             on_assigned=on_assigned,
+            write_retry=write_retry,
         )
         self.run_loop(loop)
         return loop

@@ -221,12 +221,15 @@ def rejection_event(
     message: str,
     dead_letter_topic: str,
     size: int,
+    step: str = "collector.decode",
 ) -> Event:
     """The lineage record of a message sent to the dead-letter topic.
 
     Its ID is derived from the message's place in the log, so a redelivery after
     a crash is deduplicated rather than counted twice. The body is not copied
     (it may hold unmasked data); it stays in the dead-letter topic for replay.
+    ``step`` says where it was refused: ``collector.decode`` (it did not decode or
+    validate) or ``collector.store`` (the lineage could not take it).
     """
     where = f"{topic}/{partition}/{offset}"
     correlation = header(headers, H_CORRELATION)
@@ -240,7 +243,7 @@ def rejection_event(
         idempotency_key=f"dead-letter:{where}",
         source=System.INTERLOCK,
         kind="message.rejected",
-        step="collector.decode",
+        step=step,
         entity_type="kafka_message",
         entity_id=where,
         status=Status.DEAD_LETTERED,

@@ -11,6 +11,12 @@ offsets committed first (so the next owner does not fetch it again), and a batch
 fetched in an older group generation is dropped rather than stored. When
 partitions are assigned, ``on_assigned`` runs before anything is fetched from
 them (the collector absorbs the lineage files of collectors that died there).
+
+A batch of lineage columns is stored through ``collector._kafka_store.BatchWriter``:
+a failed write is retried, split, and its poison rows dead-lettered, so one bad
+batch never leaves the loop alive but idle. Any other error restarts the
+consumer from the committed offsets, with a growing pause; ``progress`` reports
+restarts, the time since the last commit and stalls (``health()``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from tracing import BusError, Event, StoreError
+from tracing import BusError, Event, Reason, StoreError
 
 from ._kafka_codec import (
     Headers,
@@ -36,7 +42,9 @@ from ._kafka_codec import (
     rejection_event,
 )
 from ._kafka_metrics import KafkaMetrics
+from ._kafka_progress import ConsumerProgress
 from ._kafka_settings import KafkaSettings
+from ._kafka_store import BatchWriter, WriteRetry
 from ._lineage_rows import EnvelopeColumns
 
 __all__ = ["Assigned", "ConsumerLoop", "Delivery", "Process", "ProcessColumns"]
@@ -45,6 +53,8 @@ log = logging.getLogger(__name__)
 
 
 _UNASSIGNED_RESTART_S = 5.0
+_RESTART_DELAY_S = 0.2
+_RESTART_DELAY_MAX_S = 5.0
 
 
 class _LogReset(Exception):
@@ -75,6 +85,8 @@ class _Batch:
     headers: list[Headers] | None = None
     #: The group generation the batch was fetched in.
     generation: object = None
+    #: Where each row of ``columns`` came from (to dead-letter a row the store refuses).
+    records: list[tuple[TopicPartition, ConsumerRecord]] | None = None
 
 
 #: Handles a batch: the good deliveries in log order, and the lineage records of
@@ -128,6 +140,7 @@ class ConsumerLoop:
         max_batch: int | None = None,
         process_columns: ProcessColumns | None = None,
         on_assigned: Assigned | None = None,
+        write_retry: WriteRetry | None = None,
     ) -> None:
         self.settings = settings
         self.group = group
@@ -148,6 +161,22 @@ class ConsumerLoop:
         self._highwater: dict[TopicPartition, int] = {}
         self._unassigned_since: float | None = None
         self._member: object = None
+        # Offsets this member committed last, per partition (the lag's floor).
+        self._committed: dict[TopicPartition, int] = {}
+        self._failed_runs = 0
+        self.progress = ConsumerProgress(group, metrics, stall_after=settings.stall_after)
+        self.writer = BatchWriter(group, metrics, max_rows=self._max_batch, retry=write_retry)
+
+    def bound_batches(self, rows: int) -> None:
+        """Fetch and write at most ``rows`` messages at once (e.g. what fits the
+        lineage's memory limit)."""
+        self._max_batch = max(1, min(self._max_batch, rows))
+        self.writer.bound(rows)
+
+    def health(self) -> str:
+        """``"ok"``, or why this group is stalled (no commit for ``stall_after`` while
+        messages wait), with the last error."""
+        return self.progress.health()
 
     def _make_consumer(self) -> AIOKafkaConsumer:
         s = self.settings
@@ -185,6 +214,7 @@ class ConsumerLoop:
                 await _close(consumer)  # cancelled while joining: leave no consumer behind
                 raise
             self._consumer = consumer
+            self.writer.resume()
             self._member = None
             self._highwater.clear()
             self._rebalancing = False
@@ -195,11 +225,24 @@ class ConsumerLoop:
             # Anything retriable restarts from the last committed offsets: nothing
             # after them was acknowledged to Kafka, so nothing is skipped.
             except (KafkaError, IllegalStateError, BusError, StoreError, _LogReset) as exc:
+                self._restarted(exc)
                 log.warning("group %s lost its consumer (%s); starting a new one", self.group, exc)
+            # Anything else too: a loop that ended here would leave the process up and
+            # storing nothing. It is logged with its traceback, counted, and restarted.
+            except Exception as exc:
+                self._restarted(exc)
+                log.exception("group %s: consumer failed; starting a new one", self.group)
             finally:
                 self._consumer = None
                 await _close(consumer)
-            await asyncio.sleep(0.2)
+            # A consumer that keeps failing waits longer each time, up to a few seconds.
+            delay = _RESTART_DELAY_S * 2 ** min(max(self._failed_runs - 1, 0), 5)
+            await asyncio.sleep(min(_RESTART_DELAY_MAX_S, delay))
+
+    def _restarted(self, exc: BaseException) -> None:
+        self._failed_runs += 1
+        self._metrics.restarts.labels(self.group, type(exc).__name__).inc()
+        self.progress.restarted(f"{type(exc).__name__}: {exc}")
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         # One batch is stored while the next is fetched and decoded (DuckDB works
@@ -217,6 +260,7 @@ class ConsumerLoop:
                         # the new ones are being prepared: storing it now could store it
                         # twice. Drop it and fetch again from the committed offsets.
                         log.info("group %s: batch dropped across a rebalance", self.group)
+                        self.progress.abandoned(id(batch))
                         await _rewind(consumer, batch.offsets)
                         continue
                     self._in_flight = _InFlight(batch, asyncio.ensure_future(self._store(batch)))
@@ -231,6 +275,7 @@ class ConsumerLoop:
         in_flight, self._in_flight = self._in_flight, None
         if in_flight is None:
             return
+        self.writer.stop_retrying()
         try:
             await asyncio.shield(self._finish(consumer, in_flight.batch, in_flight.stored))
         except (asyncio.CancelledError, Exception) as exc:
@@ -248,6 +293,8 @@ class ConsumerLoop:
                 self._failure = exc
 
     async def _assign(self, assigned: frozenset[TopicPartition]) -> None:
+        # Another member may have committed these partitions since this one did.
+        self._committed.clear()
         try:
             if self._on_assigned is not None:
                 await self._on_assigned(assigned)
@@ -275,27 +322,40 @@ class ConsumerLoop:
 
     async def _fetch(self, consumer: AIOKafkaConsumer) -> _Batch | None:
         membership = _membership(consumer)
-        fetched = await consumer.getmany(timeout_ms=200, max_records=self._max_batch)
+        # The writer's budget bounds what is fetched at once: halved when the
+        # lineage runs out of memory, grown back after successes.
+        fetched = await consumer.getmany(timeout_ms=200, max_records=self.writer.budget)
         self._check_member(consumer, membership)
         self._check_log_continuity(consumer)
         if not fetched:
             self._update_lag(consumer)
             return None
         records = [(tp, m) for tp, msgs in fetched.items() for m in msgs]
-        oldest_ms = min(m.timestamp for _, m in records)
-        self._metrics.oldest_age.labels(self.group).set(max(0.0, time.time() - oldest_ms / 1000))
+        oldest_ms = float(min(m.timestamp for _, m in records))
         self._metrics.batch_size.labels(self.group).observe(len(records))
+        batch = await self._decode(records, fetched, membership)
+        self.progress.fetched(id(batch), oldest_ms)
+        self._update_lag(consumer)
+        return batch
 
+    async def _decode(
+        self,
+        records: list[tuple[TopicPartition, ConsumerRecord]],
+        fetched: dict[TopicPartition, list[ConsumerRecord]],
+        membership: tuple[object, object],
+    ) -> _Batch:
         offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "") for tp, msgs in fetched.items()}
         values = [m.value for _, m in records]
         headers = [m.headers for _, m in records]
         if self._process_columns is not None:
             columns, rejected = decode_columns(values, headers)
             rejections: list[Event] = []
+            good = records
             if rejected:
                 rejections = await self._dead_letter(records, rejected)
                 bad = {r.index for r in rejected}
                 headers = [h for i, h in enumerate(headers) if i not in bad]
+                good = [r for i, r in enumerate(records) if i not in bad]
             return _Batch(
                 [],
                 rejections,
@@ -305,6 +365,7 @@ class ConsumerLoop:
                 columns,
                 headers,
                 generation=membership[0],
+                records=good,
             )
         decoded = decode_batch(values, headers)
         rejections = []
@@ -321,14 +382,44 @@ class ConsumerLoop:
     async def _store(self, batch: _Batch) -> None:
         started = time.perf_counter()
         if batch.columns is not None and self._process_columns is not None:
-            await self._process_columns(batch.columns, batch.rejections, batch.headers or [])
+            await self._store_columns(batch, batch.columns, self._process_columns)
         else:
             await self._process(batch.deliveries, batch.rejections)
         self._metrics.commit_seconds.labels(self.group, "store").observe(
             time.perf_counter() - started
         )
 
+    async def _store_columns(
+        self, batch: _Batch, columns: EnvelopeColumns, process: ProcessColumns
+    ) -> None:
+        headers = batch.headers or []
+        records = batch.records or []
+        whole = len(columns)
+
+        async def write(start: int, stop: int, events: Sequence[Event]) -> None:
+            # ``process`` appends ``events`` to the columns it gets: a retry must
+            # not find them there already, so any part but the plain whole is a copy.
+            whole_batch = (start, stop) == (0, whole) and not events
+            part = columns if whole_batch else columns.subset(start, stop)
+            await process(part, events, headers[start:stop])
+
+        async def dead_letter(index: int, message: str) -> Event:
+            rejected = Rejected(0, Reason.VALIDATION, f"the lineage cannot store it: {message}")
+            letters = await self._dead_letter([records[index]], [rejected], step="collector.store")
+            return letters[0]
+
+        await self.writer.store(whole, batch.rejections, write, dead_letter)
+
     async def _finish(
+        self, consumer: AIOKafkaConsumer, batch: _Batch, stored: asyncio.Future[None]
+    ) -> None:
+        try:
+            await self._finish_batch(consumer, batch, stored)
+        except BaseException:
+            self.progress.abandoned(id(batch))
+            raise
+
+    async def _finish_batch(
         self, consumer: AIOKafkaConsumer, batch: _Batch, stored: asyncio.Future[None]
     ) -> None:
         # Shielded: cancelling this wait (the collector stopping) must not cancel the
@@ -349,16 +440,25 @@ class ConsumerLoop:
             log.warning(
                 "group %s: offset commit refused (%s); batch will be redelivered", self.group, exc
             )
+            self.progress.abandoned(id(batch))
             return
         self._metrics.commit_seconds.labels(self.group, "offsets").observe(
             time.perf_counter() - started
         )
+        for tp, meta in batch.offsets.items():
+            self._committed[tp] = meta.offset
+        self._failed_runs = 0
+        self.progress.committed(id(batch))
         self._metrics.consumed.labels(self.group).inc(batch.size)
         self.processed += batch.size
         self._update_lag(consumer)
 
     async def _dead_letter(
-        self, records: Sequence[tuple[TopicPartition, ConsumerRecord]], rejected: Sequence[Rejected]
+        self,
+        records: Sequence[tuple[TopicPartition, ConsumerRecord]],
+        rejected: Sequence[Rejected],
+        *,
+        step: str = "collector.decode",
     ) -> list[Event]:
         s = self.settings
         events: list[Event] = []
@@ -392,6 +492,7 @@ class ConsumerLoop:
                     message=rej.message,
                     dead_letter_topic=s.dead_letter_topic,
                     size=len(msg.value or b""),
+                    step=step,
                 )
             )
             self._metrics.dead_letters.labels(self.group, str(rej.reason)).inc()
@@ -440,19 +541,25 @@ class ConsumerLoop:
             self._highwater[tp] = high
 
     def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        # Lag is what the group has not committed: from this member's last commit
+        # of the partition, or its fetch position before it committed any.
         total = 0
+        known = False
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
             if high is None:
                 continue
-            committed = _position(consumer, tp)
+            committed = self._committed.get(tp)
+            if committed is None or committed > high:
+                committed = _position(consumer, tp)
             if committed is None:
                 continue
+            known = True
             lag = max(0, high - committed)
             total += lag
             self._metrics.lag.labels(self.group, tp.topic, str(tp.partition)).set(lag)
-        if total == 0:
-            self._metrics.oldest_age.labels(self.group).set(0.0)
+        if known:
+            self.progress.lag(total)
 
 
 async def _rewind(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> None:

@@ -5,6 +5,13 @@ dead-letter topic (and their record into the lineage), the batch is written in
 one DuckDB transaction, and only then are the offsets committed. Run as a
 process with ``python -m collector._kafka_ingest --bootstrap HOST:PORT --db FILE``.
 
+A batch write that fails is retried, split, and its poison rows dead-lettered
+(``collector._kafka_store``); the batch size is bounded by the lineage's memory
+limit. With ``--metrics-port`` the process serves ``/metrics`` (lag per partition,
+oldest unprocessed age, failed writes, restarts, seconds since the last commit)
+and ``/healthz`` (503 once no batch committed for ``--stall-after`` seconds while
+messages wait).
+
 Collectors of one group keep their lineage files in one directory, one file each.
 When partitions are assigned to a collector it first absorbs the files of
 collectors that died (``collector._absorb``), so a batch a dead collector stored
@@ -24,16 +31,18 @@ from pathlib import Path
 
 from aiokafka import TopicPartition
 
-from tracing import BusError, Event, StoreError
+from tracing import BusError, ConfigError, Event, StoreError
 
 from ._absorb import AbsorbResult, remove_lineage_file
 from ._kafka import KafkaBus
 from ._kafka_consumer import ConsumerLoop
 from ._kafka_metrics import KafkaMetrics
 from ._kafka_settings import KafkaSettings
+from ._kafka_store import WriteRetry
 from ._lineage import CHECKPOINT_THRESHOLD, AsyncLineage, LineageStore
 from ._lineage_rows import EnvelopeColumns
 from ._memory import release_memory
+from ._metrics_server import MetricsServer
 
 __all__ = ["COLLECTOR_FETCH_MAX_BYTES", "DEFAULT_GROUP", "RELEASE_EVERY", "KafkaCollector", "main"]
 
@@ -58,7 +67,9 @@ class KafkaCollector:
     that collectors of the same group and topic wrote are absorbed into this one
     whenever partitions are assigned (``absorbed`` lists them).
     Every ``release_every`` stored batches (0: never) freed memory is handed back
-    to the OS, so the process does not keep its high-water mark.
+    to the OS, so the process does not keep its high-water mark. Batches hold at
+    most ``max_batch`` rows and no more than the lineage's memory limit allows
+    (``MemoryGuard.max_rows``); failed writes are retried as ``write_retry`` says.
     """
 
     def __init__(
@@ -71,6 +82,7 @@ class KafkaCollector:
         max_batch: int | None = None,
         siblings: Path | None = None,
         release_every: int = 0,
+        write_retry: WriteRetry | None = None,
     ) -> None:
         if release_every < 0:
             raise ValueError("release_every must not be negative")
@@ -79,6 +91,7 @@ class KafkaCollector:
         self.group = group
         self.bus = KafkaBus(settings, metrics=metrics)
         self._max_batch = max_batch
+        self._write_retry = write_retry
         self._release_every = release_every
         self._loop: ConsumerLoop | None = None
         self.stored = 0
@@ -92,6 +105,15 @@ class KafkaCollector:
         return self.bus.metrics
 
     @property
+    def loop(self) -> ConsumerLoop | None:
+        """The consumer loop while started."""
+        return self._loop
+
+    def health(self) -> str:
+        """``"ok"``, or why the consumer is stalled (``ConsumerLoop.health``)."""
+        return self._loop.health() if self._loop is not None else "not started"
+
+    @property
     def processed(self) -> int:
         """Messages whose offsets this process committed."""
         return self._loop.processed if self._loop else 0
@@ -103,12 +125,16 @@ class KafkaCollector:
         if self._siblings is not None:
             await self.lineage.claim_group(self.group, self.settings.events_topic)
         # The fast path: message bodies decoded straight into lineage columns.
-        self._loop = self.bus.subscribe_columns(
+        self._loop = loop = self.bus.subscribe_columns(
             self.group,
             self._write_columns,
             max_batch=self._max_batch,
             on_assigned=self._absorb_siblings if self._siblings is not None else None,
+            write_retry=self._write_retry,
         )
+        fits = self.lineage.store.memory.max_rows()
+        if fits is not None:
+            loop.bound_batches(fits)
 
     async def wait_ready(self, within: float = 10.0) -> None:
         """Wait until the consumer has joined Kafka (not necessarily got partitions)."""
@@ -162,9 +188,11 @@ async def _serve(args: argparse.Namespace) -> None:
         session_timeout_ms=args.session_timeout_ms,
         heartbeat_interval_ms=max(100, args.session_timeout_ms // 6),
         fetch_max_bytes=args.fetch_max_bytes,
+        stall_after=args.stall_after,
     )
     # Without a limit DuckDB's buffer pool grows towards 80 % of RAM with what is
-    # stored; too low a limit stops ingest instead (docs/performance.md).
+    # stored. Under a limit the store checkpoints early and the batches shrink to
+    # fit; only a limit below DuckDB's indexes stalls ingest (docs/performance.md).
     db = Path(args.db)
     store = LineageStore(
         db,
@@ -190,17 +218,38 @@ async def _serve(args: argparse.Namespace) -> None:
         siblings=None if args.no_absorb else db.parent,
         release_every=args.release_every,
     )
+    server = None
+    if args.metrics_port:
+
+        async def checks() -> dict[str, str]:
+            return {"consumer": collector.health(), "lineage": await _lineage_check(lineage)}
+
+        server = MetricsServer(
+            collector.metrics.registry, checks, host=args.metrics_host, port=args.metrics_port
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await collector.start()
+        if server is not None:
+            await server.start()
         print("ready", flush=True)
         await stop.wait()
     finally:
+        if server is not None:
+            await server.stop()
         await collector.stop()
         await lineage.close()
+
+
+async def _lineage_check(lineage: AsyncLineage) -> str:
+    try:
+        await lineage.read(lambda c: c.execute("SELECT 1").fetchone())
+    except StoreError as exc:
+        return f"error: {exc}"
+    return "ok"
 
 
 def _rejoining_beside_others(db: Path) -> bool:
@@ -269,7 +318,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=RELEASE_EVERY,
         help="hand freed memory back to the OS every N stored batches (0: never)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve /metrics and /healthz on this port (0: not at all)",
+    )
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+    parser.add_argument(
+        "--stall-after",
+        type=float,
+        default=300.0,
+        help="seconds without a committed batch, while messages wait, before /healthz "
+        "says unhealthy",
+    )
     args = parser.parse_args(argv)
+    if not 0 <= args.metrics_port < 65536:
+        parser.error(f"--metrics-port must be a TCP port, got {args.metrics_port}")
     logging.basicConfig(level=logging.WARNING)
     # Decoding allocates many short-lived objects; a higher threshold for the
     # youngest generation halves the time spent in the cycle collector.
@@ -277,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     Path(args.db).parent.mkdir(parents=True, exist_ok=True)
     try:
         asyncio.run(_serve(args))
-    except (BusError, StoreError) as exc:
+    except (BusError, StoreError, ConfigError) as exc:
         # A clear line for the operator (or the supervisor's log), not a traceback.
         raise SystemExit(f"collector: {exc}") from exc
 

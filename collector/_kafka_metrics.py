@@ -2,7 +2,12 @@
 
 Consumer lag per partition, the age of the oldest event not yet processed,
 batch sizes, commit latency (lineage commit and offset commit), dead letters by
-reason, and the producer's acknowledgements, push-backs and buffer.
+reason, failed batch writes by kind, consumer restarts, the time since the last
+committed batch and whether the consumer is stalled, and the producer's
+acknowledgements, push-backs and buffer.
+
+The process that consumes serves these on its ``/metrics``: the runtime passes
+its own registry, a standalone collector serves them on ``--metrics-port``.
 """
 
 from __future__ import annotations
@@ -62,6 +67,38 @@ class KafkaMetrics:
         self.commit_failures = Counter(
             "interlock_kafka_offset_commit_failures",
             "Offset commits refused (rebalance); the batch is redelivered and deduplicated",
+            ["group"],
+            registry=r,
+        )
+        self.write_failures = Counter(
+            "interlock_kafka_batch_write_failures",
+            "Lineage writes of a consumed batch that failed, by kind: resource (retried), "
+            "poison (split, the rows that fail alone dead-lettered), fatal (store reopened)",
+            ["group", "kind"],
+            registry=r,
+        )
+        self.restarts = Counter(
+            "interlock_kafka_consumer_restarts",
+            "Consumers started again from the committed offsets after an error, by error type",
+            ["group", "error"],
+            registry=r,
+        )
+        self.since_commit = Gauge(
+            "interlock_kafka_seconds_since_last_commit",
+            "Seconds since the consumer group last committed a batch (since start before that)",
+            ["group"],
+            registry=r,
+        )
+        self.stalled = Gauge(
+            "interlock_kafka_consumer_stalled",
+            "1 when no batch was committed for longer than the stall bound while messages wait",
+            ["group"],
+            registry=r,
+        )
+        self.write_limit = Gauge(
+            "interlock_kafka_write_batch_rows",
+            "Rows the consumer writes to the lineage at once (halved when writes run out "
+            "of resources, grown back after successes)",
             ["group"],
             registry=r,
         )

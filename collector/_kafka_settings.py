@@ -30,6 +30,8 @@ class KafkaSettings:
     with ``partitions`` partitions. ``max_buffered`` bounds the publishes waiting
     for the broker's acknowledgement; beyond it ``publish`` pushes back at once.
     ``ack_timeout`` is how long one publish waits for the acknowledgement.
+    ``stall_after`` is how long a consumer may go without committing a batch while
+    messages wait before its health says stalled.
     """
 
     bootstrap: str
@@ -46,6 +48,7 @@ class KafkaSettings:
     heartbeat_interval_ms: int = 1_000
     max_batch: int = 5_000
     fetch_max_bytes: int = 8 * 1024 * 1024
+    stall_after: float = 300.0
 
     def __post_init__(self) -> None:
         for part in self.bootstrap.split(","):
@@ -65,6 +68,8 @@ class KafkaSettings:
             raise ConfigError("bus.max_buffered", "must be at least 1")
         if self.ack_timeout <= 0:
             raise ConfigError("bus.ack_timeout", "must be positive")
+        if not self.stall_after > 0:
+            raise ConfigError("bus.stall_after", "must be a positive number of seconds")
 
     @property
     def servers(self) -> list[str]:

@@ -39,6 +39,8 @@ from tracing import Event, Status, StoreError
 
 from ._absorb import AbsorbResult, absorb_file
 from ._event_keys import EventKeys, Keys
+from ._lineage_errors import StoreWriteError, WriteErrorKind, classify_write_error, unbuildable
+from ._lineage_guard import MemoryGuard, end_transaction, unregister
 from ._lineage_queries import (
     TRANSACTION_STATES,
     dead_letters_page,
@@ -143,6 +145,10 @@ class LineageStore:
         # the open transaction (added once it commits).
         self._keys = EventKeys()
         self._pending_keys: list[Keys] = []
+        # Checkpoints early when DuckDB nears its memory limit (set at open).
+        self.memory = MemoryGuard(None)
+        #: Times the database was opened again after DuckDB invalidated it.
+        self.reopened = 0
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -177,8 +183,10 @@ class LineageStore:
             elif row[0] < SCHEMA_VERSION:
                 conn.execute("UPDATE schema_info SET version = ?", [SCHEMA_VERSION])
             stored = conn.execute("SELECT hash(event_id) AS k FROM events").fetchnumpy()["k"]
+            memory = MemoryGuard.of(conn)
         except duckdb.Error as exc:
             raise StoreError(f"cannot open the lineage store at {self.path}: {exc}") from exc
+        self.memory = memory
         self._keys = EventKeys(stored)
         self._pending_keys = []
         self._conn = conn
@@ -187,12 +195,32 @@ class LineageStore:
     def close(self) -> None:
         """Close the database; safe to call twice."""
         with self._write_lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        with self._cursor_lock:
             conn, self._conn = self._conn, None
             root, self._read_root = self._read_root, None
-            if root is not None:
-                root.close()
-            if conn is not None:
-                conn.close()
+        if root is not None:
+            root.close()
+        if conn is not None:
+            conn.close()
+
+    def _reopen_locked(self) -> None:
+        """Open the file again after DuckDB invalidated the database (writer lock held).
+
+        An in-memory database would come back empty, so it is left as it is: its
+        writes keep failing as FATAL, which the writer reports.
+        """
+        if self.path == ":memory:":
+            return
+        try:
+            self._close_locked()
+        # Closing an invalidated database may raise; it is being replaced anyway.
+        except duckdb.Error:
+            self._conn = self._read_root = None
+        self.open()
+        self.reopened += 1
 
     @property
     def is_open(self) -> bool:
@@ -226,16 +254,15 @@ class LineageStore:
         """
         with self._write_lock:
             conn = self._writer()
-            conn.execute("BEGIN TRANSACTION")
             try:
+                conn.execute("BEGIN TRANSACTION")
                 result = fn(conn)
                 conn.execute(REFRESH_STATES.format(keys=ALL_DEAD_LETTER_KEYS))
                 conn.execute("COMMIT")
             except duckdb.Error as exc:
-                conn.execute("ROLLBACK")
-                raise StoreError(f"lineage write failed: {exc}") from exc
+                raise self._failed(conn, exc, "lineage write failed") from exc
             except BaseException:
-                conn.execute("ROLLBACK")
+                end_transaction(conn)
                 raise
             return result
 
@@ -252,7 +279,10 @@ class LineageStore:
             unique.setdefault(event.event_id, event)
         if not unique:
             return BatchOutcome(WriteResult(0, len(events), 0, 0), frozenset(), self._open_count())
-        batch = batch_table(list(unique.values()), datetime.now(UTC))
+        try:
+            batch = batch_table(list(unique.values()), datetime.now(UTC))
+        except (pa.ArrowException, OverflowError) as exc:
+            raise unbuildable(exc) from exc
         return self._commit(batch, len(events))
 
     def write_columns(self, columns: EnvelopeColumns) -> BatchOutcome:
@@ -264,7 +294,10 @@ class LineageStore:
         """
         if not len(columns):
             return BatchOutcome(WriteResult(0, 0, 0, 0), frozenset(), self._open_count())
-        batch, _repeats = columns.table(datetime.now(UTC))
+        try:
+            batch, _repeats = columns.table(datetime.now(UTC))
+        except (pa.ArrowException, OverflowError) as exc:
+            raise unbuildable(exc) from exc
         return self._commit(batch, len(columns))
 
     def absorb(
@@ -290,21 +323,22 @@ class LineageStore:
     ) -> BatchOutcome:
         with self._write_lock:
             conn = self._writer()
-            conn.execute("BEGIN TRANSACTION")
+            self.memory.before_batch(conn)
             try:
+                conn.execute("BEGIN TRANSACTION")
                 outcome = self._write_locked(
                     conn, batch, delivered, count_duplicates=count_duplicates
                 )
                 conn.execute("COMMIT")
             except duckdb.Error as exc:
-                self._rollback(conn)
-                raise StoreError(f"lineage batch write failed: {exc}") from exc
+                self._pending_keys = []
+                raise self._failed(conn, exc, "lineage batch write failed") from exc
             except BaseException:
-                self._rollback(conn)
+                self._pending_keys = []
+                end_transaction(conn)
                 raise
             finally:
-                for name in ("_batch", "_insert", "_new"):
-                    conn.unregister(name)
+                unregister(conn, ("_batch", "_insert", "_new"))
             self._committed()
         return outcome
 
@@ -314,9 +348,27 @@ class LineageStore:
         for keys in pending:
             self._keys.add(keys)
 
-    def _rollback(self, conn: duckdb.DuckDBPyConnection) -> None:
-        self._pending_keys = []
-        conn.execute("ROLLBACK")
+    def _failed(
+        self, conn: duckdb.DuckDBPyConnection, exc: duckdb.Error, what: str
+    ) -> StoreWriteError:
+        """End the failed transaction, recover what can be recovered, classify ``exc``.
+
+        Writer lock held. Out of memory: checkpoint, so the retry finds room. An
+        invalidated database (or one that fails even its rollback): reopen it.
+        """
+        kind = classify_write_error(exc)
+        try:
+            end_transaction(conn)
+        except duckdb.Error:
+            kind = WriteErrorKind.FATAL
+        if kind is WriteErrorKind.RESOURCE:
+            self.memory.relieve(conn)
+        elif kind is WriteErrorKind.FATAL:
+            try:
+                self._reopen_locked()
+            except StoreError as reopen:
+                return StoreWriteError(f"{what}: {exc}; reopening failed: {reopen}", kind=kind)
+        return StoreWriteError(f"{what}: {exc}", kind=kind)
 
     def _write_locked(
         self,

@@ -449,6 +449,13 @@ class EnvelopeColumns:
         c["error_type"].append(None if err is None else err.error_type)
         c["customer_name"].append(customer_name_of(event.payload))
 
+    def subset(self, start: int, stop: int) -> EnvelopeColumns:
+        """A new batch of rows ``start`` to ``stop`` (copies of the column lists)."""
+        part = EnvelopeColumns()
+        part._cols = {name: values[start:stop] for name, values in self._cols.items()}
+        part._ids = part._cols["event_id"]
+        return part
+
     def extend_events(self, events: Sequence[Event]) -> None:
         """Add many envelopes."""
         for event in events:

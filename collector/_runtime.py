@@ -109,6 +109,7 @@ class Runtime:
         s = self.settings
         if s.use_kafka:
             from ._kafka import KafkaBus, KafkaSettings
+            from ._kafka_metrics import KafkaMetrics
 
             if not s.bus.kafka_bootstrap:
                 raise ConfigError("bus.kafka_bootstrap", "required when bus.kind is kafka")
@@ -118,7 +119,10 @@ class Runtime:
                     events_topic=s.bus.events_topic,
                     dead_letter_topic=s.bus.dead_letter_topic,
                     partitions=s.bus.partitions,
-                )
+                    stall_after=s.bus.stall_after,
+                ),
+                # On the control API's /metrics: lag, oldest age, failed writes, restarts.
+                metrics=KafkaMetrics(self.metrics.registry),
             )
         journal = None
         if s.bus.journal and s.lineage.path != ":memory:":
@@ -257,8 +261,12 @@ class Runtime:
         ]
         routers += await self._optional_routers()
 
+        collector = self.collector
+
         async def health() -> dict[str, str]:
-            checks: dict[str, str] = {"bus": "ok"}
+            # The bus is ok unless its collector consumer stalls (Kafka: no batch
+            # committed for bus.stall_after seconds while messages wait).
+            checks: dict[str, str] = {"bus": collector.health()}
             for name, adapter in (
                 ("erp", erp),
                 ("billing", billing),

@@ -121,7 +121,7 @@ async def test_offsets_are_committed_only_after_the_lineage_commit(settings):
     await bus.publish_many(events)
     await bus.stop()
 
-    class FailingLineage:
+    class FailingLineage(AsyncLineage):
         calls = 0
 
         async def write_batch(self, batch):
@@ -132,7 +132,7 @@ async def test_offsets_are_committed_only_after_the_lineage_commit(settings):
             FailingLineage.calls += 1
             raise StoreError("disk full")
 
-    failing = KafkaCollector(settings, FailingLineage())  # type: ignore[arg-type]
+    failing = KafkaCollector(settings, FailingLineage(LineageStore()))
     await failing.start()
     await _wait(lambda: FailingLineage.calls >= 2)  # retried from the same offsets
     await failing.stop()
