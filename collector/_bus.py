@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from tracing import BusError, Event
+from tracing import BusError, Event, check_envelope_bounds
 
 from ._wal import Journal
 
@@ -39,7 +39,11 @@ class Bus(Protocol):
     async def stop(self) -> None: ...
 
     async def publish(self, event: Event) -> None:
-        """Return once the bus holds the event (the source may then be acknowledged)."""
+        """Return once the bus holds the event (the source may then be acknowledged).
+
+        Raises ``EnvelopeBoundsError`` for an envelope out of the lineage's bounds
+        (``tracing.envelope_bounds_error``).
+        """
         ...
 
     def subscribe(
@@ -145,8 +149,15 @@ class EmbeddedBus:
                 queue.task_done()
 
     async def publish(self, event: Event) -> None:
+        """Hold ``event`` (journaled first, if there is a journal) and deliver it.
+
+        An envelope out of the lineage's bounds is refused with
+        ``EnvelopeBoundsError`` (a ``ValidationError`` naming the field) before
+        anything is written: a producer learns it now, not the collector later.
+        """
         if not self._running:
             raise BusError("the bus is not running")
+        check_envelope_bounds(event)
         if self._journal is not None:
             await self._journal.append(event)
         await self._deliver(event)

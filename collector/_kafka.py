@@ -26,7 +26,14 @@ from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from tracing import BusError, Event, context_from_traceparent, inject_headers, tracer
+from tracing import (
+    BusError,
+    Event,
+    check_envelope_bounds,
+    context_from_traceparent,
+    inject_headers,
+    tracer,
+)
 
 from ._bus import Handler
 from ._kafka_codec import H_KIND, H_TRACEPARENT, Headers, encode_event, header
@@ -327,7 +334,11 @@ class KafkaBus:
         self.run_loop(loop)
 
     async def publish(self, event: Event) -> None:
-        """Return once the broker acknowledged ``event``; push back when it cannot."""
+        """Return once the broker acknowledged ``event``; push back when it cannot.
+
+        An envelope out of the lineage's bounds is refused (``EnvelopeBoundsError``).
+        """
+        check_envelope_bounds(event)
         producer = self.producer
         if self._in_flight >= self.settings.max_buffered:
             self.metrics.published.labels("pushed_back").inc()

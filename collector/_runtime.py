@@ -216,6 +216,7 @@ class Runtime:
         )
         webhooks = self.webhooks
         metrics = self.metrics
+        collector = self.collector
 
         async def on_rejected(code: str, detail: str) -> None:
             metrics.webhook_rejected.labels(system="billing", reason=code).inc()
@@ -231,7 +232,7 @@ class Runtime:
         routers += await self._optional_routers()
 
         async def health() -> dict[str, str]:
-            checks: dict[str, str] = {"bus": "ok"}
+            checks: dict[str, str] = {"bus": "ok", "ingest": collector.health()}
             for name, adapter in (
                 ("erp", erp),
                 ("billing", billing),

@@ -7,6 +7,7 @@ body larger than ``max_body``          413     ``body_too_large``
 no ``Stripe-Signature`` header         401     ``missing_signature``
 malformed, forged, stale, future       400     the ``RejectReason`` code
 verified but not a JSON object         400     ``invalid_json``
+its event out of the envelope's bounds 400     ``out_of_bounds`` (names the field)
 ``on_event`` raised ``BusError``       503     ``bus_unavailable``, Retry-After: 5
 verified and handed to ``on_event``    200     ``{"received": true, "id": ...}``
 =====================================  ======  ==========================
@@ -26,7 +27,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from tracing import BusError, ValidationError
+from tracing import BusError, EnvelopeBoundsError, ValidationError
 
 from ._signature import (
     SIGNATURE_HEADER,
@@ -115,6 +116,10 @@ def stripe_webhook_router(
             return await reject(400, RejectReason.INVALID_JSON, exc.message)
         try:
             await on_event(event)
+        except EnvelopeBoundsError as exc:
+            # Verified, but no event can carry it (an amount beyond decimal(18,2), a
+            # year-9999 date): a resend cannot succeed, so it is refused, not retried.
+            return await reject(400, RejectReason.OUT_OF_BOUNDS, exc.message)
         except BusError as exc:
             log.warning("could not hand over Stripe event %s: %s", event.get("id"), exc)
             return _refusal(503, BUS_UNAVAILABLE, str(exc), **{"Retry-After": RETRY_AFTER_SECONDS})

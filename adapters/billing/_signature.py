@@ -40,6 +40,8 @@ class RejectReason(StrEnum):
     TIMESTAMP_IN_FUTURE = "timestamp_in_future"
     INVALID_JSON = "invalid_json"
     BODY_TOO_LARGE = "body_too_large"
+    #: Verified, but the event it becomes breaks the envelope's bounds (amount, time, size).
+    OUT_OF_BOUNDS = "out_of_bounds"
 
 
 class StripeSignatureError(SignatureError):

@@ -308,6 +308,7 @@ class BillingWebhookIngress:
             "billing_unavailable": Reason.DOWNSTREAM_UNAVAILABLE,
             "invalid_json": Reason.VALIDATION,
             "body_too_large": Reason.VALIDATION,
+            "out_of_bounds": Reason.VALIDATION,
         }.get(code, Reason.AUTH)
         await self._bus.publish(
             Event(
