@@ -17,6 +17,7 @@ from typing import Protocol
 
 from tracing import BusError, Event, check_envelope_bounds
 
+from ._invalid import invalid_event
 from ._wal import Journal
 
 __all__ = ["Bus", "EmbeddedBus", "Handler", "partition_for"]
@@ -115,6 +116,13 @@ class EmbeddedBus:
         for event in replay:
             await self._deliver(event)
         self.replayed += len(replay)
+        if self._journal is not None:
+            # A record set aside for good is not hidden: it becomes a dead letter
+            # (reason validation, the raw record kept), journaled like any event.
+            for body, why in self._journal.quarantined:
+                dead, _ = invalid_event(body, BusError(why))
+                await self.publish(dead)
+            self._journal.mark_reported()
 
     def confirm(self, event_ids: Iterable[str]) -> None:
         """These events are committed to the lineage; the journal may drop them."""

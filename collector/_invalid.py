@@ -110,7 +110,7 @@ def invalid_event(data: bytes, error: Exception) -> tuple[Event, str]:
     try:
         parsed = json.loads(data)
         if isinstance(parsed, dict) and isinstance(parsed.get("correlation_id"), str):
-            correlation_id = parsed["correlation_id"][:200] or None
+            correlation_id = _safe_text(parsed["correlation_id"])
     except ValueError:
         pass
     event = Event(
