@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from tracing import BusError, Event
+from tracing import BusError, Event, check_envelope_bounds
 
+from ._invalid import invalid_event
 from ._wal import Journal
 
 __all__ = ["Bus", "EmbeddedBus", "Handler", "partition_for"]
@@ -39,7 +40,11 @@ class Bus(Protocol):
     async def stop(self) -> None: ...
 
     async def publish(self, event: Event) -> None:
-        """Return once the bus holds the event (the source may then be acknowledged)."""
+        """Return once the bus holds the event (the source may then be acknowledged).
+
+        Raises ``EnvelopeBoundsError`` for an envelope out of the lineage's bounds
+        (``tracing.envelope_bounds_error``).
+        """
         ...
 
     def subscribe(
@@ -111,6 +116,13 @@ class EmbeddedBus:
         for event in replay:
             await self._deliver(event)
         self.replayed += len(replay)
+        if self._journal is not None:
+            # A record set aside for good is not hidden: it becomes a dead letter
+            # (reason validation, the raw record kept), journaled like any event.
+            for body, why in self._journal.quarantined:
+                dead, _ = invalid_event(body, BusError(why))
+                await self.publish(dead)
+            self._journal.mark_reported()
 
     def confirm(self, event_ids: Iterable[str]) -> None:
         """These events are committed to the lineage; the journal may drop them."""
@@ -145,8 +157,15 @@ class EmbeddedBus:
                 queue.task_done()
 
     async def publish(self, event: Event) -> None:
+        """Hold ``event`` (journaled first, if there is a journal) and deliver it.
+
+        An envelope out of the lineage's bounds is refused with
+        ``EnvelopeBoundsError`` (a ``ValidationError`` naming the field) before
+        anything is written: a producer learns it now, not the collector later.
+        """
         if not self._running:
             raise BusError("the bus is not running")
+        check_envelope_bounds(event)
         if self._journal is not None:
             await self._journal.append(event)
         await self._deliver(event)

@@ -1,115 +1,41 @@
 """The ingest pipeline: events from the bus, in batches, into the lineage store.
 
 Events are buffered and written when ``batch_size`` are waiting or every
-``flush_interval`` seconds, whichever comes first. A raw message that does not
-decode or validate is not dropped: it becomes an ``event.invalid`` event,
-dead-lettered with reason ``validation``, carrying the (truncated, masked) bytes.
+``flush_interval`` seconds, whichever comes first. Nothing that arrives is
+dropped (``collector._invalid``): a raw message that does not decode or
+validate, an envelope that breaks the envelope's bounds, and a row the store
+cannot convert or insert each become an ``event.invalid`` event, dead-lettered
+with reason ``validation``, carrying what arrived (truncated, masked).
+
+The flush task is supervised: any error of a flush is counted
+(``interlock_ingest_flush_errors_total{reason}``), logged and reported by
+:meth:`Collector.health` (the ``ingest`` check of ``/healthz``); the batch stays
+buffered and is tried again after an exponential backoff, and the task goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import pydantic
 
-from tracing import (
-    BusError,
-    ErrorInfo,
-    Event,
-    InterlockError,
-    Reason,
-    Status,
-    System,
-    mask_payload,
-)
+from tracing import BusError, Event, InterlockError, envelope_bounds_error
 
 from ._bus import Bus
-from ._lineage import AsyncLineage, WriteResult
+from ._invalid import INVALID_KIND, invalid_event, row_dead_letter
+from ._lineage import AsyncLineage, BatchOutcome, WriteResult
 from ._lineage_rows import EnvelopeColumns
 from ._metrics import Metrics
 
 __all__ = ["INVALID_KIND", "Collector", "invalid_event"]
 
 log = logging.getLogger(__name__)
-
-#: The kind of the event a bad raw message becomes.
-INVALID_KIND = "event.invalid"
-_RAW_LIMIT = 2048
-_ERROR_LIMIT = 1000
-_NAMESPACE = uuid.UUID("0b7f3f3e-5d7c-4a57-8f0e-8a9c6f1d2b44")
-
-
-def _masked_raw(data: bytes) -> Any:
-    """The raw message as it may be stored: parsed and masked when it is JSON,
-    otherwise text with e-mail addresses masked; truncated either way."""
-    text = data.decode("utf-8", errors="replace")
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict):
-        masked = json.dumps(mask_payload(parsed), default=str)
-    else:
-        masked = str(mask_payload({"raw": text})["raw"])
-    if len(masked) > _RAW_LIMIT:
-        return masked[:_RAW_LIMIT] + f"... [{len(masked) - _RAW_LIMIT} more characters]"
-    return masked
-
-
-def invalid_event(data: bytes, error: Exception) -> tuple[Event, str]:
-    """The ``event.invalid`` dead-letter event for a bad raw message, and a metric reason.
-
-    Its event ID is derived from the bytes, so a redelivered bad message is stored
-    once, like any other duplicate.
-    """
-    digest = hashlib.sha256(data).hexdigest()
-    metric_reason = "schema"
-    correlation_id: str | None = None
-    if isinstance(error, pydantic.ValidationError):
-        errors = error.errors(include_url=False)
-        if any(e.get("type") == "json_invalid" for e in errors):
-            metric_reason = "json"
-        summary = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ())) or '<root>'}: {e.get('msg')}"
-            for e in errors
-        )
-    else:
-        metric_reason = "decode"
-        summary = str(error) or type(error).__name__
-    # Keep the message's own correlation ID when it has a usable one, so the bad
-    # message shows up in its transaction.
-    try:
-        parsed = json.loads(data)
-        if isinstance(parsed, dict) and isinstance(parsed.get("correlation_id"), str):
-            correlation_id = parsed["correlation_id"][:200] or None
-    except ValueError:
-        pass
-    event = Event(
-        event_id=str(uuid.uuid5(_NAMESPACE, digest)),
-        correlation_id=correlation_id or f"invalid-{digest[:32]}",
-        idempotency_key=f"invalid:{digest}",
-        source=System.INTERLOCK,
-        kind=INVALID_KIND,
-        step="collector.validate",
-        entity_type="raw_message",
-        entity_id=digest[:16],
-        status=Status.DEAD_LETTERED,
-        payload={"raw": _masked_raw(data), "size": len(data), "errors": summary[:_ERROR_LIMIT]},
-        error=ErrorInfo(
-            reason=Reason.VALIDATION,
-            message=summary[:_ERROR_LIMIT],
-            retriable=False,
-            error_type=type(error).__name__,
-        ),
-    )
-    return event, metric_reason
+#: The longest wait between two tries of a failing flush.
+MAX_BACKOFF = 30.0
 
 
 class Collector:
@@ -126,16 +52,23 @@ class Collector:
         *,
         batch_size: int = 1000,
         flush_interval: float = 0.2,
+        max_backoff: float = MAX_BACKOFF,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if flush_interval <= 0:
             raise ValueError("flush_interval must be positive")
+        if max_backoff <= 0:
+            raise ValueError("max_backoff must be positive")
         self.lineage = lineage
         self.metrics = metrics
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        # A flush interval longer than the cap is the cap itself.
+        self.max_backoff = max(max_backoff, flush_interval)
         self._buffer: list[Event] = []
+        #: Dead-letter event ID -> the refused event's ID, which the journal holds.
+        self._stands_for: dict[str, str] = {}
         self._flush_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
@@ -143,6 +76,9 @@ class Collector:
         self._bus: Bus | None = None
         # The consumer loop of a bus that hands out batches (Kafka), for health.
         self._loop: Any = None
+        #: Flushes failed in a row (0 after a success) and the last failure.
+        self.failures_in_row = 0
+        self.last_error: str | None = None
 
     def attach(self, bus: Bus) -> None:
         """Subscribe to every event on ``bus`` as group ``collector``.
@@ -155,6 +91,9 @@ class Collector:
         after every commit which events the lineage now holds, so it can drop them.
         """
         self._bus = bus
+        journal = getattr(bus, "journal", None)
+        if journal is not None:
+            self.metrics.set_quarantine_source(lambda: journal.quarantined_total)
         subscribe_columns = getattr(bus, "subscribe_columns", None)
         subscribe_batch = getattr(bus, "subscribe_batch", None)
         if subscribe_columns is not None:
@@ -168,16 +107,32 @@ class Collector:
         else:
             bus.subscribe("collector", self.ingest)
 
-    def health(self) -> str:
+    def bus_health(self) -> str:
         """``"ok"``, or why the bus's consumer is stalled (Kafka; see ``ConsumerLoop``)."""
         health = getattr(self._loop, "health", None)
         return str(health()) if health is not None else "ok"
 
-    async def write_now(self, events: Sequence[Event]) -> None:
-        """Write ``events`` (and anything buffered) and return once committed."""
+    def _refuse_if_dead(self) -> None:
         if self._failure is not None:
             raise BusError(f"the collector's flush task died: {self._failure!r}")
-        self._buffer.extend(events)
+
+    def _admit(self, event: Event) -> Event:
+        """``event``, or its dead letter when it breaks the envelope's bounds (an
+        event that did not come through a bounds-checking ``publish``, e.g. an old
+        journal record)."""
+        problem = envelope_bounds_error(event)
+        if problem is None:
+            return event
+        dead = row_dead_letter(event, problem)
+        self._stands_for[dead.event_id] = event.event_id
+        self.metrics.invalid_events.labels("bounds").inc()
+        log.warning("event %s dead-lettered as %s: %s", event.event_id[:64], dead.event_id, problem)
+        return dead
+
+    async def write_now(self, events: Sequence[Event]) -> None:
+        """Write ``events`` (and anything buffered) and return once committed."""
+        self._refuse_if_dead()
+        self._buffer.extend(self._admit(e) for e in events)
         await self.flush()
 
     async def write_columns_now(self, columns: EnvelopeColumns) -> None:
@@ -186,15 +141,20 @@ class Collector:
         Anything buffered through ``ingest`` is written first, so the lineage
         sees events in the order the collector got them.
         """
-        if self._failure is not None:
-            raise BusError(f"the collector's flush task died: {self._failure!r}")
+        self._refuse_if_dead()
         if self._buffer:
             await self.flush()
         if not len(columns):
             return
         async with self._flush_lock:
             started = time.perf_counter()
-            outcome = await self.lineage.write_columns(columns)
+            try:
+                outcome = await self.lineage.write_columns(columns)
+            except Exception as exc:
+                # Counted and reported like a flush; the caller (the consumer) retries.
+                self._flush_failed(exc)
+                raise
+            self._flush_succeeded(outcome)
             self.metrics.record_columns(
                 columns,
                 inserted_ids=outcome.inserted_ids,
@@ -210,9 +170,8 @@ class Collector:
 
     async def ingest(self, event: Event) -> None:
         """Buffer ``event``; write the buffer when it is full."""
-        if self._failure is not None:
-            raise BusError(f"the collector's flush task died: {self._failure!r}")
-        self._buffer.append(event)
+        self._refuse_if_dead()
+        self._buffer.append(self._admit(event))
         if len(self._buffer) >= self.batch_size:
             await self.flush()
 
@@ -227,7 +186,11 @@ class Collector:
         await self.ingest(event)
 
     async def flush(self) -> WriteResult:
-        """Write everything buffered as one batch (in ``batch_size`` slices)."""
+        """Write everything buffered as one batch (in ``batch_size`` slices).
+
+        A failure is counted and reported (``health``) before it is raised; the
+        batch stays buffered for the next try.
+        """
         async with self._flush_lock:
             total = WriteResult(0, 0, 0, 0)
             while self._buffer:
@@ -236,10 +199,13 @@ class Collector:
                 started = time.perf_counter()
                 try:
                     outcome = await self.lineage.write_batch_detailed(batch)
-                except BaseException:
+                except BaseException as exc:
                     # Nothing is lost: the batch goes back in front for the next try.
                     self._buffer[:0] = batch
+                    if isinstance(exc, Exception):
+                        self._flush_failed(exc)
                     raise
+                self._flush_succeeded(outcome)
                 self.metrics.record_batch(
                     batch,
                     inserted_ids=outcome.inserted_ids,
@@ -248,9 +214,11 @@ class Collector:
                     commit_seconds=time.perf_counter() - started,
                     dead_letters_open=outcome.dead_letters_open,
                 )
+                ids = [event.event_id for event in batch]
+                ids += [self._stands_for.pop(i) for i in ids if i in self._stands_for]
                 confirm = getattr(self._bus, "confirm", None)
                 if confirm is not None:
-                    confirm([event.event_id for event in batch])
+                    confirm(ids)
                 r = outcome.result
                 total = WriteResult(
                     total.inserted + r.inserted,
@@ -259,6 +227,41 @@ class Collector:
                     total.dead_letters_resolved + r.dead_letters_resolved,
                 )
             return total
+
+    def _flush_failed(self, exc: Exception) -> None:
+        self.failures_in_row += 1
+        reason = type(exc).__name__
+        detail = exc.message if isinstance(exc, InterlockError) else str(exc)
+        self.last_error = f"{reason}: {detail[:300]}"
+        self.metrics.flush_errors.labels(reason).inc()
+
+    def _flush_succeeded(self, outcome: BatchOutcome) -> None:
+        self.failures_in_row = 0
+        self.last_error = None
+        if outcome.refused_ids:
+            self.metrics.invalid_events.labels("store").inc(len(outcome.refused_ids))
+            log.warning(
+                "the lineage could not take %d event(s) of a batch; dead-lettered: %s",
+                len(outcome.refused_ids),
+                ", ".join(i[:64] for i in outcome.refused_ids[:10]),
+            )
+
+    def health(self) -> str:
+        """``"ok"``, or ``"error: <why>"`` while flushes fail or after the task died."""
+        if self._failure is not None:
+            return f"error: the flush task died: {type(self._failure).__name__}"
+        if self.last_error is not None:
+            return (
+                f"error: {self.failures_in_row} flush(es) failed in a row, retrying: "
+                f"{self.last_error}"
+            )
+        return "ok"
+
+    def backoff(self) -> float:
+        """The wait before the next flush: doubled per failure in a row, capped."""
+        if self.failures_in_row == 0:
+            return self.flush_interval
+        return min(self.max_backoff, self.flush_interval * 2.0 ** min(self.failures_in_row, 32))
 
     async def start(self) -> None:
         """Start the periodic flush task (idempotent)."""
@@ -273,21 +276,27 @@ class Collector:
             return
         exc = task.exception()
         if exc is not None:
-            # Ingest refuses further events rather than buffering without a writer.
+            # Only a BaseException that is not an Exception gets here (the loop
+            # catches the rest): ingest refuses further events rather than
+            # buffering without a writer.
             self._failure = exc
             log.error("collector flush task died: %r", exc)
 
     async def _flush_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.flush_interval)
+            await asyncio.sleep(self.backoff())
             if not self._buffer:
                 continue
             try:
                 await self.flush()
-            except InterlockError as exc:
-                # A store error is retriable: the batch is back in the buffer and
-                # the next tick tries again.
-                log.warning("lineage flush failed, will retry: %s", exc)
+            # Supervision: whatever a flush raises (a store outage, a defect) must not
+            # end ingest. ``flush`` counted it and kept the batch; log and back off.
+            except Exception:
+                log.exception(
+                    "lineage flush failed (%d in a row); next try in %.1fs",
+                    self.failures_in_row,
+                    self.backoff(),
+                )
 
     async def stop(self) -> None:
         """Stop the flush task and write what is buffered; safe to call twice."""

@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanKind
 from tracing import (
     BusError,
     Event,
+    check_envelope_bounds,
     context_from_headers,
     context_from_traceparent,
     inject_headers,
@@ -339,7 +340,11 @@ class KafkaBus:
         self.run_loop(loop)
 
     async def publish(self, event: Event) -> None:
-        """Return once the broker acknowledged ``event``; push back when it cannot."""
+        """Return once the broker acknowledged ``event``; push back when it cannot.
+
+        An envelope out of the lineage's bounds is refused (``EnvelopeBoundsError``).
+        """
+        check_envelope_bounds(event)
         producer = self.producer
         if self._in_flight >= self.settings.max_buffered:
             self.metrics.published.labels("pushed_back").inc()

@@ -23,7 +23,16 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError as PydanticValidationError
 
-from tracing import SCHEMA_VERSION, ErrorInfo, Event, Reason, Status, System
+from tracing import (
+    SCHEMA_VERSION,
+    EnvelopeBoundsError,
+    ErrorInfo,
+    Event,
+    Reason,
+    Status,
+    System,
+    envelope_bounds_error,
+)
 
 from ._lineage_rows import EnvelopeColumns
 
@@ -139,9 +148,11 @@ def _one(value: bytes | None) -> Event | str:
     if not value:
         return "empty message body"
     try:
-        return Event.model_validate_json(value)
+        event = Event.model_validate_json(value)
     except PydanticValidationError as exc:
         return _why(exc)
+    problem = envelope_bounds_error(event)
+    return event if problem is None else problem[:_MAX_REASON_TEXT]
 
 
 def decode_columns(
@@ -166,6 +177,8 @@ def decode_columns(
                 columns.add_json(value)
             except PydanticValidationError as exc:
                 problem = _why(exc)
+            except EnvelopeBoundsError as exc:
+                problem = exc.message[:_MAX_REASON_TEXT]
             else:
                 version = columns.last("schema_version")
                 corr = header(hdrs, H_CORRELATION)

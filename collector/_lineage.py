@@ -39,7 +39,14 @@ from tracing import Event, Status, StoreError
 
 from ._absorb import AbsorbResult, absorb_file
 from ._event_keys import EventKeys, Keys
-from ._lineage_errors import StoreWriteError, WriteErrorKind, classify_write_error, unbuildable
+from ._invalid import (
+    CONVERSION_ERRORS,
+    convert_column_rows,
+    convert_rows,
+    is_row_error,
+    row_dead_letter,
+)
+from ._lineage_errors import StoreWriteError, WriteErrorKind, classify_write_error
 from ._lineage_guard import MemoryGuard, end_transaction, unregister
 from ._lineage_queries import (
     TRANSACTION_STATES,
@@ -98,6 +105,24 @@ class BatchOutcome:
     inserted_ids: frozenset[str]
     #: Unresolved dead letters after the batch committed.
     dead_letters_open: int
+    #: IDs of the events of the batch the store could not take: each became an
+    #: ``event.invalid`` dead letter (``collector._invalid``) instead.
+    refused_ids: tuple[str, ...] = ()
+
+
+def _merged(
+    outcomes: Sequence[BatchOutcome], refused: tuple[str, ...], open_count: Callable[[], int]
+) -> BatchOutcome:
+    """One outcome for a batch committed in parts."""
+    total = WriteResult(
+        sum(o.result.inserted for o in outcomes),
+        sum(o.result.duplicates for o in outcomes),
+        sum(o.result.dead_letters_opened for o in outcomes),
+        sum(o.result.dead_letters_resolved for o in outcomes),
+    )
+    ids = frozenset().union(*(o.inserted_ids for o in outcomes))
+    open_now = outcomes[-1].dead_letters_open if outcomes else open_count()
+    return BatchOutcome(total, ids, open_now, refused)
 
 
 class LineageStore:
@@ -279,11 +304,58 @@ class LineageStore:
             unique.setdefault(event.event_id, event)
         if not unique:
             return BatchOutcome(WriteResult(0, len(events), 0, 0), frozenset(), self._open_count())
+        rows = list(unique.values())
         try:
-            batch = batch_table(list(unique.values()), datetime.now(UTC))
-        except (pa.ArrowException, OverflowError) as exc:
-            raise unbuildable(exc) from exc
-        return self._commit(batch, len(events))
+            batch = batch_table(rows, datetime.now(UTC))
+        except CONVERSION_ERRORS:
+            # One row the store cannot take must not hold back the rest of the batch.
+            return self._write_apart(rows, len(events) - len(rows))
+        try:
+            return self._commit(batch, len(events))
+        except StoreError as exc:
+            if not is_row_error(exc):
+                raise
+            return self._write_apart(rows, len(events) - len(rows))
+
+    def _write_apart(self, rows: Sequence[Event], repeats: int) -> BatchOutcome:
+        """A batch that failed as a whole, row by row: every row the store takes is
+        stored, each one it cannot take becomes a dead letter (``collector._invalid``)."""
+        tables, dead = convert_rows(rows, datetime.now(UTC))
+        return self._commit_apart(tables, dead, repeats)
+
+    def _commit_apart(
+        self, tables: Sequence[tuple[pa.Table, str]], dead: list[Event], repeats: int
+    ) -> BatchOutcome:
+        outcomes: list[BatchOutcome] = []
+        if tables:
+            try:
+                outcomes.append(
+                    self._commit(pa.concat_tables([t for t, _ in tables]), len(tables) + repeats)
+                )
+                repeats = 0
+            except StoreError as exc:
+                if not is_row_error(exc):
+                    raise
+                for table, _ in tables:
+                    try:
+                        outcomes.append(self._commit(table, 1 + repeats))
+                        repeats = 0
+                    except StoreError as row_exc:
+                        if not is_row_error(row_exc):
+                            raise
+                        dead.append(
+                            row_dead_letter(
+                                table.to_pylist()[0],
+                                f"the lineage cannot insert this row: {row_exc.message}",
+                                error_type=type(row_exc.__cause__).__name__,
+                            )
+                        )
+        refused = tuple(str(e.payload["refused_event_id"]) for e in dead)
+        if dead:
+            # If the store cannot take even these, it is down: the error goes up and
+            # the batch is retried (the rows stored above are then deduped).
+            outcomes.append(self._commit(batch_table(dead, datetime.now(UTC)), len(dead) + repeats))
+        return _merged(outcomes, refused, self._open_count)
 
     def write_columns(self, columns: EnvelopeColumns) -> BatchOutcome:
         """``write_batch_detailed`` for envelopes already decoded into columns.
@@ -296,9 +368,16 @@ class LineageStore:
             return BatchOutcome(WriteResult(0, 0, 0, 0), frozenset(), self._open_count())
         try:
             batch, _repeats = columns.table(datetime.now(UTC))
-        except (pa.ArrowException, OverflowError) as exc:
-            raise unbuildable(exc) from exc
-        return self._commit(batch, len(columns))
+        except CONVERSION_ERRORS:
+            tables, dead, repeats = convert_column_rows(columns, datetime.now(UTC))
+            return self._commit_apart(tables, dead, repeats)
+        try:
+            return self._commit(batch, len(columns))
+        except StoreError as exc:
+            if not is_row_error(exc):
+                raise
+            tables, dead, repeats = convert_column_rows(columns, datetime.now(UTC))
+            return self._commit_apart(tables, dead, repeats)
 
     def absorb(
         self, path: str | Path, *, group: tuple[str, str] | None = None

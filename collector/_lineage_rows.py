@@ -17,12 +17,19 @@ import pyarrow as pa
 import pydantic_core
 
 from tracing import (
+    MAX_ATTEMPT,
+    MAX_ERROR_MESSAGE,
+    MAX_ID_LENGTH,
+    MAX_PAYLOAD_BYTES,
+    MAX_TIME,
     MAX_TRACESTATE_LENGTH,
+    MIN_TIME,
     SCHEMA_VERSION,
     Event,
     Reason,
     Status,
     System,
+    check_envelope_bounds,
     mask_payload,
 )
 
@@ -288,6 +295,48 @@ def _kind_ok(kind: str) -> bool:
     return "." in kind and kind == kind.strip() and " " not in kind
 
 
+_FAST_AMOUNT = Decimal(10) ** 16 - 1
+
+
+def _fast_in_bounds(env: _Envelope, event_time: datetime, recorded_at: datetime) -> bool:
+    """Whether ``env`` is well inside the envelope's bounds (``tracing._bounds``);
+    anything else takes the exact path, which names the bound it breaks."""
+    amount = env.amount
+    if amount is not None and abs(amount) >= _FAST_AMOUNT:
+        return False
+    if not (MIN_TIME <= event_time < MAX_TIME and MIN_TIME <= recorded_at < MAX_TIME):
+        return False
+    if not (1 <= env.attempt <= MAX_ATTEMPT and 0 <= env.schema_version <= MAX_ATTEMPT):
+        return False
+    duration = env.duration_ms
+    if duration is not None and not 0 <= duration < float("inf"):
+        return False
+    err = env.error
+    if err is not None and (
+        len(err.message) > MAX_ERROR_MESSAGE
+        or (err.status_code is not None and not 0 <= err.status_code <= 999)
+        or (err.error_type is not None and len(err.error_type) > MAX_ID_LENGTH)
+    ):
+        return False
+    longest = max(
+        len(env.correlation_id),
+        len(env.idempotency_key),
+        len(env.kind),
+        len(env.step),
+        len(env.entity_type),
+        len(env.entity_id),
+        len(env.event_id or ""),
+        len(env.causation_id or ""),
+        len(env.trace_id),
+        len(env.span_id),
+        len(env.currency or ""),
+        len(env.customer_id or ""),
+        len(env.replay_of or ""),
+        len(env.replay_id or ""),
+    )
+    return longest <= MAX_ID_LENGTH
+
+
 def _peek_customer_name(raw: bytes) -> str | None:
     if b'"customer' not in raw:
         return None
@@ -355,6 +404,10 @@ class EnvelopeColumns:
         """The value of column ``name`` in the row added last."""
         return self._cols[name][-1]
 
+    def row_values(self, index: int) -> dict[str, Any]:
+        """Row ``index`` as column name to value."""
+        return {name: values[index] for name, values in self._cols.items()}
+
     def drop_last(self) -> None:
         """Take back the row added last (it failed a check made after decoding)."""
         for values in self._cols.values():
@@ -363,7 +416,9 @@ class EnvelopeColumns:
     def add_json(self, data: bytes) -> Event | None:
         """Add one message body; returns the ``Event`` when the exact path took it.
 
-        Raises ``pydantic.ValidationError`` exactly when ``Event.from_json`` would.
+        Raises ``pydantic.ValidationError`` exactly when ``Event.from_json`` would,
+        and ``EnvelopeBoundsError`` for an envelope out of the lineage's bounds
+        (the fast path takes only bodies well inside them).
         """
         try:
             env = _ENVELOPE.decode(data)
@@ -372,6 +427,7 @@ class EnvelopeColumns:
         if env is not None and self._add_fast(env):
             return None
         event = Event.model_validate_json(data)
+        check_envelope_bounds(event)
         self.add_event(event)
         return event
 
@@ -388,9 +444,12 @@ class EnvelopeColumns:
             or (amount is not None and not amount.is_finite())
             or (env.trace_flags is not None and not 0 <= env.trace_flags <= 255)
             or len(env.tracestate) > MAX_TRACESTATE_LENGTH
+            or not _fast_in_bounds(env, event_time, recorded_at)
         ):
             return False
         raw = bytes(env.payload)
+        if len(raw) > MAX_PAYLOAD_BYTES:
+            return False
         payload = _fast_payload(raw)
         if payload is None:
             return False

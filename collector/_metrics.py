@@ -77,6 +77,17 @@ class Metrics:
             buckets=_COMMIT_BUCKETS,
             registry=r,
         )
+        self.flush_errors = Counter(
+            "interlock_ingest_flush_errors",
+            "Lineage flushes that failed (the batch is kept and retried), by error type.",
+            ["reason"],
+            registry=r,
+        )
+        self.journal_quarantined = Gauge(
+            "interlock_journal_quarantined",
+            "Journal records set aside after failing too many replays (in quarantine/).",
+            registry=r,
+        )
         self.bus_backlog = Gauge(
             "interlock_bus_backlog",
             "Events waiting on the bus (set from the runtime's backlog callback).",
@@ -86,6 +97,10 @@ class Metrics:
     def set_backlog_source(self, source: Callable[[], float]) -> None:
         """Read the bus backlog from ``source`` at every scrape (e.g. ``bus.backlog``)."""
         self.bus_backlog.set_function(source)
+
+    def set_quarantine_source(self, source: Callable[[], float]) -> None:
+        """Read the journal's quarantined record count from ``source`` at every scrape."""
+        self.journal_quarantined.set_function(source)
 
     def record_batch(
         self,

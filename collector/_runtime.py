@@ -247,6 +247,7 @@ class Runtime:
         )
         webhooks = self.webhooks
         metrics = self.metrics
+        collector = self.collector
 
         async def on_rejected(code: str, detail: str) -> None:
             metrics.webhook_rejected.labels(system="billing", reason=code).inc()
@@ -266,7 +267,7 @@ class Runtime:
         async def health() -> dict[str, str]:
             # The bus is ok unless its collector consumer stalls (Kafka: no batch
             # committed for bus.stall_after seconds while messages wait).
-            checks: dict[str, str] = {"bus": collector.health()}
+            checks: dict[str, str] = {"bus": collector.bus_health(), "ingest": collector.health()}
             for name, adapter in (
                 ("erp", erp),
                 ("billing", billing),

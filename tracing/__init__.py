@@ -1,6 +1,17 @@
 """The shared vocabulary of Interlock: the event envelope, identifiers, errors,
 PII masking and OpenTelemetry trace-context propagation."""
 
+from ._bounds import (
+    MAX_AMOUNT,
+    MAX_ATTEMPT,
+    MAX_ERROR_MESSAGE,
+    MAX_ID_LENGTH,
+    MAX_PAYLOAD_BYTES,
+    MAX_TIME,
+    MIN_TIME,
+    check_envelope_bounds,
+    envelope_bounds_error,
+)
 from ._envelope import SCHEMA_VERSION, ErrorInfo, Event, Status, System
 from ._errors import (
     AuthError,
@@ -8,6 +19,7 @@ from ._errors import (
     ConfigError,
     ConflictError,
     DownstreamUnavailable,
+    EnvelopeBoundsError,
     IntegrationError,
     InterlockError,
     MappingError,
@@ -41,7 +53,14 @@ from ._tracecontext import (
 )
 
 __all__ = [
+    "MAX_AMOUNT",
+    "MAX_ATTEMPT",
+    "MAX_ERROR_MESSAGE",
+    "MAX_ID_LENGTH",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_TIME",
     "MAX_TRACESTATE_LENGTH",
+    "MIN_TIME",
     "REDACTED",
     "SCHEMA_VERSION",
     "AuthError",
@@ -49,6 +68,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DownstreamUnavailable",
+    "EnvelopeBoundsError",
     "ErrorInfo",
     "Event",
     "IntegrationError",
@@ -65,11 +85,13 @@ __all__ = [
     "TraceFields",
     "TraceParent",
     "ValidationError",
+    "check_envelope_bounds",
     "context_from_headers",
     "context_from_traceparent",
     "correlation_id_for",
     "current_trace_context",
     "current_trace_ids",
+    "envelope_bounds_error",
     "inject_headers",
     "install_propagator",
     "mask_email",

@@ -3,7 +3,8 @@
     InterlockError
     ├── ConfigError                 a setting is missing or invalid (names the setting)
     ├── ValidationError             an event or payload breaks the canonical contract
-    │   └── MappingError            a vendor value has no canonical mapping (product, account)
+    │   ├── MappingError            a vendor value has no canonical mapping (product, account)
+    │   └── EnvelopeBoundsError     an envelope value is out of the storable range (names the field)
     ├── IntegrationError            a call to an external system failed
     │   ├── AuthError               401/403: credentials or signature rejected
     │   ├── RateLimited             429: carries ``retry_after`` seconds
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DownstreamUnavailable",
+    "EnvelopeBoundsError",
     "IntegrationError",
     "InterlockError",
     "MappingError",
@@ -89,6 +91,14 @@ class ValidationError(InterlockError):
 
 class MappingError(ValidationError):
     reason = Reason.MAPPING
+
+
+class EnvelopeBoundsError(ValidationError):
+    """An envelope breaks a bound of the lineage (amount range, timestamp range,
+    size); ``field`` names the offending field and the message says why."""
+
+    def __init__(self, message: str, *, field: str, system: str | None = None) -> None:
+        super().__init__(message, field=field, system=system)
 
 
 class IntegrationError(InterlockError):

@@ -9,6 +9,7 @@ malformed, forged, stale, future       400     the ``RejectReason`` code
 verified but not a JSON object         400     ``invalid_json``
 JSON but not a Stripe event            400     ``invalid_payload``
 an invoice event that does not fit     400     ``unprocessable``
+its event out of the envelope's bounds 400     ``out_of_bounds`` (names the field)
 ``on_event`` raised ``ValidationError``  400     ``unprocessable``
 ``on_event`` raised ``BusError``       503     ``bus_unavailable``, Retry-After: 5
 verified and handed to ``on_event``    200     ``{"received": true, "id": ...}``
@@ -39,7 +40,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from tracing import BusError, ValidationError, context_from_headers
+from tracing import BusError, EnvelopeBoundsError, ValidationError, context_from_headers
 
 from ._events import WebhookPayloadError, parse_stripe_event
 from ._signature import (
@@ -165,6 +166,10 @@ def stripe_webhook_router(
         try:
             with _caller_trace(request):
                 await on_event(event)
+        except EnvelopeBoundsError as exc:
+            # Verified, but no event can carry it (an amount beyond decimal(18,2), a
+            # year-9999 date): a resend cannot succeed, so it is refused, not retried.
+            return await reject(request, 400, RejectReason.OUT_OF_BOUNDS, exc.message)
         except ValidationError as exc:
             # The handler found what the models could not (a value its mapping refuses).
             return await reject(

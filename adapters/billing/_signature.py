@@ -44,6 +44,8 @@ class RejectReason(StrEnum):
     #: A Stripe event we act on whose object does not fit its shape.
     UNPROCESSABLE = "unprocessable"
     BODY_TOO_LARGE = "body_too_large"
+    #: Verified, but the event it becomes breaks the envelope's bounds (amount, time, size).
+    OUT_OF_BOUNDS = "out_of_bounds"
 
 
 class StripeSignatureError(SignatureError):

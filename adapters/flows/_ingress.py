@@ -512,6 +512,7 @@ class BillingWebhookIngress:
             "invalid_payload": Reason.VALIDATION,
             "unprocessable": Reason.VALIDATION,
             "body_too_large": Reason.VALIDATION,
+            "out_of_bounds": Reason.VALIDATION,
         }.get(code, Reason.AUTH)
         await self._bus.publish(
             Event(
