@@ -33,7 +33,12 @@ _NAME_KEYS = {
 }
 _STREET_KEYS = re.compile(r"(street|address_line|postal|zip)", re.IGNORECASE)
 # The local part takes every character RFC 5322 allows unquoted.
-_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_LOCAL = "A-Za-z0-9.!#$%&'*+/=?^_`{|}~-"
+_EMAIL = re.compile(rf"[{_LOCAL}]+@([A-Za-z0-9.-]+\.[A-Za-z]{{2,}})")
+_LOCAL_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.!#$%&'*+/=?^_`{|}~-"
+)
+_DOMAIN = re.compile(r"[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 
 def mask_email(value: str) -> str:
@@ -71,7 +76,36 @@ def _mask_value(key: str, value: Any) -> Any:
     if _STREET_KEYS.search(key):
         return "***"
     # Free text can carry an e-mail address anywhere.
-    return _EMAIL.sub(lambda m: mask_email(m.group(0)), value)
+    return _mask_emails_in(value)
+
+
+def _mask_emails_in(text: str) -> str:
+    """Every e-mail address in free text masked, in time linear in the text.
+
+    The same matches as ``_EMAIL.sub``, found from each ``@`` instead: the regex
+    rescans a long run of letters from every start position (quadratic: a 300 KB
+    payload field took minutes), while each ``@`` here looks back only to the
+    previous one and forward only to its domain's end.
+    """
+    if "@" not in text:
+        return text
+    out: list[str] = []
+    done = 0
+    at = text.find("@")
+    while at != -1:
+        start = at
+        while start > done and text[start - 1] in _LOCAL_CHARS:
+            start -= 1
+        domain = _DOMAIN.match(text, at + 1) if start < at else None
+        if domain is None:
+            at = text.find("@", at + 1)
+            continue
+        out.append(text[done:start])
+        out.append(mask_email(text[start : domain.end()]))
+        done = domain.end()
+        at = text.find("@", done)
+    out.append(text[done:])
+    return "".join(out)
 
 
 def mask_payload(payload: Mapping[str, Any]) -> dict[str, Any]:

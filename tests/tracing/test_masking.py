@@ -40,3 +40,24 @@ def test_mask_email_of_garbage():
 
 def test_redact_secrets_in_text():
     assert redact_secrets("token=abcd1234 ok", ["abcd1234", ""]) == f"token={REDACTED} ok"
+
+
+_TEXT_NEAR_EMAILS = st.text(alphabet="ab.@-_+1 é", max_size=60)
+
+
+@given(st.one_of(_TEXT_NEAR_EMAILS, st.text(max_size=60)))
+def test_free_text_masks_the_same_addresses_as_the_email_regex(text):
+    from tracing._masking import _EMAIL
+
+    expected = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
+    assert mask_payload({"note": text}) == {"note": expected}
+
+
+def test_a_long_run_of_address_characters_is_masked_in_linear_time():
+    # The e-mail regex rescans such a run from every start position (quadratic:
+    # minutes for these); from each "@" it is one pass.
+    run = "x" * 300_000
+    assert mask_payload({"note": run}) == {"note": run}
+    tricky = "a" * 150_000 + "@" + "b" * 150_000 + " mail jane@acme.com"
+    masked = mask_payload({"note": tricky})["note"]
+    assert masked.endswith(" mail j***@acme.com") and masked.startswith("a" * 1000)
