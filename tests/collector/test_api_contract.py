@@ -157,8 +157,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         "--exclude-path", "/webhooks/stripe",
         "--header", f"Authorization: Bearer {TOKENS['admin']}",
         "--no-color", "--max-failures", "20",
+        # A PDF report can take over 10 s (the default) on a loaded 2-core machine.
+        "--request-timeout", "60",
     ]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=480, cwd=tmp_path)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-12000:]
     tested = re.search(r"Tested: (\d+)", out)
