@@ -10,6 +10,7 @@ from _collector_events import T0, make_event
 
 from collector._event_keys import EventKeys
 from collector._lineage import LineageStore
+from collector._lineage_guard import end_transaction
 from collector._lineage_rows import batch_table
 from collector._schema import DDL
 
@@ -92,7 +93,7 @@ def test_a_rolled_back_batch_leaves_no_keys_behind(tmp_path: Path) -> None:
     with store._write_lock:
         conn.execute("BEGIN TRANSACTION")
         store._write_locked(conn, batch_table([event], T0), 1)
-        store._rollback(conn)
+        end_transaction(conn)
         for name in ("_batch", "_insert", "_new"):
             conn.unregister(name)
     assert len(store._keys) == before

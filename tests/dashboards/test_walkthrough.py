@@ -177,7 +177,7 @@ def test_slas_say_too_little_data_and_budget_over_time_observed(
     rules = api.get("/api/v1/sla").raise_for_status().json()["rules"]
     at = clean(open_as("pages/20_SLAs.py", "viewer"))
     table = at.dataframe[0].value
-    assert len(table) == len([r for r in rules if r["evaluated_at"]]) == 11
+    assert len(table) == len([r for r in rules if r["evaluated_at"]]) == 12
     # Forty minutes of traffic in a 30-day window: judged as too little data, and the
     # budget is the 30-day budget minus what those minutes spent (not -3,000 %).
     erp = table[table["SLA"] == "ERP API error rate"].iloc[0]
@@ -300,7 +300,7 @@ def test_every_shipped_rule_has_a_runbook_the_app_serves() -> None:
     from sla_rules import load_rules
 
     rules = load_rules()
-    assert len(rules) == 11
+    assert len(rules) == 12
     missing = [r.id for r in rules if runbook_name(r.runbook) is None]
     assert missing == []
 

@@ -73,7 +73,9 @@ async def test_a_failed_and_a_poison_write_leave_the_consumer_storing_everything
     await lineage.close()
     assert sorted(ids) == sorted(e.event_id for e in events if e.event_id != poison)
     assert len(ids) == len(set(ids)) == 399
-    assert len(letters) == 1 and letters[0][:2] == ("collector.store", "validation")
+    # The store splits a batch whose rows it cannot convert itself: the poison row is a
+    # validation dead letter of its own and the other 399 land in the same write.
+    assert len(letters) == 1 and letters[0][:2] == ("collector.validate", "validation")
     reg = collector.metrics.registry
     group = "interlock-collector"
     assert (
@@ -81,12 +83,6 @@ async def test_a_failed_and_a_poison_write_leave_the_consumer_storing_everything
             "interlock_kafka_batch_write_failures_total", {"group": group, "kind": "resource"}
         )
         == 1
-    )
-    assert (
-        reg.get_sample_value(
-            "interlock_kafka_batch_write_failures_total", {"group": group, "kind": "poison"}
-        )
-        >= 2
     )
     assert health == "ok"
 

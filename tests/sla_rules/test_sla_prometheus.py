@@ -80,7 +80,7 @@ async def test_metrics_exposition(lineage, build: Builder, clock: FakeClock):
 def test_every_alert_rule_links_its_runbook_in_the_dashboard():
     document = prometheus_rules(load_rules(), dashboard_url="https://ops.example.com/")
     alerts = [r for g in document["groups"] for r in g["rules"] if "alert" in r]
-    assert len(alerts) == 33  # 11 SLOs, 3 burn conditions each
+    assert len(alerts) == 36  # 12 SLOs, 3 burn conditions each
     urls = {a["annotations"].get("runbook_url") for a in alerts}
     assert None not in urls
     assert all(u.startswith("https://ops.example.com/Runbooks?name=") for u in urls)
