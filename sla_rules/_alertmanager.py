@@ -29,8 +29,10 @@ import httpx
 
 from ._alerts import Alert, AlertStateError
 from ._engine import SlaEngine
+from ._model import Rule
+from ._prometheus import DEFAULT_DASHBOARD_URL, runbook_url
 
-__all__ = ["AlertmanagerClient", "AlertmanagerSender", "alert_payload"]
+__all__ = ["AlertmanagerClient", "AlertmanagerSender", "alert_labels", "alert_payload", "alertname"]
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +90,30 @@ class AlertmanagerClient:
         return str(response.json()["silenceID"])
 
 
+def alertname(condition: str) -> str:
+    """The alert name the exported Prometheus rules use for ``condition``
+    (``page_fast`` → ``InterlockSlaPageFast``), so one route serves both."""
+    return "InterlockSla" + "".join(p.title() for p in condition.split("_"))
+
+
+def alert_labels(alert: Alert, rule: Rule | None) -> dict[str, str]:
+    """What a receiver routes on: the exported rules' labels plus the alert's ID."""
+    return {
+        "alertname": alertname(alert.condition),
+        "rule": alert.rule_id,
+        "service": rule.service if rule else "",
+        "impact_tier": alert.impact_tier,
+        "severity": alert.severity,
+        "burn_condition": alert.condition,
+        "alert_id": alert.alert_id,
+    }
+
+
 def alert_payload(
     alert: Alert,
+    rule: Rule | None,
     *,
-    service: str,
-    runbook: str,
-    dashboard_url: str | None,
+    dashboard_url: str,
     now: datetime,
     ends_in: timedelta,
 ) -> dict[str, Any]:
@@ -107,6 +127,7 @@ def alert_payload(
     else:
         assert alert.resolved_at is not None
         ends = min(alert.resolved_at, now)
+    link = f"{dashboard_url.rstrip('/')}/Alerts?alert={quote(alert.alert_id)}"
     annotations = {
         "summary": alert.summary,
         "value_at_risk": f"{alert.value_at_risk:.2f}",
@@ -114,30 +135,17 @@ def alert_payload(
         "customers_affected": str(alert.customers_affected),
         "items": str(alert.items),
         "scope": alert.scope,
-        "condition": alert.condition,
+        "dashboard_url": link,
     }
-    base = dashboard_url.rstrip("/") if dashboard_url else None
-    if base:
-        annotations["dashboard_url"] = f"{base}/Alerts?alert={quote(alert.alert_id)}"
-    if runbook:
-        name = runbook.rsplit("/", 1)[-1].removesuffix(".md")
-        annotations["runbook_url"] = f"{base}/Runbooks?name={quote(name)}" if base else runbook
-    payload: dict[str, Any] = {
-        "labels": {
-            "alertname": "InterlockSLABurn",
-            "rule": alert.rule_id,
-            "severity": alert.severity,
-            "impact_tier": alert.impact_tier,
-            "service": service,
-            "alert_id": alert.alert_id,
-        },
+    if rule is not None and (url := runbook_url(rule, dashboard_url)):
+        annotations["runbook_url"] = url
+    return {
+        "labels": alert_labels(alert, rule),
         "annotations": annotations,
         "startsAt": _iso(alert.opened_at),
         "endsAt": _iso(ends),
+        "generatorURL": link,
     }
-    if base:
-        payload["generatorURL"] = annotations["dashboard_url"]
-    return payload
 
 
 @dataclass
@@ -151,7 +159,8 @@ class AlertmanagerSender:
     resolved_for: timedelta = timedelta(minutes=15)
     #: How long a silence created by an acknowledgement lasts.
     silence_for: timedelta = timedelta(hours=4)
-    dashboard_url: str | None = None
+    #: Where alert and runbook links point (the dashboard a receiver can open).
+    dashboard_url: str = DEFAULT_DASHBOARD_URL
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sent: int = 0
     failures: int = 0
@@ -161,6 +170,9 @@ class AlertmanagerSender:
     _pending_silences: dict[str, Alert] = field(default_factory=dict)
     #: Alert IDs acknowledged because of a silence (no silence is created back for them).
     _from_silence: set[str] = field(default_factory=set)
+    #: The label set last sent per alert: when its condition changes (a new alertname),
+    #: the old one is sent as ended rather than left to expire.
+    _last_labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def client(self) -> AlertmanagerClient:
@@ -209,22 +221,25 @@ class AlertmanagerSender:
     def _payloads(self) -> list[dict[str, Any]]:
         now = self.clock()
         engine_now = self.engine.clock()
+        ends_in = timedelta(seconds=max(4 * self.interval, 60))
         out = []
         for alert in self.engine.alerts(include_resolved=True, limit=10_000):
             resolved = alert.resolved_at
             if resolved is not None and engine_now - resolved > self.resolved_for:
+                self._last_labels.pop(alert.alert_id, None)
                 continue
-            rule = self.engine.rule(alert.rule_id)
-            out.append(
-                alert_payload(
-                    alert,
-                    service=rule.service if rule else "",
-                    runbook=rule.runbook if rule else "",
-                    dashboard_url=self.dashboard_url,
-                    now=now,
-                    ends_in=timedelta(seconds=max(4 * self.interval, 60)),
-                )
+            payload = alert_payload(
+                alert,
+                self.engine.rule(alert.rule_id),
+                dashboard_url=self.dashboard_url,
+                now=now,
+                ends_in=ends_in,
             )
+            previous = self._last_labels.get(alert.alert_id)
+            if previous is not None and previous != payload["labels"]:
+                out.append({**payload, "labels": previous, "endsAt": _iso(now)})
+            self._last_labels[alert.alert_id] = payload["labels"]
+            out.append(payload)
         return out
 
     async def _post(self) -> bool:

@@ -22,7 +22,14 @@ import pytest
 from _sla_helpers import Builder, FakeClock
 
 from adapters.sandbox._process import free_port
-from sla_rules import AlertmanagerClient, AlertmanagerSender, Rule, SlaEngine, load_rules
+from sla_rules import (
+    AlertmanagerClient,
+    AlertmanagerSender,
+    Rule,
+    SlaEngine,
+    load_rules,
+    prometheus_rules,
+)
 
 AM_BINARY = "/usr/bin/prometheus-alertmanager"
 SHIPPED = {rule.id: rule for rule in load_rules()}["invoice-sync-success"]
@@ -137,18 +144,29 @@ async def test_outage_pages_acks_to_silence_and_resolves(alertmanager, lineage, 
     try:
         seen = await until(lambda: am_alert(alertmanager, alert.alert_id), "the page")
         assert seen["labels"] == {
-            "alertname": "InterlockSLABurn",
+            "alertname": "InterlockSlaPageFast",
             "rule": "invoice-sync-success",
             "severity": "page",
             "impact_tier": "cash_collection",
             "service": "quote-to-cash",
+            "burn_condition": "page_fast",
             "alert_id": alert.alert_id,
         }
+        # The same names and labels as the exported Prometheus rule for this burn.
+        [exported] = [
+            r
+            for g in prometheus_rules([INVOICE], dashboard_url="http://dash.example:8501")["groups"]
+            for r in g["rules"]
+            if r.get("alert") == "InterlockSlaPageFast"
+        ]
+        assert exported["labels"].items() <= seen["labels"].items()
+        assert exported["annotations"]["runbook_url"] == seen["annotations"]["runbook_url"]
         notes = seen["annotations"]
         assert notes["value_at_risk"] == f"{30 * 2500:.2f}" and notes["currency"] == "USD"
         assert notes["customers_affected"] == str(alert.customers_affected) != "0"
         assert notes["summary"] == alert.summary
         assert notes["runbook_url"].startswith("http://dash.example:8501/Runbooks?name=")
+        assert seen["generatorURL"] == notes["dashboard_url"]
         assert notes["dashboard_url"] == f"http://dash.example:8501/Alerts?alert={alert.alert_id}"
         assert seen["status"]["state"] == "active"
         assert sender.failures == 0
@@ -231,3 +249,27 @@ async def test_unreachable_alertmanager_is_counted_and_retried(alertmanager, lin
     await until(lambda: am_alert(alertmanager, alert.alert_id), "the page after retry")
     await engine.tick()  # the engine kept evaluating throughout
     await sender.stop()
+
+
+async def test_condition_change_ends_the_old_alertname(lineage, build):
+    engine = await outage(lineage, build, FakeClock(recent_minute(5)))
+    [alert] = engine.alerts()
+    sender = AlertmanagerSender(engine, "http://127.0.0.1:9", interval=0.2)
+    [first] = sender._payloads()
+    assert first["labels"]["alertname"] == "InterlockSlaPageFast"
+    alert.condition, alert.severity = "ticket", "ticket"  # the burn slowed to a ticket
+    ended, current = sender._payloads()
+    # The old label set is sent as ended now, not left firing until its endsAt runs out.
+    assert ended["labels"] == first["labels"] and ended["endsAt"] < first["endsAt"]
+    assert current["labels"]["alertname"] == "InterlockSlaTicket"
+    assert current["labels"]["severity"] == "ticket"
+    [again] = sender._payloads()  # once only
+    assert again["labels"] == current["labels"]
+
+
+def test_alertmanager_url_setting_defaults_off():
+    from collector import load_settings
+
+    assert load_settings(env={}).alerts.alertmanager_url is None
+    on = load_settings(env={"INTERLOCK_ALERTS_ALERTMANAGER_URL": "http://am:9093"})
+    assert on.alerts.alertmanager_url == "http://am:9093" and on.alerts.resend_interval == 30
