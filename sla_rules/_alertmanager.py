@@ -168,6 +168,7 @@ class AlertmanagerSender:
     _client: AlertmanagerClient | None = None
     _task: asyncio.Task[None] | None = None
     _pending_silences: dict[str, Alert] = field(default_factory=dict)
+    _background: set[asyncio.Task[bool]] = field(default_factory=set)
     #: Alert IDs acknowledged because of a silence (no silence is created back for them).
     _from_silence: set[str] = field(default_factory=set)
     #: The label set last sent per alert: when its condition changes (a new alertname),
@@ -193,6 +194,9 @@ class AlertmanagerSender:
                 await task
         with contextlib.suppress(ValueError):
             self.engine.ack_listeners.remove(self.on_acknowledged)
+        for pending in list(self._background):
+            pending.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -210,12 +214,7 @@ class AlertmanagerSender:
         """
         if not await self._post():
             return False
-        ok = True
-        for alert_id, alert in list(self._pending_silences.items()):
-            if await self._create_silence(alert):
-                self._pending_silences.pop(alert_id, None)
-            else:
-                ok = False
+        ok = await self._flush_silences()
         return await self._sync_silences() and ok
 
     def _payloads(self) -> list[dict[str, Any]]:
@@ -255,11 +254,27 @@ class AlertmanagerSender:
         return True
 
     async def on_acknowledged(self, alert: Alert) -> None:
-        """Engine hook: an alert acknowledged in Interlock is silenced in Alertmanager."""
+        """Engine hook: an alert acknowledged in Interlock is silenced in Alertmanager.
+
+        The silence is made in the background, so an acknowledgement never waits on
+        Alertmanager; one that fails stays queued for the next round.
+        """
         if alert.alert_id in self._from_silence:
             return
-        if not await self._create_silence(alert):
-            self._pending_silences[alert.alert_id] = alert
+        self._pending_silences[alert.alert_id] = alert
+        task = asyncio.create_task(self._flush_silences(), name="alertmanager-silence")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _flush_silences(self) -> bool:
+        ok = True
+        for alert_id, alert in list(self._pending_silences.items()):
+            if self._pending_silences.pop(alert_id, None) is None:
+                continue  # another round took it
+            if not await self._create_silence(alert):
+                self._pending_silences.setdefault(alert_id, alert)
+                ok = False
+        return ok
 
     async def _create_silence(self, alert: Alert) -> bool:
         starts = self.clock()
