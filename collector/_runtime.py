@@ -366,6 +366,7 @@ class Runtime:
                 silence_for=timedelta(hours=a.silence_hours),
                 dashboard_url=a.dashboard_url or f"http://127.0.0.1:{self.settings.dashboard.port}",
             )
+            self.alert_sender.register_metrics(self.metrics.registry)
         from replay import FileAuditHead, MemoryAuditHead, ReplayService, replay_router
 
         from ._explore import explore_router

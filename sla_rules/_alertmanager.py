@@ -4,8 +4,9 @@
 each open alert to ``POST /api/v2/alerts`` (Alertmanager expects resends and ends an
 alert it stops hearing about at ``endsAt``), and each alert resolved in the last
 ``resolved_for`` once more with ``endsAt`` set to when it resolved. Labels are what a
-receiver routes on (``alertname``, ``rule``, ``severity``, ``impact_tier``,
-``service``, ``alert_id``); annotations carry the business impact and links.
+receiver routes on, the same as the exported Prometheus rules' (``alertname``,
+``rule``, ``service``, ``impact_tier``, ``severity``, ``burn_condition``) plus
+``alert_id``; annotations carry the business impact and links.
 
 Acknowledging an alert in Interlock creates a silence matching its ``alert_id``
 (``POST /api/v2/silences``); an alert Alertmanager reports as silenced is marked
@@ -26,6 +27,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from ._alerts import Alert, AlertStateError
 from ._engine import SlaEngine
@@ -203,7 +207,13 @@ class AlertmanagerSender:
 
     async def _run(self) -> None:
         while True:
-            await self.send_once()
+            try:
+                await self.send_once()
+            # An answer Alertmanager should never give (a body without the fields) must
+            # not end delivery: logged, counted, tried again next round.
+            except Exception as exc:
+                self._failed("round", exc)
+                log.exception("Alertmanager delivery round failed")
             await asyncio.sleep(self.interval)
 
     async def send_once(self) -> bool:
@@ -284,7 +294,7 @@ class AlertmanagerSender:
             await self.client.create_silence(
                 {"alert_id": alert.alert_id}, starts, starts + self.silence_for, by, comment
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
             self._failed("creating a silence", exc)
             return False
         self.silences_created += 1
@@ -308,11 +318,31 @@ class AlertmanagerSender:
                     await self.engine.acknowledge(
                         alert_id, str(silence.get("createdBy") or "alertmanager"), note
                     )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, ValueError, KeyError, AttributeError) as exc:
             self._failed("reading silences", exc)
             return False
         return True
 
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        """Expose the sender's counts as ``interlock_alertmanager_*_total`` on ``registry``."""
+        registry.register(_SenderCollector(self))
+
     def _failed(self, what: str, exc: Exception) -> None:
         self.failures += 1
         log.warning("Alertmanager %s at %s failed: %s", what, self.url, exc)
+
+
+class _SenderCollector(Collector):
+    def __init__(self, sender: AlertmanagerSender) -> None:
+        self._sender = sender
+
+    def collect(self) -> Any:
+        s = self._sender
+        for name, doc, value in (
+            ("alerts_sent", "Alerts posted to Alertmanager (each resend counts)", s.sent),
+            ("failures", "Alertmanager calls that failed (retried next round)", s.failures),
+            ("silences_created", "Silences created for acknowledged alerts", s.silences_created),
+        ):
+            family = CounterMetricFamily(f"interlock_alertmanager_{name}", doc)
+            family.add_metric([], value)
+            yield family

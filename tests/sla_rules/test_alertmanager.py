@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from _sla_helpers import Builder, FakeClock
+from prometheus_client import CollectorRegistry
 
 from adapters.sandbox._process import free_port
 from sla_rules import (
@@ -252,6 +253,11 @@ async def test_unreachable_alertmanager_is_counted_and_retried(alertmanager, lin
     sender.url, sender._client = alertmanager, None
     assert await sender.send_once() is True
     assert sender.silences_created == 1 and sender.sent == 1
+    registry = CollectorRegistry()
+    sender.register_metrics(registry)
+    assert registry.get_sample_value("interlock_alertmanager_failures_total") == 2
+    assert registry.get_sample_value("interlock_alertmanager_alerts_sent_total") == 1
+    assert registry.get_sample_value("interlock_alertmanager_silences_created_total") == 1
     await until(lambda: am_alert(alertmanager, alert.alert_id), "the page after retry")
     await engine.tick()  # the engine kept evaluating throughout
     await sender.stop()
