@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need (promtool, pdftotext, chromium), only where they are missing,
+# Installs the Debian packages the tests need (promtool, alertmanager, pdftotext, chromium), only where they are missing,
 # so a warm machine skips apt entirely.
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# A real Alertmanager for the alert-delivery tests (tests/sla_rules/test_alertmanager.py).
+[ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 # Headless Chromium for the browser tests and screenshots (Playwright drives it; it never
 # downloads a browser of its own).

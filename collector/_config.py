@@ -21,6 +21,7 @@ from pydantic import ValidationError as PydanticValidationError
 from tracing import ConfigError
 
 __all__ = [
+    "AlertsSettings",
     "ApiSettings",
     "BillingSettings",
     "BusSettings",
@@ -155,6 +156,17 @@ class SupportSettings(_Section):
     api_token: SecretStr | None = None
 
 
+class AlertsSettings(_Section):
+    alertmanager_url: str | None = Field(
+        None, description="Alertmanager base URL (http://host:9093); unset: alerts are not sent"
+    )
+    resend_interval: float = Field(30.0, gt=0, description="seconds between resends")
+    silence_hours: float = Field(4.0, gt=0, description="length of a silence made by an ack")
+    dashboard_url: str | None = Field(
+        None, description="public dashboard URL for links in alerts (default: the local one)"
+    )
+
+
 class DemoSettings(_Section):
     enabled: bool = Field(True, description="start the demo landscape and traffic generator")
     rate_per_minute: float = Field(30.0, gt=0, description="opportunities closed won per minute")
@@ -174,6 +186,7 @@ class Settings(_Section):
     erp: ErpSettings = ErpSettings()
     billing: BillingSettings = BillingSettings()
     support: SupportSettings = SupportSettings()
+    alerts: AlertsSettings = AlertsSettings()
     demo: DemoSettings = DemoSettings()
     #: API tokens: ``[[tokens]] name=…, role=…, token_hash="sha256:…"``.
     tokens: list[dict[str, str]] = Field(default_factory=list)

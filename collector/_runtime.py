@@ -79,6 +79,7 @@ class Runtime:
         self.poller: CrmPoller | None = None
         self.webhooks: BillingWebhookIngress | None = None
         self.sla: Any = None
+        self.alert_sender: Any = None
         self.replay: Any = None
         self.app: Any = None
         self._adapters: list[Any] = []
@@ -297,6 +298,8 @@ class Runtime:
         await self.collector.start()
         if self.sla is not None:
             await self.sla.start()
+        if self.alert_sender is not None:
+            await self.alert_sender.start()
         config = uvicorn.Config(
             self.app,
             host=s.api.host,
@@ -350,6 +353,20 @@ class Runtime:
         self.sla = SlaEngine(self.lineage, load_rules(), flows=FLOWS)
         register_sla_metrics(self.metrics.registry, self.sla)
         routers.append(sla_router(self.sla))
+        a = self.settings.alerts
+        if a.alertmanager_url:
+            from datetime import timedelta
+
+            from sla_rules import AlertmanagerSender
+
+            self.alert_sender = AlertmanagerSender(
+                self.sla,
+                a.alertmanager_url,
+                interval=a.resend_interval,
+                silence_for=timedelta(hours=a.silence_hours),
+                dashboard_url=a.dashboard_url or f"http://127.0.0.1:{self.settings.dashboard.port}",
+            )
+            self.alert_sender.register_metrics(self.metrics.registry)
         from replay import FileAuditHead, MemoryAuditHead, ReplayService, replay_router
 
         from ._explore import explore_router
@@ -431,9 +448,10 @@ class Runtime:
             await asyncio.gather(self._server_task, return_exceptions=True)
             self._server = None
             self._server_task = None
-        for component in (self.replay, self.sla):
+        for component in (self.alert_sender, self.replay, self.sla):
             if component is not None:
                 await component.stop()
+        self.alert_sender = None
         self.replay = None
         self.sla = None
         if self.bus is not None:

@@ -1,6 +1,13 @@
 """Business SLAs: the rule format and shipped rules, the incremental evaluator, alerts
 ranked by business impact, Prometheus metrics and rules, and the executive report."""
 
+from ._alertmanager import (
+    AlertmanagerClient,
+    AlertmanagerSender,
+    alert_labels,
+    alert_payload,
+    alertname,
+)
 from ._alerts import Alert, AlertChange, AlertNotFound, AlertStateError, impact_score
 from ._api import sla_router
 from ._cli import register_cli
@@ -17,6 +24,8 @@ __all__ = [
     "AlertChange",
     "AlertNotFound",
     "AlertStateError",
+    "AlertmanagerClient",
+    "AlertmanagerSender",
     "DuckDBLineage",
     "ImpactTier",
     "LineageAccess",
@@ -25,6 +34,9 @@ __all__ = [
     "RuleStatus",
     "SlaEngine",
     "SlaReport",
+    "alert_labels",
+    "alert_payload",
+    "alertname",
     "build_report",
     "export_prometheus_rules",
     "impact_score",

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -239,6 +239,8 @@ class SlaEngine:
         #: Verdicts seen since start, per rule: ``[good, bad]``; exposed as a counter so
         #: Prometheus can compute its own burn rates from ``rate()``.
         self.counts: dict[str, list[int]] = {rule.id: [0, 0] for rule in self.rules}
+        #: Called with each alert acknowledged (after it is stored); errors are logged.
+        self.ack_listeners: list[Callable[[Alert], Awaitable[None]]] = []
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -528,7 +530,12 @@ class SlaEngine:
                 )
 
             await self.lineage.write(write)
-            return alert
+        for listener in list(self.ack_listeners):
+            try:
+                await listener(alert)
+            except Exception:
+                log.exception("alert acknowledgement listener failed")
+        return alert
 
     async def alert_changes(self, alert_id: str) -> list[dict[str, Any]]:
         """Every recorded state change of an alert, oldest first."""
