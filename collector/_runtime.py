@@ -90,7 +90,9 @@ class Runtime:
     # -- assembly ---------------------------------------------------------------------
 
     def _tokens(self) -> tuple[TokenStore, dict[str, str]]:
-        store = load_tokens(self.settings.tokens, env=os.environ)
+        store = load_tokens(
+            self.settings.tokens, env=os.environ, file=self.settings.api.tokens_file
+        )
         demo_tokens: dict[str, str] = {}
         if self.demo:
             # Fresh tokens per demo run, one per role; never printed, written to a 0600 file.
