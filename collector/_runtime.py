@@ -43,12 +43,37 @@ from ._auth import Role, TokenStore, load_tokens
 from ._bus import Bus, EmbeddedBus
 from ._config import Settings
 
-__all__ = ["Runtime", "RuntimeInfo", "with_landscape"]
+__all__ = ["Runtime", "RuntimeInfo", "dashboard_command", "with_landscape"]
 
 log = logging.getLogger(__name__)
 
 #: The step tables of the flows this runtime runs (what a transaction waits for).
 FLOWS = (STEPS,)
+
+
+def dashboard_command(app: Path, port: int) -> list[str]:
+    """The command that serves the dashboard ``app`` on ``port``.
+
+    ``client.toolbarMode minimal`` hides Streamlit's developer toolbar, whose Deploy
+    button would otherwise show on every page.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
 
 
 @dataclass
@@ -390,21 +415,7 @@ class Runtime:
         app = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
         self._dashboard = ManagedProcess(
             "dashboard",
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(app),
-                "--server.headless",
-                "true",
-                "--server.address",
-                "127.0.0.1",
-                "--server.port",
-                str(port),
-                "--browser.gatherUsageStats",
-                "false",
-            ],
+            dashboard_command(app, port),
             ready_url=f"http://127.0.0.1:{port}/_stcore/health",
             env={
                 "INTERLOCK_API_URL": self.info.api_url,
