@@ -17,6 +17,7 @@ __all__ = [
     "format_count",
     "format_duration_ms",
     "format_money",
+    "format_money_by_currency",
     "format_money_short",
     "format_time",
     "parse_time",
@@ -49,6 +50,18 @@ def format_money(value: str | int | float | Decimal | None, currency: str | None
         return MISSING
     text = f"{amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,.2f}"
     return f"{currency.upper()} {text}" if currency else text
+
+
+def format_money_by_currency(value: Any) -> str:
+    """A ``{"USD": "796.00", "EUR": "10"}`` money map as ``"EUR 10.00, USD 796.00"``;
+    empty or unreadable -> ``"—"``.
+
+    >>> format_money_by_currency({"usd": "1250.5"}), format_money_by_currency({})
+    ('USD 1,250.50', '—')
+    """
+    if not isinstance(value, Mapping) or not value:
+        return MISSING
+    return ", ".join(format_money(v, str(c)) for c, v in sorted(value.items())) or MISSING
 
 
 def format_money_short(
