@@ -376,7 +376,6 @@ class Runtime:
 
         self.sla = SlaEngine(self.lineage, load_rules(), flows=FLOWS)
         register_sla_metrics(self.metrics.registry, self.sla)
-        routers.append(sla_router(self.sla))
         from replay import FileAuditHead, MemoryAuditHead, ReplayService, replay_router
 
         from ._explore import explore_router
@@ -398,6 +397,8 @@ class Runtime:
             concurrency=r.concurrency,
             audit_head=head,
         )
+        # Acknowledging an alert is a control action: it goes to the same audit trail.
+        routers.append(sla_router(self.sla, audit=self.replay.record))
         routers.append(replay_router(self.replay))
         routers.append(explore_router(self.lineage))
         return routers
