@@ -21,6 +21,7 @@ from ._lineage import AsyncLineage, BatchOutcome, LineageStore, WriteResult
 from ._metrics import Metrics
 from ._problem import PROBLEM_JSON, Problem, ProblemField
 from ._schema import DDL
+from ._token_file import TokenEntry, TokenFile
 from ._waiting import FlowStep, FlowSteps, Waiting, waiting_for, waiting_sql
 
 __all__ = [
@@ -46,6 +47,8 @@ __all__ = [
     "Role",
     "RoleCheck",
     "Settings",
+    "TokenEntry",
+    "TokenFile",
     "TokenStore",
     "Waiting",
     "WriteResult",

@@ -13,6 +13,8 @@ Tokens come from configuration, never from code:
       role = "approver"
       token_hash = "sha256:9f86d0…"      # `interlock tokens hash` prints this form
 
+- the token store file (``api.tokens_file``, default ``var/tokens.json``), written by
+  ``interlock tokens create`` / ``revoke`` and read again whenever it changes;
 - ``INTERLOCK_TOKENS``: comma-separated ``name:role:sha256:<hex>`` entries; an entry
   ``name:role:<plain token>`` is hashed on load and the plain value is not kept.
 
@@ -24,11 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.dependencies.models import Dependant
@@ -51,6 +55,8 @@ __all__ = [
 ]
 
 _HASH = re.compile(r"sha256:[0-9a-f]{64}")
+
+log = logging.getLogger("interlock.auth")
 
 
 class Role(IntEnum):
@@ -101,6 +107,10 @@ class TokenStore:
 
     def __init__(self, principals: Mapping[str, Principal] | None = None) -> None:
         self._by_hash: dict[str, Principal] = dict(principals or {})
+        #: What did not come from a watched file (``add``, ``merge``, configuration).
+        self._base: dict[str, Principal] = dict(self._by_hash)
+        self._source: _WatchedSource | None = None
+        self._stamp: object = None
 
     @classmethod
     def from_entries(cls, entries: Iterable[tuple[str, str, str]]) -> TokenStore:
@@ -115,14 +125,40 @@ class TokenStore:
     def add(self, name: str, role: Role, token: str) -> None:
         """Add a principal by its plain token (hashed here; the plain value is not kept)."""
         self._by_hash[hash_token(token)] = Principal(name, role)
+        self._base[hash_token(token)] = Principal(name, role)
 
     def merge(self, other: TokenStore) -> None:
         """Add every principal of ``other`` (its entries win on the same hash)."""
         self._by_hash.update(other._by_hash)
+        self._base.update(other._by_hash)
+
+    def watch(self, source: _WatchedSource) -> None:
+        """Also accept the tokens of ``source`` (the token store file), read again whenever
+        it changes so a revoked token is refused from its next request on. A file that
+        cannot be read raises :class:`tracing.ConfigError` here; later, the last good
+        contents stay in force and the problem is logged."""
+        self._source = source
+        self._stamp = source.stamp()
+        self._by_hash = {**self._base, **_principals(source.triples())}
+
+    def _refresh(self) -> None:
+        if self._source is None:
+            return
+        stamp = self._source.stamp()
+        if stamp == self._stamp:
+            return
+        try:
+            loaded = _principals(self._source.triples())
+        except ConfigError as exc:
+            log.error("token store file not reloaded: %s", exc)
+        else:
+            self._by_hash = {**self._base, **loaded}
+        self._stamp = stamp
 
     def authenticate(self, token: str | None) -> Principal | None:
         if not token:
             return None
+        self._refresh()
         presented = hash_token(token)
         found: Principal | None = None
         # Compare against every entry so timing does not reveal a near match.
@@ -132,7 +168,18 @@ class TokenStore:
         return found
 
     def __len__(self) -> int:
+        self._refresh()
         return len(self._by_hash)
+
+
+class _WatchedSource(Protocol):
+    def stamp(self) -> object: ...
+
+    def triples(self) -> list[tuple[str, str, str]]: ...
+
+
+def _principals(triples: Iterable[tuple[str, str, str]]) -> dict[str, Principal]:
+    return {token_hash: Principal(name, Role.parse(role)) for name, role, token_hash in triples}
 
 
 def _from_config(entries: Sequence[Mapping[str, str]]) -> TokenStore:
@@ -177,9 +224,13 @@ def _from_env(value: str) -> TokenStore:
 
 
 def load_tokens(
-    entries: Sequence[Mapping[str, str]] = (), *, env: Mapping[str, str] | None = None
+    entries: Sequence[Mapping[str, str]] = (),
+    *,
+    env: Mapping[str, str] | None = None,
+    file: str | Path | None = None,
 ) -> TokenStore:
-    """The token store from the TOML ``[[tokens]]`` entries plus ``INTERLOCK_TOKENS``.
+    """The token store from the TOML ``[[tokens]]`` entries plus ``INTERLOCK_TOKENS``,
+    plus the token store file ``file`` (``interlock tokens create``), watched for changes.
 
     A bad entry raises :class:`tracing.ConfigError` naming it.
 
@@ -191,6 +242,10 @@ def load_tokens(
     value = (env or {}).get("INTERLOCK_TOKENS", "")
     if value.strip():
         store.merge(_from_env(value))
+    if file is not None:
+        from ._token_file import TokenFile
+
+        store.watch(TokenFile(file))
     return store
 
 

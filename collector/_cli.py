@@ -4,7 +4,7 @@ interlock up [--config FILE] [--no-demo] [--no-dashboard]
 interlock rules export-prometheus OUTFILE          (from sla_rules)
 interlock report --period last-7d --format pdf --out FILE   (from sla_rules)
 interlock audit verify                             (from replay)
-interlock tokens hash                              (from replay)
+interlock tokens hash|create|list|revoke             (from replay)
 """
 
 from __future__ import annotations

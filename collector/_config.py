@@ -53,6 +53,11 @@ class ApiSettings(_Section):
         description="reads need a viewer token too (the demo landscape hands its dashboard "
         "the printed demo-viewer token)",
     )
+    tokens_file: str = Field(
+        "var/tokens.json",
+        description="token store file of `interlock tokens create` (hashes only; read again "
+        "when it changes)",
+    )
 
 
 class DashboardSettings(_Section):

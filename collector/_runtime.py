@@ -43,12 +43,37 @@ from ._auth import Role, TokenStore, load_tokens
 from ._bus import Bus, EmbeddedBus
 from ._config import Settings
 
-__all__ = ["Runtime", "RuntimeInfo", "with_landscape"]
+__all__ = ["Runtime", "RuntimeInfo", "dashboard_command", "with_landscape"]
 
 log = logging.getLogger(__name__)
 
 #: The step tables of the flows this runtime runs (what a transaction waits for).
 FLOWS = (STEPS,)
+
+
+def dashboard_command(app: Path, port: int) -> list[str]:
+    """The command that serves the dashboard ``app`` on ``port``.
+
+    ``client.toolbarMode minimal`` hides Streamlit's developer toolbar, whose Deploy
+    button would otherwise show on every page.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
 
 
 @dataclass
@@ -91,7 +116,9 @@ class Runtime:
     # -- assembly ---------------------------------------------------------------------
 
     def _tokens(self) -> tuple[TokenStore, dict[str, str]]:
-        store = load_tokens(self.settings.tokens, env=os.environ)
+        store = load_tokens(
+            self.settings.tokens, env=os.environ, file=self.settings.api.tokens_file
+        )
         demo_tokens: dict[str, str] = {}
         if self.demo:
             # Fresh tokens per demo run, one per role; never printed, written to a 0600 file.
@@ -352,7 +379,6 @@ class Runtime:
 
         self.sla = SlaEngine(self.lineage, load_rules(), flows=FLOWS)
         register_sla_metrics(self.metrics.registry, self.sla)
-        routers.append(sla_router(self.sla))
         a = self.settings.alerts
         if a.alertmanager_url:
             from datetime import timedelta
@@ -388,6 +414,8 @@ class Runtime:
             concurrency=r.concurrency,
             audit_head=head,
         )
+        # Acknowledging an alert is a control action: it goes to the same audit trail.
+        routers.append(sla_router(self.sla, audit=self.replay.record))
         routers.append(replay_router(self.replay))
         routers.append(explore_router(self.lineage))
         return routers
@@ -405,21 +433,7 @@ class Runtime:
         app = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
         self._dashboard = ManagedProcess(
             "dashboard",
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(app),
-                "--server.headless",
-                "true",
-                "--server.address",
-                "127.0.0.1",
-                "--server.port",
-                str(port),
-                "--browser.gatherUsageStats",
-                "false",
-            ],
+            dashboard_command(app, port),
             ready_url=f"http://127.0.0.1:{port}/_stcore/health",
             env={
                 "INTERLOCK_API_URL": self.info.api_url,

@@ -13,10 +13,12 @@ from typing import Any
 __all__ = [
     "MISSING",
     "at_risk_text",
+    "audit_details",
     "format_age",
     "format_count",
     "format_duration_ms",
     "format_money",
+    "format_money_by_currency",
     "format_money_short",
     "format_time",
     "parse_time",
@@ -49,6 +51,50 @@ def format_money(value: str | int | float | Decimal | None, currency: str | None
         return MISSING
     text = f"{amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,.2f}"
     return f"{currency.upper()} {text}" if currency else text
+
+
+def format_money_by_currency(value: Any) -> str:
+    """A ``{"USD": "796.00", "EUR": "10"}`` money map as ``"EUR 10.00, USD 796.00"``;
+    empty or unreadable -> ``"—"``.
+
+    >>> format_money_by_currency({"usd": "1250.5"}), format_money_by_currency({})
+    ('USD 1,250.50', '—')
+    """
+    if not isinstance(value, Mapping) or not value:
+        return MISSING
+    return ", ".join(format_money(v, str(c)) for c, v in sorted(value.items())) or MISSING
+
+
+def audit_details(what: Mapping[str, Any]) -> list[dict[str, str]]:
+    """An audit entry's ``what`` as labelled rows: nested keys joined with a dot, money
+    maps (``value_by_currency``) as money, times as UTC, lists comma-separated.
+
+    >>> audit_details({"total": 2, "value_by_currency": {"USD": "796"},
+    ...                "selection": {"event_id": "e-1"}, "opened_at": "2026-11-26T17:25:40Z"})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [{'field': 'total', 'value': '2'}, {'field': 'value by currency', 'value': 'USD 796.00'},
+     {'field': 'selection · event id', 'value': 'e-1'},
+     {'field': 'opened at', 'value': '2026-11-26 17:25:40 UTC'}]
+    """
+    rows: list[dict[str, str]] = []
+
+    def add(label: str, key: str, value: Any) -> None:
+        if isinstance(value, Mapping) and value and "currency" in key:
+            rows.append({"field": label, "value": format_money_by_currency(value)})
+        elif isinstance(value, Mapping) and value:
+            for sub, inner in value.items():
+                add(f"{label} · {str(sub).replace('_', ' ')}", str(sub), inner)
+        elif isinstance(value, list | tuple):
+            rows.append({"field": label, "value": ", ".join(str(v) for v in value) or MISSING})
+        elif isinstance(value, str) and parse_time(value) is not None and "T" in value:
+            rows.append({"field": label, "value": format_time(value)})
+        else:
+            text = MISSING if value is None or value == {} else str(value)
+            rows.append({"field": label, "value": text})
+
+    for key, value in what.items():
+        add(str(key).replace("_", " "), str(key), value)
+    return rows
 
 
 def format_money_short(

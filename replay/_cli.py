@@ -1,4 +1,4 @@
-"""``interlock audit verify`` and ``interlock tokens hash``.
+"""``interlock audit verify`` and ``interlock tokens hash|create|list|revoke``.
 
 The CLI never opens DuckDB (the collector is its one writer): ``audit verify``
 asks the control API, which recomputes the chain.
@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from collector._auth import hash_token
+from collector import Role, TokenFile, hash_token, load_settings
+from tracing import ConfigError
 
 __all__ = ["register_cli"]
 
@@ -62,6 +63,49 @@ def _tokens_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_file(args: argparse.Namespace) -> TokenFile:
+    if args.file:
+        return TokenFile(args.file)
+    return TokenFile(load_settings(args.config).api.tokens_file)
+
+
+def _tokens_create(args: argparse.Namespace) -> int:
+    try:
+        role = Role.parse(args.role)
+    except ValueError as exc:
+        raise ConfigError("--role", str(exc)) from exc
+    store = _token_file(args)
+    token = store.create(args.name, role)
+    print(token)
+    print(
+        f"created {role.name.lower()} token {args.name!r} in {store.path} "
+        "(shown once; only its hash is stored)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _tokens_list(args: argparse.Namespace) -> int:
+    entries = _token_file(args).entries()
+    if not entries:
+        print("no tokens", file=sys.stderr)
+        return 0
+    width = max(len(e.name) for e in entries)
+    print(f"{'NAME':<{width}}  {'ROLE':<8}  CREATED")
+    for e in entries:
+        print(f"{e.name:<{width}}  {e.role:<8}  {e.created}")
+    return 0
+
+
+def _tokens_revoke(args: argparse.Namespace) -> int:
+    store = _token_file(args)
+    if not store.revoke(args.name):
+        print(f"no token named {args.name!r} in {store.path}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.name!r}", file=sys.stderr)
+    return 0
+
+
 def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``audit verify`` and ``tokens hash``; each sets ``func(args) -> int``.
 
@@ -85,3 +129,24 @@ def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "hash", help="print the sha256:<hex> form of a token read from stdin"
     )
     hashed.set_defaults(func=_tokens_hash)
+
+    def file_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--file", help="token store file (default: api.tokens_file, var/tokens.json)"
+        )
+        command.add_argument("--config", help="TOML settings file (default: $INTERLOCK_CONFIG)")
+
+    create = tokens_sub.add_parser(
+        "create", help="create a token, print it once, store only its hash"
+    )
+    create.add_argument("--role", required=True, help="viewer, operator, approver or admin")
+    create.add_argument("--name", required=True, help="who or what the token is for")
+    file_options(create)
+    create.set_defaults(func=_tokens_create)
+    listed = tokens_sub.add_parser("list", help="names, roles and creation times (no tokens)")
+    file_options(listed)
+    listed.set_defaults(func=_tokens_list)
+    revoke = tokens_sub.add_parser("revoke", help="remove a token; refused from then on")
+    revoke.add_argument("name", help="the token's name")
+    file_options(revoke)
+    revoke.set_defaults(func=_tokens_revoke)

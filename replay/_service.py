@@ -247,6 +247,20 @@ class ReplayService:
         self._head.store(entry.seq, entry.hash)
         return result
 
+    async def record(
+        self,
+        principal: Principal,
+        action: str,
+        subject: str | None,
+        *,
+        why: str | None,
+        what: Mapping[str, Any],
+        outcome: str,
+    ) -> None:
+        """Append one entry for a control action done elsewhere (an alert acknowledged)."""
+        fields = self._audit_fields(principal, action, subject, why, dict(what), outcome)
+        await self._write_audited(lambda conn: (None, fields))
+
     async def audit(
         self,
         *,

@@ -1,12 +1,15 @@
 """Control API endpoints for SLA status and history, alerts, acknowledgement, reports.
 
 Reading needs the viewer role; acknowledging an alert needs operator, and the
-principal's name is recorded as who acknowledged.
+principal's name is recorded as who acknowledged. With an ``audit`` recorder (the
+runtime passes the replay service's), every acknowledgement, refused ones included,
+is also an ``alert.acknowledge`` entry of the control audit trail.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
@@ -27,7 +30,22 @@ from ._api_models import Alert, AlertChanges, AlertPage, SlaHistory, SlaReport, 
 from ._engine import SlaEngine
 from ._report import build_report, report_csv, report_pdf, resolve_period
 
-__all__ = ["AckRequest", "sla_router"]
+__all__ = ["AckRequest", "AuditRecorder", "sla_router"]
+
+
+class AuditRecorder(Protocol):
+    """Appends one entry to the control audit trail (``replay.ReplayService.record``)."""
+
+    async def __call__(
+        self,
+        principal: Principal,
+        action: str,
+        subject: str | None,
+        *,
+        why: str | None,
+        what: Mapping[str, Any],
+        outcome: str,
+    ) -> None: ...
 
 
 class AckRequest(BaseModel):
@@ -36,8 +54,8 @@ class AckRequest(BaseModel):
     note: str | None = Field(default=None, max_length=1000)
 
 
-def sla_router(engine: SlaEngine) -> APIRouter:
-    """The SLA and alert endpoints, served by ``engine``."""
+def sla_router(engine: SlaEngine, *, audit: AuditRecorder | None = None) -> APIRouter:
+    """The SLA and alert endpoints, served by ``engine``; ``audit`` records control actions."""
     router = APIRouter(tags=["sla"], route_class=ControlRoute)
     viewer = Depends(require_role(Role.VIEWER))
 
@@ -115,13 +133,35 @@ def sla_router(engine: SlaEngine) -> APIRouter:
         body: AckRequest | None = None,
     ) -> dict[str, Any]:
         """Acknowledge a firing alert (operator role); recorded with who and when."""
+        note = body.note if body else None
         try:
-            alert = await engine.acknowledge(alert_id, principal.name, body.note if body else None)
-        except AlertNotFound as exc:
-            raise HTTPException(404, exc.message) from exc
-        except AlertStateError as exc:
-            raise HTTPException(409, exc.message) from exc
-        return alert.to_dict()
+            alert = await engine.acknowledge(alert_id, principal.name, note)
+        except (AlertNotFound, AlertStateError) as exc:
+            if audit is not None:
+                await audit(
+                    principal,
+                    "alert.acknowledge",
+                    alert_id,
+                    why=note,
+                    what={},
+                    outcome=f"refused: {exc.message}",
+                )
+            raise HTTPException(
+                404 if isinstance(exc, AlertNotFound) else 409, exc.message
+            ) from exc
+        answer = alert.to_dict()
+        if audit is not None:
+            keys = ("rule_id", "severity", "impact_tier", "opened_at", "value_at_risk", "currency")
+            what = {k: answer.get(k) for k in keys}
+            await audit(
+                principal,
+                "alert.acknowledge",
+                alert_id,
+                why=note,
+                what=what,
+                outcome="acknowledged",
+            )
+        return answer
 
     @router.get(
         "/api/v1/reports/sla",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards._client import get_client
+from dashboards._format import audit_details, format_time
 from dashboards._views import call
 
 TITLE = "Audit"
@@ -32,6 +33,7 @@ action = st.selectbox(
         "replay.execute",
         "dead_letter.ignore",
         "dead_letter.resolve",
+        "alert.acknowledge",
     ],
     key="au_action",
 )
@@ -39,7 +41,7 @@ entries = call(client.get_json, "/api/v1/audit", action=action, limit=200)
 rows = [
     {
         "seq": e["seq"],
-        "at": e["at"],
+        "at": format_time(e["at"]),
         "who": f"{e['actor']} ({e['role']})",
         "action": e["action"],
         "subject": e["subject"],
@@ -52,4 +54,20 @@ rows = [
 st.dataframe(rows, hide_index=True)
 st.caption(f"{len(rows)} of {entries['total']} entries, newest first.")
 if entries["items"]:
-    st.json(entries["items"][0]["what"], expanded=False)
+    by_seq = {e["seq"]: e for e in entries["items"]}
+    seq = st.selectbox(
+        "Details of entry",
+        list(by_seq),
+        format_func=lambda n: f"#{n} {by_seq[n]['action']} {by_seq[n]['subject'] or ''}".strip(),
+        key="au_entry",
+    )
+    chosen = by_seq[seq]
+    st.markdown(
+        f"**#{chosen['seq']} {chosen['action']}** by {chosen['actor']} ({chosen['role']}) "
+        f"at {format_time(chosen['at'])}: {chosen['outcome']}"
+    )
+    details = audit_details(chosen.get("what") or {})
+    if details:
+        st.dataframe(details, hide_index=True)
+    else:
+        st.caption("No further details recorded.")

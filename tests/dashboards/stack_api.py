@@ -125,7 +125,12 @@ class StackApi:
                 lineage=lineage,
                 metrics=Metrics(CollectorRegistry()),
                 tokens=tokens,
-                routers=[sla_router(engine), replay_router(replay), explore_router(lineage)],
+                # Wired as the runtime wires it: acknowledgements join the audit trail.
+                routers=[
+                    sla_router(engine, audit=replay.record),
+                    replay_router(replay),
+                    explore_router(lineage),
+                ],
                 health=health,
             )
             config = uvicorn.Config(
