@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 import pydantic
 
@@ -30,6 +30,8 @@ from ._invalid import INVALID_KIND, invalid_event, row_dead_letter
 from ._lineage import AsyncLineage, BatchOutcome, WriteResult
 from ._lineage_rows import EnvelopeColumns
 from ._metrics import Metrics
+
+T = TypeVar("T")
 
 __all__ = ["INVALID_KIND", "Collector", "invalid_event"]
 
@@ -149,7 +151,7 @@ class Collector:
         async with self._flush_lock:
             started = time.perf_counter()
             try:
-                outcome = await self.lineage.write_columns(columns)
+                outcome, cancelled = await _to_the_end(self.lineage.write_columns(columns))
             except Exception as exc:
                 # Counted and reported like a flush; the caller (the consumer) retries.
                 self._flush_failed(exc)
@@ -162,6 +164,8 @@ class Collector:
                 commit_seconds=time.perf_counter() - started,
                 dead_letters_open=outcome.dead_letters_open,
             )
+            if cancelled:
+                raise asyncio.CancelledError
 
     @property
     def pending(self) -> int:
@@ -198,7 +202,7 @@ class Collector:
                 del self._buffer[: self.batch_size]
                 started = time.perf_counter()
                 try:
-                    outcome = await self.lineage.write_batch_detailed(batch)
+                    outcome, cancelled = await _to_the_end(self.lineage.write_batch_detailed(batch))
                 except BaseException as exc:
                     # Nothing is lost: the batch goes back in front for the next try.
                     self._buffer[:0] = batch
@@ -219,6 +223,9 @@ class Collector:
                 confirm = getattr(self._bus, "confirm", None)
                 if confirm is not None:
                     confirm(ids)
+                if cancelled:
+                    # Counted once; now let the cancellation through.
+                    raise asyncio.CancelledError
                 r = outcome.result
                 total = WriteResult(
                     total.inserted + r.inserted,
@@ -309,3 +316,23 @@ class Collector:
             # A task that already died reported through its done-callback.
             await asyncio.gather(task, return_exceptions=True)
         await self.flush()
+
+
+async def _to_the_end(write: Awaitable[T]) -> tuple[T, bool]:
+    """Await a lineage write to its end even if the caller is cancelled meanwhile.
+
+    The write runs on in the lineage's writer thread whatever its awaiter does;
+    giving up on it would put back a batch that is then written, and counted as
+    duplicates, a second time. Returns the outcome and whether a cancellation
+    arrived, for the caller to re-raise once it has counted the write. A write
+    that fails raises as usual.
+    """
+    task = asyncio.ensure_future(write)
+    cancelled = False
+    while True:
+        try:
+            return await asyncio.shield(task), cancelled
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True

@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import json
 import random
+import threading
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -166,6 +168,37 @@ async def test_long_raw_messages_are_truncated(lineage: AsyncLineage, metrics: M
     raw = stored["events"][0]["payload"]["raw"]
     assert len(raw) < 2_100 and raw.endswith("[7952 more characters]")
     assert stored["events"][0]["payload"]["size"] == 10_000
+
+
+async def test_a_flush_cancelled_mid_write_counts_its_batch_once(
+    lineage: AsyncLineage, metrics: Metrics
+) -> None:
+    # The write runs on in the lineage's writer thread when the flush task is
+    # cancelled (stop on a loaded machine); the batch must not go back into the
+    # buffer and be written, and counted as duplicates, a second time.
+    store = lineage.store
+    real = store.write_batch_detailed
+    writing = threading.Event()
+
+    def slow_write(events):  # type: ignore[no-untyped-def]
+        writing.set()
+        time.sleep(0.3)
+        return real(events)
+
+    store.write_batch_detailed = slow_write  # type: ignore[method-assign]
+    collector = Collector(lineage, metrics, batch_size=1_000, flush_interval=0.01)
+    await collector.start()
+    for n in range(1, 247):
+        await collector.ingest(make_event(f"c-{n % 7}", n=n))
+    await asyncio.to_thread(writing.wait, 5)
+    await collector.stop()
+
+    stats = await lineage.stats()
+    assert stats["events_total"] == 246
+    assert stats["duplicates_dropped"] == 0
+    assert _sample(metrics, "interlock_duplicates_dropped_total") in (None, 0.0)
+    assert _sample(metrics, "interlock_ingest_batch_size_sum") == 246.0
+    assert collector.pending == 0
 
 
 async def test_failed_flush_keeps_the_batch(metrics: Metrics) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 import pytest
 
 from adapters.sandbox.kafka import TansuBroker
+from collector._kafka import BusBackpressure, KafkaBus
 from collector._kafka_settings import KafkaSettings
 from tracing import Event, System
 
@@ -56,3 +59,27 @@ def make_event(i: int, *, correlations: int = 50, payload_bytes: int = 200) -> E
         customer_id=f"cust-{i % 97}",
         payload={"note": "x" * payload_bytes, "lines": [{"sku": "A-1", "qty": 2}]},
     )
+
+
+async def publish_all(bus: KafkaBus, events: Sequence[Event], *, within: float = 120.0) -> set[str]:
+    """Publish ``events`` as a client that honours push-back does.
+
+    What the broker did not acknowledge in time (``BusBackpressure``, e.g. while
+    a loaded machine restarts a collector) is sent again after a pause; the
+    lineage drops the repeats by event ID. Any other error is raised. Returns
+    the IDs sent more than once.
+    """
+    resent: set[str] = set()
+    pending = list(events)
+    deadline = time.monotonic() + within
+    while pending:
+        results = await asyncio.gather(*(bus.publish(e) for e in pending), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, BusBackpressure):
+                raise result
+        pending = [e for e, r in zip(pending, results, strict=True) if r is not None]
+        if pending:
+            assert time.monotonic() < deadline, f"{len(pending)} events never acknowledged"
+            resent.update(e.event_id for e in pending)
+            await asyncio.sleep(0.5)
+    return resent

