@@ -15,12 +15,10 @@ Ends with one ``name=value`` line (``dashboard_max_first_render_s`` is the headl
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,20 +29,20 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import streamlit as st  # noqa: E402  (after the path set-up above)
-import uvicorn  # noqa: E402
 from _common import load_note, peak_rss_mb, summary_line  # noqa: E402
-from prometheus_client import CollectorRegistry  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from adapters.sandbox._process import free_port, wait_for_http  # noqa: E402
-from collector._api import create_app  # noqa: E402
-from collector._auth import Role, TokenStore  # noqa: E402
-from collector._bus import EmbeddedBus  # noqa: E402
-from collector._explore import explore_router  # noqa: E402
-from collector._lineage import AsyncLineage, LineageStore  # noqa: E402
-from collector._metrics import Metrics  # noqa: E402
-from replay import ReplayService, replay_router  # noqa: E402
-from sla_rules import SlaEngine, load_rules, sla_router  # noqa: E402
+from adapters.billing.plugin import BillingPlugin  # noqa: E402
+from adapters.crm.plugin import CrmPlugin  # noqa: E402
+from adapters.erp.plugin import ErpPlugin  # noqa: E402
+from adapters.flows.plugin import QuoteToCashPlugin  # noqa: E402
+from adapters.support.plugin import SupportPlugin  # noqa: E402
+from collector import Plugin, Role, Settings, TokenStore  # noqa: E402
+from collector.host import Interlock, InterlockThread  # noqa: E402
+from collector.lineage import LineageStore  # noqa: E402
+from collector.process import free_port, wait_for_http  # noqa: E402
+from replay.plugin import ReplayPlugin  # noqa: E402
+from sla_rules.plugin import SlaPlugin  # noqa: E402
 
 PAGES = ROOT / "dashboards" / "pages"
 TOKEN = "bench-admin-token"
@@ -129,76 +127,51 @@ def build_lineage(path: Path, n: int, now: datetime) -> float:
 
 
 class Api:
-    """The control API over the lineage file, on a loopback port, in a thread."""
+    """The control API over the lineage file, on a loopback port, in a thread: the one
+    builder with the shipped plug-ins, systems declared but not connected."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.url = ""
-        self.sla_first_tick_s = 0.0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self.startup_s = 0.0
+        self._thread: InterlockThread | None = None
 
     def start(self) -> Api:
         port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main(port)), daemon=True)
-        self._thread.start()
-        self._ready.wait(600)
-        if self._error is not None:
-            raise self._error
+        s = Settings()
+        settings = s.model_copy(
+            update={
+                "lineage": s.lineage.model_copy(update={"path": str(self.path)}),
+                "bus": s.bus.model_copy(update={"partitions": 2, "journal": False}),
+                "api": s.api.model_copy(
+                    update={"port": port, "tokens_file": str(self.path.with_suffix(".tokens"))}
+                ),
+            }
+        )
+        tokens = TokenStore()
+        tokens.add("bench", Role.ADMIN, TOKEN)
+        plugins: list[Plugin] = [
+            CrmPlugin(connect=False),
+            ErpPlugin(connect=False),
+            BillingPlugin(connect=False),
+            SupportPlugin(connect=False),
+            QuoteToCashPlugin(run=False),
+            ReplayPlugin(),
+            SlaPlugin(interval=3600),
+        ]
+        interlock = Interlock(settings, plugins, demo=False, api_port=port, tokens=tokens)
+        started = time.perf_counter()
+        # The SLA engine evaluates once before the host answers.
+        self._thread = InterlockThread(interlock, timeout=600).start()
+        self.startup_s = time.perf_counter() - started
+        self.url = self._thread.url
         wait_for_http(f"{self.url}/healthz", timeout=60)
         return self
 
-    async def _main(self, port: int) -> None:
-        try:
-            lineage = AsyncLineage(LineageStore(self.path))
-            await lineage.open()
-            bus = EmbeddedBus(partitions=2)
-            replay = ReplayService(lineage, bus, probe=None)
-            await replay.start()
-            await bus.start()
-            engine = SlaEngine(lineage, load_rules(), interval=3600)
-            tick = time.perf_counter()
-            await engine.start()  # evaluates once before it answers
-            self.sla_first_tick_s = time.perf_counter() - tick
-            tokens = TokenStore()
-            tokens.add("bench", Role.ADMIN, TOKEN)
-            app = create_app(
-                lineage=lineage,
-                metrics=Metrics(CollectorRegistry()),
-                tokens=tokens,
-                routers=[sla_router(engine), replay_router(replay), explore_router(lineage)],
-            )
-            self._server = uvicorn.Server(
-                uvicorn.Config(
-                    app,
-                    host="127.0.0.1",
-                    port=port,
-                    log_config=None,
-                    access_log=False,
-                    lifespan="off",
-                )
-            )
-        except BaseException as exc:  # reported to start(), not swallowed
-            self._error = exc
-            self._ready.set()
-            raise
-        self._ready.set()
-        try:
-            await self._server.serve()
-        finally:
-            await engine.stop()
-            await replay.stop()
-            await bus.stop()
-            await lineage.close()
-
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
         if self._thread is not None:
-            self._thread.join(60)
+            self._thread.stop()
+            self._thread = None
 
 
 def first_render(page: str, query: dict[str, str] | None = None) -> tuple[float, str]:
@@ -233,7 +206,7 @@ def main() -> None:
         print(f"lineage: {args.transactions:,} transactions built in {built:.1f} s, "
               f"{size_mb:,.0f} MB")  # fmt: skip
         api = Api(path).start()
-        print(f"control API at {api.url}; SLA engine first evaluation {api.sla_first_tick_s:.1f} s")
+        print(f"control API at {api.url}; up in {api.startup_s:.1f} s (SLA's first run included)")
         os.environ["INTERLOCK_API_URL"] = api.url
         os.environ.pop("INTERLOCK_API_TOKEN", None)
         try:

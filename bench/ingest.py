@@ -41,14 +41,16 @@ from _common import load_note, make_events, peak_rss_mb, summary_line
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from adapters.sandbox.kafka import TansuBroker
-from collector._bus import EmbeddedBus
-from collector._kafka import ensure_topics
-from collector._kafka_codec import encode_event
-from collector._kafka_ingest import KafkaCollector
-from collector._kafka_settings import KafkaSettings
-from collector._lineage import CHECKPOINT_THRESHOLD, AsyncLineage, LineageStore
-from collector._lineage_rows import EVENT_COLUMNS, batch_table
-from collector._schema import DDL
+from collector import EmbeddedBus
+from collector.kafka import KafkaCollector, KafkaSettings, encode_event, ensure_topics
+from collector.lineage import (
+    CHECKPOINT_THRESHOLD,
+    DDL,
+    EVENT_COLUMNS,
+    AsyncLineage,
+    LineageStore,
+    batch_table,
+)
 from tracing import ConfigError, Event
 
 BATCH = 5_000

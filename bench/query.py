@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import load_note, peak_rss_mb, summary_line
 
-from collector._lineage import LineageStore
+from collector.lineage import LineageStore
 
 CORRELATIONS = 1_000_000
 CHUNK = 500_000

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from collector._schema import DDL
+from collector.lineage import DDL
 from sla_rules import DuckDBLineage, SlaEngine, load_rules
 
 STEPS = [

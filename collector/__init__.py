@@ -1,66 +1,61 @@
-"""The collector: event bus, lineage store, ingest, control API, metrics, roles,
-settings and the runtime behind the ``interlock`` command."""
+"""The collector: the floor every room stands on.
 
-from ._api import create_app
-from ._api_docs import MAX_OFFSET, IsoDateTime, not_found, ok, responses
-from ._auth import (
-    ANONYMOUS,
-    ControlRoute,
-    Principal,
-    Role,
-    RoleCheck,
-    TokenStore,
-    hash_token,
-    load_tokens,
-    require_role,
-)
+This package root is light (no web framework, no store): the bus and its
+handlers, principals and roles, settings, the flow spec, the component and
+system-adapter contracts, and the plug-in host. What needs more lives beside it:
+:mod:`collector.api` (FastAPI: the control API, role checks, metrics),
+:mod:`collector.lineage` (DuckDB: the store and the collector that feeds it),
+:mod:`collector.kafka` (aiokafka), :mod:`collector.host` (the builder of a running
+Interlock) and :mod:`collector.process` (child processes and free ports).
+"""
+
 from ._bus import Bus, EmbeddedBus, Handler, partition_for
 from ._config import Settings, load_settings
-from ._ingest import Collector
-from ._lineage import AsyncLineage, BatchOutcome, LineageStore, WriteResult
-from ._metrics import Metrics
-from ._problem import PROBLEM_JSON, Problem, ProblemField
-from ._schema import DDL
+from ._contracts import (
+    Component,
+    Plugin,
+    Stage,
+    SystemAdapter,
+    SystemInfo,
+    component,
+    require_settings,
+)
+from ._flowspec import Flow, FlowSpec, FlowStep, FlowSteps
+from ._host import INTERLOCK_SYSTEM, Host
+from ._plugins import ENTRY_POINT_GROUP, discover, ordered, plugin_sections
+from ._roles import ANONYMOUS, Principal, Role, TokenStore, hash_token, load_tokens
 from ._token_file import TokenEntry, TokenFile
-from ._waiting import FlowStep, FlowSteps, Waiting, waiting_for, waiting_sql
 
 __all__ = [
     "ANONYMOUS",
-    "DDL",
-    "MAX_OFFSET",
-    "PROBLEM_JSON",
-    "AsyncLineage",
-    "BatchOutcome",
+    "ENTRY_POINT_GROUP",
+    "INTERLOCK_SYSTEM",
     "Bus",
-    "Collector",
-    "ControlRoute",
+    "Component",
     "EmbeddedBus",
+    "Flow",
+    "FlowSpec",
     "FlowStep",
     "FlowSteps",
     "Handler",
-    "IsoDateTime",
-    "LineageStore",
-    "Metrics",
+    "Host",
+    "Plugin",
     "Principal",
-    "Problem",
-    "ProblemField",
     "Role",
-    "RoleCheck",
     "Settings",
+    "Stage",
+    "SystemAdapter",
+    "SystemInfo",
     "TokenEntry",
     "TokenFile",
     "TokenStore",
-    "Waiting",
-    "WriteResult",
-    "create_app",
+    "component",
+    "discover",
     "hash_token",
     "load_settings",
     "load_tokens",
-    "not_found",
-    "ok",
+    "ordered",
     "partition_for",
-    "require_role",
-    "responses",
-    "waiting_for",
-    "waiting_sql",
+    "plugin_sections",
+    "require_settings",
 ]

@@ -19,6 +19,8 @@ __all__ = [
     "Health",
     "LineageEvent",
     "Stats",
+    "SystemOut",
+    "Systems",
     "Throughput",
     "TransactionDetail",
     "TransactionPage",
@@ -174,3 +176,14 @@ class Throughput(_Out):
     window_end: str
     bucket_seconds: float
     points: list[ThroughputPoint]
+
+
+class SystemOut(_Out):
+    name: str = Field(description="the system's name in the lineage (source and target)")
+    label: str
+    vendor: str
+    lane: int = Field(description="its place in the transaction explorer, lowest leftmost")
+
+
+class Systems(_Out):
+    systems: list[SystemOut] = Field(description="in lane order")

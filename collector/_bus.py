@@ -17,7 +17,7 @@ from typing import Protocol
 
 from tracing import BusError, Event, check_envelope_bounds
 
-from ._invalid import invalid_event
+from ._invalid_event import invalid_event
 from ._wal import Journal
 
 __all__ = ["Bus", "EmbeddedBus", "Handler", "partition_for"]

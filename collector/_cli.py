@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from tracing import InterlockError
 
 from ._config import load_settings
+from ._plugins import discover
 
 __all__ = ["main"]
 
@@ -27,20 +28,18 @@ log = logging.getLogger("interlock")
 
 
 def _register_plugins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Commands contributed by the SLA and replay packages."""
-    for module in ("sla_rules", "replay"):
-        try:
-            register = __import__(module, fromlist=["register_cli"]).register_cli
-        except (ImportError, AttributeError):
-            continue
-        register(sub)
+    """Commands contributed by the installed plug-ins (a ``register_cli(sub)`` method)."""
+    for plugin in discover():
+        register = getattr(plugin, "register_cli", None)
+        if register is not None:
+            register(sub)
 
 
 async def _up(args: argparse.Namespace) -> int:
-    from ._runtime import Runtime
+    from .host import Interlock
 
     settings = load_settings(args.config)
-    runtime = Runtime(settings, demo=False if args.no_demo else None)
+    runtime = Interlock(settings, demo=False if args.no_demo else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -13,9 +13,9 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from tracing import ConfigError
@@ -23,17 +23,13 @@ from tracing import ConfigError
 __all__ = [
     "AlertsSettings",
     "ApiSettings",
-    "BillingSettings",
     "BusSettings",
-    "CrmSettings",
     "DashboardSettings",
     "DemoSettings",
-    "ErpSettings",
     "LineageSettings",
     "ReplaySettings",
     "RetrySettings",
     "Settings",
-    "SupportSettings",
     "load_settings",
 ]
 
@@ -114,53 +110,6 @@ class ReplaySettings(_Section):
     )
 
 
-class CrmSettings(_Section):
-    instance_url: str | None = None
-    access_token: SecretStr | None = None
-    ca_file: str | None = Field(None, description="CA bundle to trust for the CRM's TLS")
-    poll_interval: float = Field(2.0, gt=0)
-    start_lookback: float = Field(
-        300.0,
-        gt=0,
-        description="seconds before the first start a fresh installation reads the change "
-        "feed from; later starts resume at the stored position",
-    )
-
-
-class ErpSettings(_Section):
-    url: str | None = None
-    database: str = "erp"
-    user: str = "admin"
-    password: SecretStr | None = None
-
-
-class BillingSettings(_Section):
-    api_base: str | None = None
-    api_key: SecretStr | None = None
-    webhook_secrets: list[SecretStr] = Field(default_factory=list)
-    max_subscription_items: int = Field(20, ge=1, description="items one subscription takes")
-    bundle_lines: bool = Field(
-        False, description="bill an order with more lines than that as one bundled plan"
-    )
-    attach_test_card: bool = Field(
-        False,
-        description="give new customers Stripe's pm_card_visa test card (test mode and the "
-        "demo landscape only; never against a real billing platform)",
-    )
-    catch_up_interval: float = Field(
-        60.0,
-        gt=0,
-        description="seconds between reads of the billing events API for events whose "
-        "webhook never arrived (also read once at every start)",
-    )
-
-
-class SupportSettings(_Section):
-    url: str | None = None
-    email: str | None = None
-    api_token: SecretStr | None = None
-
-
 class AlertsSettings(_Section):
     alertmanager_url: str | None = Field(
         None, description="Alertmanager base URL (http://host:9093); unset: alerts are not sent"
@@ -187,27 +136,58 @@ class Settings(_Section):
     bus: BusSettings = BusSettings()
     retry: RetrySettings = RetrySettings()
     replay: ReplaySettings = ReplaySettings()
-    crm: CrmSettings = CrmSettings()
-    erp: ErpSettings = ErpSettings()
-    billing: BillingSettings = BillingSettings()
-    support: SupportSettings = SupportSettings()
     alerts: AlertsSettings = AlertsSettings()
     demo: DemoSettings = DemoSettings()
     #: API tokens: ``[[tokens]] name=…, role=…, token_hash="sha256:…"``.
     tokens: list[dict[str, str]] = Field(default_factory=list)
+    #: The plug-ins' own sections (``[erp]``, ``[billing]`` …), validated at load by
+    #: the models the plug-ins declare; read with :meth:`section`.
+    extensions: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def use_kafka(self) -> bool:
         return self.bus.kind == "kafka" or bool(self.bus.kafka_bootstrap)
 
+    def section(self, name: str, model: type[M]) -> M:
+        """The plug-in section ``[name]`` as ``model`` (its defaults when not set)."""
+        value = self.extensions.get(name)
+        if isinstance(value, model):
+            return value
+        data = value.model_dump() if isinstance(value, BaseModel) else (value or {})
+        return _validate(model, data, prefix=name)
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    sections = {
+    def with_section(self, name: str, value: BaseModel) -> Settings:
+        """These settings with section ``[name]`` replaced (the demo landscape points
+        the systems at itself this way)."""
+        return self.model_copy(update={"extensions": {**self.extensions, name: value}})
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validate(model: type[M], data: Any, *, prefix: str = "") -> M:
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        setting = ".".join([*filter(None, [prefix]), *(str(part) for part in first["loc"])])
+        raise ConfigError(setting, first["msg"]) from exc
+
+
+def _host_sections() -> dict[str, type[BaseModel]]:
+    return {
         name: field.annotation
         for name, field in Settings.model_fields.items()
         if isinstance(field.annotation, type) and issubclass(field.annotation, _Section)
     }
+
+
+def _env_overrides(
+    env: Mapping[str, str], sections: Mapping[str, type[BaseModel]]
+) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    # Longest names first, so a section named like another's prefix is matched right.
+    sections = dict(sorted(sections.items(), key=lambda item: -len(item[0])))
     for key, value in env.items():
         if not key.startswith(_ENV_PREFIX):
             continue
@@ -220,7 +200,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
             if rest.startswith(section + "_"):
                 field = rest[len(section) + 1 :]
                 if field in model.model_fields:
-                    if field == "webhook_secrets":
+                    if get_origin(model.model_fields[field].annotation) is list:
                         out.setdefault(section, {})[field] = [
                             s for s in value.split(",") if s.strip()
                         ]
@@ -241,9 +221,16 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_settings(
-    path: Path | str | None = None, *, env: Mapping[str, str] | None = None
+    path: Path | str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    sections: Mapping[str, type[BaseModel]] | None = None,
 ) -> Settings:
     """Settings from ``path`` (or ``$INTERLOCK_CONFIG``, or none), then the environment.
+
+    ``sections`` are the plug-ins' own sections and their models (default: those of
+    the installed plug-ins); each is validated here, so a bad ``[erp]`` value fails
+    at load with its name. A section no plug-in owns is an error too.
 
     >>> load_settings(env={"INTERLOCK_API_PORT": "7500"}).api.port
     7500
@@ -258,10 +245,21 @@ def load_settings(
             raise ConfigError("INTERLOCK_CONFIG", f"no such file: {path}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
-    data = _merge(data, _env_overrides(env))
-    try:
-        return Settings.model_validate(data)
-    except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        setting = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(setting, first["msg"]) from exc
+    if sections is None:
+        from ._plugins import discover, plugin_sections
+
+        sections = plugin_sections(discover())
+    host = _host_sections()
+    data = _merge(data, _env_overrides(env, {**host, **sections}))
+    extensions: dict[str, Any] = {}
+    for name in list(data):
+        if name in host or name == "tokens":
+            continue
+        if name not in sections:
+            known = ", ".join(sorted([*host, *sections]))
+            raise ConfigError(name, f"is not a settings section (sections: {known})")
+        extensions[name] = _validate(sections[name], data.pop(name), prefix=name)
+    for name, model in sections.items():
+        extensions.setdefault(name, _validate(model, {}, prefix=name))
+    settings = _validate(Settings, data)
+    return settings.model_copy(update={"extensions": extensions})

@@ -16,7 +16,7 @@ Every query aggregates in DuckDB and answers a few dozen rows, whatever the volu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -24,23 +24,20 @@ import duckdb
 from fastapi import APIRouter, Depends, Query
 
 from ._api_docs import ok
-from ._api_models import AdapterFigures, Throughput
+from ._api_models import AdapterFigures, Systems, Throughput
 from ._auth import ControlRoute, Role, require_role
+from ._contracts import SystemInfo
 from ._lineage import AsyncLineage
 from ._lineage_rows import iso
 from ._schema import UNRESOLVED_DEAD_LETTER_STATES
 
 __all__ = [
-    "ADAPTER_SYSTEMS",
     "OPEN_LIKE_AFTER",
     "adapter_figures",
     "circuit_state",
     "explore_router",
     "throughput",
 ]
-
-#: The external systems adapters talk to, in the order pages show them.
-ADAPTER_SYSTEMS = ("crm", "erp", "billing", "support")
 
 #: Consecutive failed calls after which the derived circuit reads ``open-like``.
 OPEN_LIKE_AFTER = 5
@@ -68,12 +65,18 @@ def _marks(values: tuple[str, ...]) -> str:
 
 
 def adapter_figures(
-    cur: duckdb.DuckDBPyConnection, *, now: datetime, window: timedelta
+    cur: duckdb.DuckDBPyConnection,
+    *,
+    now: datetime,
+    window: timedelta,
+    systems: Sequence[str],
 ) -> dict[str, Any]:
-    """Per system: calls, rate, errors by class, latency percentiles, 429s, derived
-    circuit, last success and backlog, over ``[now - window, now]``."""
+    """Per system in ``systems`` (the host's, in lane order): calls, rate, errors by
+    class, latency percentiles, 429s, derived circuit, last success and backlog, over
+    ``[now - window, now]``."""
     since = now - window
-    systems = list(ADAPTER_SYSTEMS)
+    # No system installed: a placeholder no target matches keeps the SQL valid.
+    names = tuple(systems) or ("",)
     calls: dict[str, dict[str, Any]] = {
         s: {
             "system": s,
@@ -103,9 +106,9 @@ def adapter_figures(
         "count(*) FILTER (WHERE error_status = 429 OR error_reason = 'rate_limit'), "
         "max(event_time) "
         "FROM events WHERE source = 'interlock' AND event_time >= ? AND event_time <= ? "
-        f"AND status IN ({_marks(_CALL_STATUSES)}) AND target IN ({_marks(ADAPTER_SYSTEMS)}) "
+        f"AND status IN ({_marks(_CALL_STATUSES)}) AND target IN ({_marks(names)}) "
         "GROUP BY target",
-        [*_FAILURES, *window_params, *_CALL_STATUSES, *ADAPTER_SYSTEMS],
+        [*_FAILURES, *window_params, *_CALL_STATUSES, *names],
     ).fetchall():
         entry = calls[system]
         entry.update(
@@ -119,9 +122,9 @@ def adapter_figures(
     for system, reason, n in cur.execute(
         "SELECT target, coalesce(error_reason, 'unknown'), count(*) FROM events "
         "WHERE source = 'interlock' AND event_time >= ? AND event_time <= ? "
-        f"AND status IN ({_marks(_FAILURES)}) AND target IN ({_marks(ADAPTER_SYSTEMS)}) "
+        f"AND status IN ({_marks(_FAILURES)}) AND target IN ({_marks(names)}) "
         "GROUP BY ALL ORDER BY 3 DESC",
-        [*window_params, *_FAILURES, *ADAPTER_SYSTEMS],
+        [*window_params, *_FAILURES, *names],
     ).fetchall():
         calls[system]["errors_by_reason"][reason] = int(n)
     # Retry-After honoured: how long the next attempt of the same step waited after a 429.
@@ -130,27 +133,27 @@ def adapter_figures(
         "lead(event_time) OVER (PARTITION BY correlation_id, step ORDER BY event_time, "
         "event_id) AS next_at FROM events WHERE source = 'interlock' "
         "AND event_time >= ? AND event_time <= ? "
-        f"AND target IN ({_marks(ADAPTER_SYSTEMS)})) "
+        f"AND target IN ({_marks(names)})) "
         "SELECT target, median(epoch_ms(next_at) - epoch_ms(event_time)) FROM attempts "
         "WHERE (error_status = 429 OR error_reason = 'rate_limit') AND next_at IS NOT NULL "
         "GROUP BY target",
-        [*window_params, *ADAPTER_SYSTEMS],
+        [*window_params, *names],
     ).fetchall():
         calls[system]["wait_after_429_ms"] = float(wait) if wait is not None else None
     for system, n in cur.execute(
         "SELECT source, count(*) FROM events WHERE target = 'interlock' "
-        f"AND event_time >= ? AND event_time <= ? AND source IN ({_marks(ADAPTER_SYSTEMS)}) "
+        f"AND event_time >= ? AND event_time <= ? AND source IN ({_marks(names)}) "
         "GROUP BY source",
-        [*window_params, *ADAPTER_SYSTEMS],
+        [*window_params, *names],
     ).fetchall():
         calls[system]["inbound"] = int(n)
     # Last success and the failures after it: all time, not just the window, so a
     # system that has failed for hours still shows when it last worked.
     for system, last_ok in cur.execute(
         "SELECT target, max(event_time) FROM events WHERE source = 'interlock' "
-        f"AND status IN ({_marks(_SUCCESSES)}) AND target IN ({_marks(ADAPTER_SYSTEMS)}) "
+        f"AND status IN ({_marks(_SUCCESSES)}) AND target IN ({_marks(names)}) "
         "GROUP BY target",
-        [*_SUCCESSES, *ADAPTER_SYSTEMS],
+        [*_SUCCESSES, *names],
     ).fetchall():
         calls[system]["last_success_at"] = iso(last_ok)
         trailing = cur.execute(
@@ -172,17 +175,17 @@ def adapter_figures(
     for system, n in cur.execute(
         "SELECT target, count(*) FROM dead_letters "
         f"WHERE state IN ({_marks(UNRESOLVED_DEAD_LETTER_STATES)}) "
-        f"AND target IN ({_marks(ADAPTER_SYSTEMS)}) GROUP BY target",
-        [*UNRESOLVED_DEAD_LETTER_STATES, *ADAPTER_SYSTEMS],
+        f"AND target IN ({_marks(names)}) GROUP BY target",
+        [*UNRESOLVED_DEAD_LETTER_STATES, *names],
     ).fetchall():
         calls[system]["dead_letters_open"] = int(n)
     # Steps whose latest attempt in the window is a retry: work queued at that system.
     for system, n in cur.execute(
         "SELECT target, count(*) FROM (SELECT target, arg_max(status, event_time) AS last "
         "FROM events WHERE source = 'interlock' AND event_time >= ? AND event_time <= ? "
-        f"AND target IN ({_marks(ADAPTER_SYSTEMS)}) GROUP BY correlation_id, step, target) "
+        f"AND target IN ({_marks(names)}) GROUP BY correlation_id, step, target) "
         "WHERE last = 'retrying' GROUP BY target",
-        [*window_params, *ADAPTER_SYSTEMS],
+        [*window_params, *names],
     ).fetchall():
         calls[system]["retrying_now"] = int(n)
     minutes = window.total_seconds() / 60
@@ -219,18 +222,30 @@ def throughput(
 
 
 def explore_router(
-    lineage: AsyncLineage, *, clock: Callable[[], datetime] | None = None
+    lineage: AsyncLineage,
+    *,
+    systems: Sequence[SystemInfo],
+    clock: Callable[[], datetime] | None = None,
 ) -> APIRouter:
-    """``GET /api/v1/adapters`` and ``GET /api/v1/throughput`` (viewer role) over ``lineage``.
+    """``GET /api/v1/systems``, ``GET /api/v1/adapters`` and ``GET /api/v1/throughput``
+    (viewer role) over ``lineage``; ``systems`` are the host's (``Host.systems``).
 
     Mount it on the control API next to the other routers:
-    ``create_app(..., routers=[..., explore_router(lineage)])``.
+    ``create_app(..., routers=[..., explore_router(lineage, systems=host.systems)])``.
     """
+    lanes = sorted(systems, key=lambda s: (s.lane, s.name))
+    adapter_systems = tuple(s.name for s in lanes if s.name != "interlock")
     router = APIRouter(prefix="/api/v1", tags=["explore"], route_class=ControlRoute)
     viewer = Depends(require_role(Role.VIEWER))
 
     def _now() -> datetime:
         return clock() if clock is not None else datetime.now(UTC)
+
+    @router.get("/systems", dependencies=[viewer], response_model=None, responses=ok(Systems))
+    async def list_systems() -> dict[str, Any]:
+        """The business systems Interlock connects, in lane order (left to right in the
+        transaction explorer), with Interlock's own lane among them."""
+        return {"systems": [s.as_dict() for s in lanes]}
 
     @router.get(
         "/adapters", dependencies=[viewer], response_model=None, responses=ok(AdapterFigures)
@@ -242,7 +257,12 @@ def explore_router(
         circuit state, last success and backlog, over the last ``window_minutes``."""
         now = _now()
         return await lineage.read(
-            lambda cur: adapter_figures(cur, now=now, window=timedelta(minutes=window_minutes))
+            lambda cur: adapter_figures(
+                cur,
+                now=now,
+                window=timedelta(minutes=window_minutes),
+                systems=adapter_systems,
+            )
         )
 
     @router.get("/throughput", dependencies=[viewer], response_model=None, responses=ok(Throughput))

@@ -21,7 +21,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pydantic
 
 from tracing import (
     MAX_PAYLOAD_BYTES,
@@ -32,9 +31,16 @@ from tracing import (
     StoreError,
     System,
     envelope_bounds_error,
-    mask_payload,
 )
 
+from ._invalid_event import (
+    _ERROR_LIMIT,
+    _NAMESPACE,
+    INVALID_KIND,
+    invalid_event,
+    masked_raw,
+    safe_text,
+)
 from ._lineage_rows import EnvelopeColumns, batch_table
 
 __all__ = [
@@ -59,90 +65,8 @@ CONVERSION_ERRORS: tuple[type[Exception], ...] = (
 #: DuckDB errors that a row's values cause (not the store being unavailable).
 _ROW_ERRORS: tuple[type[Exception], ...] = (duckdb.DataError, duckdb.InvalidInputException)
 
-#: The kind of the event a bad raw message becomes.
-INVALID_KIND = "event.invalid"
-_RAW_LIMIT = 2048
 #: A refused envelope keeps more of itself than a raw message (it is a whole row).
 _ROW_RAW_LIMIT = MAX_PAYLOAD_BYTES // 4
-_ERROR_LIMIT = 1000
-_NAMESPACE = uuid.UUID("0b7f3f3e-5d7c-4a57-8f0e-8a9c6f1d2b44")
-
-
-def _masked_raw(data: bytes, limit: int = _RAW_LIMIT) -> Any:
-    """The raw message as it may be stored: parsed and masked when it is JSON,
-    otherwise text with e-mail addresses masked; truncated either way."""
-    text = data.decode("utf-8", errors="replace")
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict):
-        masked = json.dumps(mask_payload(parsed), default=str)
-    else:
-        masked = str(mask_payload({"raw": text})["raw"])
-    if len(masked) > limit:
-        return masked[:limit] + f"... [{len(masked) - limit} more characters]"
-    return masked
-
-
-def invalid_event(data: bytes, error: Exception) -> tuple[Event, str]:
-    """The ``event.invalid`` dead-letter event for a bad raw message, and a metric reason.
-
-    Its event ID is derived from the bytes, so a redelivered bad message is stored
-    once, like any other duplicate.
-    """
-    digest = hashlib.sha256(data).hexdigest()
-    metric_reason = "schema"
-    correlation_id: str | None = None
-    if isinstance(error, pydantic.ValidationError):
-        errors = error.errors(include_url=False)
-        if any(e.get("type") == "json_invalid" for e in errors):
-            metric_reason = "json"
-        summary = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ())) or '<root>'}: {e.get('msg')}"
-            for e in errors
-        )
-    else:
-        metric_reason = "decode"
-        summary = str(error) or type(error).__name__
-    # Keep the message's own correlation ID when it has a usable one, so the bad
-    # message shows up in its transaction.
-    try:
-        parsed = json.loads(data)
-        if isinstance(parsed, dict) and isinstance(parsed.get("correlation_id"), str):
-            correlation_id = _safe_text(parsed["correlation_id"])
-    except ValueError:
-        pass
-    event = Event(
-        event_id=str(uuid.uuid5(_NAMESPACE, digest)),
-        correlation_id=correlation_id or f"invalid-{digest[:32]}",
-        idempotency_key=f"invalid:{digest}",
-        source=System.INTERLOCK,
-        kind=INVALID_KIND,
-        step="collector.validate",
-        entity_type="raw_message",
-        entity_id=digest[:16],
-        status=Status.DEAD_LETTERED,
-        payload={"raw": _masked_raw(data), "size": len(data), "errors": summary[:_ERROR_LIMIT]},
-        error=ErrorInfo(
-            reason=Reason.VALIDATION,
-            message=summary[:_ERROR_LIMIT],
-            retriable=False,
-            error_type=type(error).__name__,
-        ),
-    )
-    return event, metric_reason
-
-
-def _safe_text(value: object, limit: int = 200) -> str | None:
-    """``value`` when it can be stored as an identifier (a short string, valid Unicode)."""
-    if not isinstance(value, str) or not value or len(value) > limit:
-        return None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
-    return value
 
 
 def _envelope_bytes(row: Event | Mapping[str, Any]) -> bytes:
@@ -184,8 +108,8 @@ def row_dead_letter(
     message = problem[:_ERROR_LIMIT]
     dead = Event(
         event_id=str(uuid.uuid5(_NAMESPACE, f"row:{digest}")),
-        correlation_id=_safe_text(_field(row, "correlation_id")) or f"invalid-{digest[:32]}",
-        causation_id=_safe_text(_field(row, "causation_id")),
+        correlation_id=safe_text(_field(row, "correlation_id")) or f"invalid-{digest[:32]}",
+        causation_id=safe_text(_field(row, "causation_id")),
         idempotency_key=f"invalid:row:{digest}",
         source=System.INTERLOCK,
         target=target,
@@ -194,14 +118,14 @@ def row_dead_letter(
         entity_type="event",
         entity_id=digest[:16],
         status=Status.DEAD_LETTERED,
-        customer_id=_safe_text(_field(row, "customer_id")),
+        customer_id=safe_text(_field(row, "customer_id")),
         payload={
-            "raw": _masked_raw(raw, _ROW_RAW_LIMIT),
+            "raw": masked_raw(raw, _ROW_RAW_LIMIT),
             "size": len(raw),
             "errors": message,
-            "refused_event_id": _safe_text(event_id) or digest[:32],
-            "refused_kind": _safe_text(_field(row, "kind")),
-            "refused_source": _safe_text(source),
+            "refused_event_id": safe_text(event_id) or digest[:32],
+            "refused_kind": safe_text(_field(row, "kind")),
+            "refused_source": safe_text(source),
         },
         error=ErrorInfo(
             reason=Reason.VALIDATION,

@@ -177,6 +177,10 @@ class LineageStore:
 
     # -- lifecycle ---------------------------------------------------------------
 
+    def set_flows(self, flows: Sequence[FlowSteps]) -> None:
+        """The installed flows' step tables (the host sets them once plug-ins are in)."""
+        self.flows = tuple(flows)
+
     def open(self) -> None:
         """Connect and apply the schema; safe to call twice."""
         if self._conn is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tracing import ConfigError
 
-from ._auth import _HASH, Role, hash_token
+from ._roles import _HASH, Role, hash_token
 
 __all__ = ["TokenEntry", "TokenFile"]
 

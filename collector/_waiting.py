@@ -33,6 +33,7 @@ from typing import Any
 
 import duckdb
 
+from ._flowspec import FlowStep, FlowSteps
 from ._lineage_rows import iso
 from ._schema import UNRESOLVED_DEAD_LETTER_STATES
 
@@ -40,60 +41,6 @@ __all__ = ["FlowStep", "FlowSteps", "Waiting", "waiting_for", "waiting_sql"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNRESOLVED = ", ".join(f"'{s}'" for s in UNRESOLVED_DEAD_LETTER_STATES)
-
-
-@dataclass(frozen=True, slots=True)
-class FlowStep:
-    """One step of a flow: done when an ``ok`` event of ``step`` is stored.
-
-    ``deadline`` runs from the moment its predecessor was done; ``after`` names
-    that predecessor when it is not the step listed before this one.
-    """
-
-    step: str
-    deadline: timedelta
-    after: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.step:
-            raise ValueError("a flow step needs a name")
-        if self.deadline <= timedelta(0):
-            raise ValueError(f"the deadline of {self.step} must be positive")
-
-
-@dataclass(frozen=True, slots=True)
-class FlowSteps:
-    """A flow's ordered step table, started by an ``ok`` event of kind ``trigger``."""
-
-    flow: str
-    trigger: str
-    steps: tuple[FlowStep, ...]
-
-    def __post_init__(self) -> None:
-        if not self.steps:
-            raise ValueError(f"flow {self.flow} has no steps")
-        seen: set[str] = set()
-        for step in self.steps:
-            if step.step in seen:
-                raise ValueError(f"flow {self.flow} lists {step.step} twice")
-            if step.after is not None and step.after not in seen:
-                raise ValueError(
-                    f"{step.step} of flow {self.flow} follows {step.after}, "
-                    "which is not an earlier step"
-                )
-            seen.add(step.step)
-
-    def predecessor(self, step: str) -> str | None:
-        """The step ``step`` waits on (None: the trigger)."""
-        previous: str | None = None
-        for item in self.steps:
-            if item.step == step:
-                return item.after if item.after is not None else previous
-            previous = item.step
-        raise KeyError(step)
-
-    def deadline(self, step: str) -> timedelta:
-        return next(s.deadline for s in self.steps if s.step == step)
 
 
 @dataclass(frozen=True, slots=True)

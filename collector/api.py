@@ -9,6 +9,7 @@ from ._api import create_app
 from ._api_docs import MAX_OFFSET, IsoDateTime, not_found, ok, responses
 from ._auth import ControlRoute, RoleCheck, TokenStore, load_tokens, require_role
 from ._explore import explore_router
+from ._metrics import Metrics
 from ._problem import PROBLEM_JSON, Problem, ProblemField
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "PROBLEM_JSON",
     "ControlRoute",
     "IsoDateTime",
+    "Metrics",
     "Problem",
     "ProblemField",
     "RoleCheck",

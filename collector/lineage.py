@@ -4,6 +4,7 @@ The package root (:mod:`collector`) stays light; what needs DuckDB or Arrow is
 imported from here.
 """
 
+from ._ingest import Collector
 from ._lineage import (
     CHECKPOINT_THRESHOLD,
     TRANSACTION_STATES,
@@ -26,6 +27,7 @@ __all__ = [
     "UNRESOLVED_DEAD_LETTER_STATES",
     "AsyncLineage",
     "BatchOutcome",
+    "Collector",
     "EnvelopeColumns",
     "LineageStore",
     "Waiting",

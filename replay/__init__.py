@@ -8,7 +8,6 @@ from ._cli import register_cli
 from ._corrections import apply_corrections
 from ._errors import ApprovalRefused, NotFound, ReplayError, StateConflict
 from ._models import (
-    MONEY_STEPS,
     Corrections,
     DeadLetterState,
     ItemState,
@@ -21,7 +20,6 @@ from ._schema import REPLAY_DDL
 from ._service import ReplayService, TargetProbe
 
 __all__ = [
-    "MONEY_STEPS",
     "REPLAY_DDL",
     "ApprovalRefused",
     "AuditEntry",

@@ -1,6 +1,6 @@
 """How replay reaches the lineage database: through the collector's writer.
 
-:class:`LineageAccess` is the part of ``collector._lineage.AsyncLineage`` that
+:class:`LineageAccess` is the part of ``collector.lineage.AsyncLineage`` that
 replay needs. Every write runs on the collector's one writer thread, in a
 transaction, so replay's state changes never race the ingest pipeline.
 """

@@ -17,16 +17,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from collector import (
-    MAX_OFFSET,
-    ControlRoute,
-    IsoDateTime,
-    Principal,
-    Role,
-    not_found,
-    require_role,
-    responses,
-)
+from collector import Principal, Role
+from collector.api import MAX_OFFSET, ControlRoute, IsoDateTime, not_found, require_role, responses
 from tracing import Reason, System
 
 from ._access import to_json

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from collector._bus import Bus
+from collector import Bus
 from tracing import Event, InterlockError, Status, new_event_id
 
 from ._corrections import apply_corrections

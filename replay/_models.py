@@ -6,6 +6,7 @@ rest of the control API.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -16,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tracing import Reason, System
 
 __all__ = [
-    "MONEY_STEPS",
     "REPLAYABLE_STATES",
     "Corrections",
     "DeadLetterState",
@@ -28,17 +28,15 @@ __all__ = [
     "is_money_step",
 ]
 
-#: Steps whose redo moves money; a replay delivering any of them needs four eyes.
-MONEY_STEPS = frozenset(
-    {"erp.order.create", "erp.order.confirm", "billing.subscription.create", "erp.invoice.post"}
-)
-#: Entity prefixes of kinds that move money (orders, invoices, payments, credit memos).
+#: Entity prefixes of kinds that move money (orders, invoices, payments, credit memos):
+#: a safety net for a step no installed flow declares.
 _MONEY_KIND_PREFIXES = ("order.", "invoice.", "payment.", "credit_memo.", "subscription.")
 
 
-def is_money_step(step: str, kind: str) -> bool:
-    """Whether redoing this step can create, change or move money."""
-    return step in MONEY_STEPS or kind.startswith(_MONEY_KIND_PREFIXES)
+def is_money_step(step: str, kind: str, money_steps: Collection[str] = ()) -> bool:
+    """Whether redoing this step can create, change or move money: the flows declare
+    their money steps (``FlowSpec.money_steps``); a kind of a money entity counts too."""
+    return step in money_steps or kind.startswith(_MONEY_KIND_PREFIXES)
 
 
 class DeadLetterState(StrEnum):

@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from collector._schema import DEAD_LETTER_COLUMNS
+from collector.lineage import DEAD_LETTER_COLUMNS
 from tracing import Event, mask_payload
 
 from ._access import EVENT_COLUMNS, event_from_row

@@ -23,8 +23,7 @@ from typing import Any
 
 import duckdb
 
-from collector._auth import Principal, Role
-from collector._bus import Bus
+from collector import Bus, Principal, Role
 from tracing import Event, InterlockError, ValidationError, new_event_id
 
 from ._access import LineageAccess, to_json
@@ -87,7 +86,9 @@ class ReplayService:
     >>> await service.start()  # applies the DDL, subscribes to outcomes   # doctest: +SKIP
 
     ``sla_rule_steps`` maps an SLA rule ID to the steps it measures (for
-    selections by rule); ``audit_head`` keeps the audit chain's head outside the
+    selections by rule; read at each selection, so it may be filled later);
+    ``money_steps`` are the flows' steps whose redo moves money (four eyes);
+    ``audit_head`` keeps the audit chain's head outside the
     table (default: in memory); ``auto_execute`` runs a replay as soon as it is
     approved (or needs no approval); ``known_skus`` (the product catalogue) lets
     corrections be checked against it; ``bus_group`` names its subscription to
@@ -107,6 +108,7 @@ class ReplayService:
         outcome_timeout: float = 30.0,
         audit_head: AuditHead | None = None,
         sla_rule_steps: Mapping[str, Collection[str]] | None = None,
+        money_steps: Collection[str] = (),
         auto_execute: bool = True,
         known_skus: Collection[str] | None = None,
         bus_group: str = "replay",
@@ -126,7 +128,11 @@ class ReplayService:
         self._clock = clock
         self._outcome_timeout = outcome_timeout
         self._head: AuditHead = audit_head or MemoryAuditHead()
-        self._rule_steps = {k: frozenset(v) for k, v in (sla_rule_steps or {}).items()}
+        # Kept by reference: the SLA plug-in fills the host's map after replay installs.
+        self._rule_steps: Mapping[str, Collection[str]] = (
+            sla_rule_steps if sla_rule_steps is not None else {}
+        )
+        self._money_steps = money_steps  # by reference, like the rule steps
         self._auto_execute = auto_execute
         self._known_skus = frozenset(known_skus) if known_skus is not None else None
         self._bus_group = bus_group
@@ -288,7 +294,7 @@ class ReplayService:
         if selection.sla_rule is None:
             return None
         try:
-            return self._rule_steps[selection.sla_rule]
+            return frozenset(self._rule_steps[selection.sla_rule])
         except KeyError:
             raise ValidationError(
                 f"no SLA rule {selection.sla_rule!r} is known to replay", field="sla_rule"
@@ -422,7 +428,7 @@ class ReplayService:
         async def plan(letter: dict[str, Any]) -> PlanItem:
             event = events.get(letter["event_id"])
             source = events.get(event.causation_id or "") if event else None
-            money = is_money_step(letter["step"], letter["kind"])
+            money = is_money_step(letter["step"], letter["kind"], self._money_steps)
             base = {
                 "dead_letter_id": letter["event_id"],
                 "correlation_id": letter["correlation_id"],

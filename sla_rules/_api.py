@@ -14,16 +14,8 @@ from typing import Annotated, Any, Literal, Protocol
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from collector import (
-    ControlRoute,
-    IsoDateTime,
-    Principal,
-    Role,
-    not_found,
-    ok,
-    require_role,
-    responses,
-)
+from collector import Principal, Role
+from collector.api import ControlRoute, IsoDateTime, not_found, ok, require_role, responses
 
 from ._alerts import AlertNotFound, AlertStateError
 from ._api_models import Alert, AlertChanges, AlertPage, SlaHistory, SlaReport, SlaStatus

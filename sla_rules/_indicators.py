@@ -21,7 +21,8 @@ from typing import Any
 
 import duckdb
 
-from collector import FlowSteps, waiting_sql
+from collector import FlowSteps
+from collector.lineage import waiting_sql
 
 from ._model import (
     ApiErrorRateIndicator,

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import duckdb
 
-from collector._schema import DDL
+from collector.lineage import DDL
 
 __all__ = ["DuckDBLineage"]
 

@@ -218,7 +218,7 @@ class BacklogIndicator(_Strict):
 class StalledIndicator(_Strict):
     """Time-slice SLI: a minute is good when at most ``max_stalled`` transactions are
     stalled: overdue at the step they wait for (by their flow's step table), with no
-    open dead letter to account for them (``collector._waiting``)."""
+    open dead letter to account for them (``collector.lineage.waiting_sql``)."""
 
     kind: Literal["stalled"]
     max_stalled: int = Field(0, ge=0)
@@ -252,7 +252,8 @@ class ApiErrorRateIndicator(_Strict):
     """
 
     kind: Literal["api_error_rate"]
-    system: Literal["crm", "erp", "billing", "support"]
+    #: A system the host declares (checked at load against the installed systems).
+    system: str = Field(min_length=1)
     direction: Literal["outbound", "inbound"] = "outbound"
 
 

@@ -64,6 +64,9 @@ class BillingAdapter(HttpAdapter):
     billed as one plan for the order's total instead of being refused.
     """
 
+    #: The system this adapter speaks to (collector.SystemAdapter).
+    system = SYSTEM
+
     def __init__(
         self,
         api_base: str,

@@ -101,6 +101,9 @@ class SalesforceAdapter(HttpAdapter):
                 order = await sf.load_order(change.opportunity_id)
     """
 
+    #: The system this adapter speaks to (collector.SystemAdapter).
+    system = SYSTEM
+
     def __init__(
         self,
         instance_url: str,

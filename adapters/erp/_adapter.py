@@ -62,6 +62,9 @@ class TrytonAdapter(HttpAdapter):
             sale = await erp.confirm_sale(sale.id)
     """
 
+    #: The system this adapter speaks to (collector.SystemAdapter).
+    system = SYSTEM
+
     def __init__(
         self,
         url: str,

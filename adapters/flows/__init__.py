@@ -5,6 +5,7 @@ from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
 from ._positions import PositionStore, TimeCursor, positions_path_for
 from ._quote_to_cash import (
     MONEY_STEPS,
+    SPEC,
     STEPS,
     TRIGGER_KINDS,
     QuoteToCash,
@@ -15,6 +16,7 @@ from ._steps import StepOutcome, StepRunner
 
 __all__ = [
     "MONEY_STEPS",
+    "SPEC",
     "STEPS",
     "TRIGGER_KINDS",
     "BillingPort",

@@ -15,12 +15,11 @@ lineage keeps only masked payloads, and the CRM owns the deal.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from collector import FlowStep, FlowSteps
-from collector._bus import Bus
+from collector import Bus, FlowSpec, FlowStep, FlowSteps
 from tracing import Event, MappingError, Status, System, ValidationError
 
 from .._canonical import Invoice, OrderLine, SalesOrder
@@ -29,6 +28,7 @@ from ._steps import StepOutcome, StepRunner
 
 __all__ = [
     "MONEY_STEPS",
+    "SPEC",
     "STEPS",
     "TRIGGER_KINDS",
     "QuoteToCash",
@@ -38,16 +38,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The kinds this flow reacts to, and the step each one starts.
-TRIGGER_KINDS = frozenset(
-    {
-        "opportunity.closed_won",
-        "order.created",
-        "order.confirmed",
-        "subscription.created",
-        "invoice.paid",
-    }
-)
 #: Steps that move money; replaying them needs a second person's approval.
 MONEY_STEPS = frozenset(
     {"erp.order.create", "erp.order.confirm", "billing.subscription.create", "erp.invoice.post"}
@@ -61,14 +51,19 @@ STEPS = FlowSteps(
     flow="quote-to-cash",
     trigger="opportunity.closed_won",
     steps=(
-        FlowStep("erp.order.create", timedelta(minutes=15)),
-        FlowStep("erp.order.confirm", timedelta(minutes=15)),
-        FlowStep("billing.subscription.create", timedelta(minutes=15)),
-        FlowStep("support.entitlement.activate", timedelta(minutes=15)),
+        FlowStep("erp.order.create", timedelta(minutes=15), kind="order.created"),
+        FlowStep("erp.order.confirm", timedelta(minutes=15), kind="order.confirmed"),
+        FlowStep("billing.subscription.create", timedelta(minutes=15), kind="subscription.created"),
         FlowStep(
-            "billing.invoice.received", timedelta(days=35), after="billing.subscription.create"
+            "support.entitlement.activate", timedelta(minutes=15), kind="entitlement.activated"
         ),
-        FlowStep("erp.invoice.post", timedelta(minutes=15)),
+        FlowStep(
+            "billing.invoice.received",
+            timedelta(days=35),
+            after="billing.subscription.create",
+            kind="invoice.paid",
+        ),
+        FlowStep("erp.invoice.post", timedelta(minutes=15), kind="invoice.posted"),
     ),
 )
 _ACTIONABLE = frozenset({Status.OK, Status.REPLAYED})
@@ -162,23 +157,21 @@ class QuoteToCash:
         self._terms = payment_terms
         self._skus = known_skus
 
-    def attach(self, group: str = "quote_to_cash") -> None:
-        self._bus.subscribe(group, self.handle, kinds=TRIGGER_KINDS)
+    @property
+    def spec(self) -> FlowSpec:
+        return SPEC
+
+    def attach(self) -> None:
+        """Subscribe to the trigger kinds (the host does this for an installed flow)."""
+        self._bus.subscribe(SPEC.subscription, self.handle, kinds=SPEC.trigger_kinds)
 
     async def handle(self, event: Event) -> None:
         """React to one event; failures become dead-letter events, never exceptions."""
         if event.status not in _ACTIONABLE:
             return
-        if event.kind == "opportunity.closed_won":
-            await self._create_order(event)
-        elif event.kind == "order.created":
-            await self._confirm_order(event)
-        elif event.kind == "order.confirmed":
-            await self._create_subscription(event)
-        elif event.kind == "subscription.created":
-            await self._activate_entitlement(event)
-        elif event.kind == "invoice.paid":
-            await self._post_invoice(event)
+        react = _REACTIONS.get(event.kind)
+        if react is not None:
+            await react(self, event)
 
     async def _load_order(self, cause: Event) -> SalesOrder:
         order = await self._crm.load_order(_order_ref(cause))
@@ -372,3 +365,26 @@ class QuoteToCash:
             found = await self._erp.find_invoice(dead_letter.entity_id)
             return found is not None and found.state in {"posted", "paid"}
         return None
+
+
+#: What each trigger kind makes the flow do: the one table its kinds come from.
+_REACTIONS: dict[str, Callable[[QuoteToCash, Event], Awaitable[None]]] = {
+    "opportunity.closed_won": QuoteToCash._create_order,
+    "order.created": QuoteToCash._confirm_order,
+    "order.confirmed": QuoteToCash._create_subscription,
+    "subscription.created": QuoteToCash._activate_entitlement,
+    "invoice.paid": QuoteToCash._post_invoice,
+}
+#: The kinds this flow reacts to.
+TRIGGER_KINDS = frozenset(_REACTIONS)
+#: Quote-to-cash as the rest of Interlock reads it: replay's four-eyes rule and
+#: probes, the SLA rules' step check and the lineage's step table.
+SPEC = FlowSpec(
+    name="quote-to-cash",
+    steps=STEPS,
+    trigger_kinds=TRIGGER_KINDS,
+    money_steps=MONEY_STEPS,
+    entry_steps={"crm.opportunity.closed_won": "opportunity.closed_won"},
+    payload_models={"order": SalesOrder},
+    group="quote_to_cash",
+)

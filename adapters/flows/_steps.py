@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry.trace import Status as SpanStatus
 from opentelemetry.trace import StatusCode
 
-from collector._bus import Bus
+from collector import Bus
 from tracing import (
     ErrorInfo,
     Event,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._process import ManagedProcess, ManagedServer, free_port, wait_for_http
+from collector.process import ManagedProcess, ManagedServer, free_port, wait_for_http
 
 if TYPE_CHECKING:
     from .kafka import TansuBroker

@@ -14,7 +14,7 @@ from typing import Any
 
 import uvicorn
 
-from ._process import free_port
+from collector.process import free_port
 
 __all__ = ["ThreadedServer"]
 

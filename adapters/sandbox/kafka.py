@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Self
 
-from ._process import ManagedProcess, ManagedServer, free_port
+from collector.process import ManagedProcess, ManagedServer, free_port
 
 __all__ = ["TansuBroker"]
 

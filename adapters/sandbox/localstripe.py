@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from ._process import ManagedProcess, ManagedServer, free_port
+from collector.process import ManagedProcess, ManagedServer, free_port
 
 __all__ = ["LocalStripeServer", "main"]
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import httpx
 
-from adapters.sandbox._process import ManagedProcess, ManagedServer, free_port
+from collector.process import ManagedProcess, ManagedServer, free_port
 
 __all__ = ["DATABASE", "USER", "TrytonServer", "build_template", "cache_root"]
 

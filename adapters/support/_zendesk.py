@@ -35,6 +35,9 @@ class ZendeskAdapter(HttpAdapter):
             case = await zd.activate_entitlement(org_id, order, idempotency_key=key)
     """
 
+    #: The system this adapter speaks to (collector.SystemAdapter).
+    system = SYSTEM
+
     def __init__(
         self,
         base_url: str,

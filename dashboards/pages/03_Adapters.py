@@ -26,7 +26,7 @@ figures = call(data.optional, "/api/v1/adapters", window_minutes=WINDOWS[window]
 if figures is None:
     st.warning(
         "This collector does not serve adapter figures (`/api/v1/adapters`). Mount "
-        "`collector._explore.explore_router` on the control API to see them."
+        "`collector.api.explore_router` on the control API to see them."
     )
     st.stop()
 checks = call(data.health).get("checks") or {}

@@ -17,8 +17,8 @@ from fastapi import FastAPI
 
 from adapters._canonical import Customer, OrderLine, SalesOrder
 from adapters.billing import BillingAdapter, stripe_webhook_router
-from adapters.sandbox._process import free_port
 from adapters.sandbox.localstripe import LocalStripeServer
+from collector.process import free_port
 
 WEBHOOK_SECRET = "whsec_live_" + uuid.uuid4().hex
 OLD_WEBHOOK_SECRET = "whsec_old_" + uuid.uuid4().hex

@@ -38,7 +38,7 @@ async def test_health(billing: BillingAdapter) -> None:
 
 
 async def test_health_is_false_when_nothing_listens() -> None:
-    from adapters.sandbox._process import free_port
+    from collector.process import free_port
 
     async with BillingAdapter(f"http://127.0.0.1:{free_port()}", "sk_test_x") as adapter:
         assert await adapter.health() is False
@@ -272,7 +272,7 @@ async def test_5xx_is_downstream_unavailable(status: int) -> None:
 
 
 async def test_connection_refused_is_downstream_unavailable() -> None:
-    from adapters.sandbox._process import free_port
+    from collector.process import free_port
 
     async with BillingAdapter(f"http://127.0.0.1:{free_port()}", "sk_test_x") as adapter:
         with pytest.raises(DownstreamUnavailable) as caught:

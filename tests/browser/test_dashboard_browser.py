@@ -24,10 +24,10 @@ from playwright.async_api import Locator, Page, async_playwright
 from adapters.sandbox import free_port
 from adapters.sandbox._landscape import Landscape
 from adapters.sandbox._traffic import TrafficGenerator
+from adapters.sandbox.plugin import with_landscape
 from collector._auth import Role
 from collector._config import load_settings
-from collector._explore import explore_router
-from collector._runtime import Runtime, with_landscape
+from collector.host import Interlock
 from tracing import correlation_id_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -104,15 +104,12 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         ),
         ep,
     )
-    runtime = Runtime(settings, demo=False, api_port=api_port)
+    runtime = Interlock(settings, demo=False, api_port=api_port)
     traffic = TrafficGenerator(ep.crm_url, ep.crm_token, ca_file=ep.crm_ca_file, faults=False,
                                seed=11)  # fmt: skip
     try:
         info = await runtime.start()
         runtime.app.state.tokens.add("ada", Role.ADMIN, ADMIN_TOKEN)
-        # Until the runtime mounts it itself, add the adapters/throughput router here.
-        if not any(getattr(r, "path", "") == "/api/v1/adapters" for r in runtime.app.routes):
-            runtime.app.include_router(explore_router(runtime.lineage))
         auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # reads need a token
         async with httpx.AsyncClient(base_url=info.api_url, timeout=10, headers=auth) as api:
             good = [await traffic.create_deal(close="won") for _ in range(3)]

@@ -24,21 +24,15 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from _hosts import SYSTEMS
 from prometheus_client import CollectorRegistry
 
 from adapters.billing import stripe_webhook_router
-from adapters.sandbox._process import free_port, wait_for_http
-from collector import (
-    PROBLEM_JSON,
-    AsyncLineage,
-    EmbeddedBus,
-    LineageStore,
-    Metrics,
-    Role,
-    TokenStore,
-    create_app,
-)
+from collector import EmbeddedBus, Role, TokenStore
 from collector._explore import explore_router
+from collector.api import PROBLEM_JSON, Metrics, create_app
+from collector.lineage import AsyncLineage, LineageStore
+from collector.process import free_port, wait_for_http
 from replay import ReplayService, replay_router
 from sla_rules import SlaEngine, load_rules, sla_router
 
@@ -108,7 +102,7 @@ class _Served:
                     ),
                     sla_router(engine),
                     replay_router(replay),
-                    explore_router(lineage),
+                    explore_router(lineage, systems=SYSTEMS),
                 ],
             )
             config = uvicorn.Config(

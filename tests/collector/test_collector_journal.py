@@ -7,7 +7,9 @@ from pathlib import Path
 
 from _collector_events import make_event
 
-from collector import AsyncLineage, Collector, EmbeddedBus, LineageStore, Metrics
+from collector import EmbeddedBus
+from collector.api import Metrics
+from collector.lineage import AsyncLineage, Collector, LineageStore
 from tracing import Event
 
 

@@ -13,9 +13,11 @@ from typing import Any
 from _collector_events import make_event
 from prometheus_client import CollectorRegistry
 
-from collector import AsyncLineage, Collector, EmbeddedBus, LineageStore, Metrics
+from collector import EmbeddedBus
 from collector._ingest import INVALID_KIND
 from collector._wal import Journal
+from collector.api import Metrics
+from collector.lineage import AsyncLineage, Collector, LineageStore
 
 
 async def _journal_with(directory: Path, *events: Any, raw: bytes | None = None) -> None:

@@ -11,16 +11,9 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from collector import (
-    AsyncLineage,
-    FlowStep,
-    FlowSteps,
-    LineageStore,
-    Metrics,
-    Role,
-    TokenStore,
-    create_app,
-)
+from collector import FlowStep, FlowSteps, Role, TokenStore
+from collector.api import Metrics, create_app
+from collector.lineage import AsyncLineage, LineageStore
 from tracing import ErrorInfo, Event, Reason, Status, System
 
 FLOW = FlowSteps(

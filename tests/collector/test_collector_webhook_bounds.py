@@ -17,17 +17,9 @@ from prometheus_client import CollectorRegistry
 
 from adapters.billing import invoice_from_event, sign_stripe_payload, stripe_webhook_router
 from adapters.flows import BillingWebhookIngress
-from collector import (
-    AsyncLineage,
-    BatchOutcome,
-    Collector,
-    EmbeddedBus,
-    LineageStore,
-    Metrics,
-    Role,
-    TokenStore,
-    create_app,
-)
+from collector import EmbeddedBus, Role, TokenStore
+from collector.api import Metrics, create_app
+from collector.lineage import AsyncLineage, BatchOutcome, Collector, LineageStore
 from tracing import Event, correlation_id_for
 
 SECRET = "whsec_bounds_test"

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from collector._runtime import dashboard_command
+from collector.host import dashboard_command
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,15 +14,9 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from collector import (
-    AsyncLineage,
-    LineageStore,
-    Metrics,
-    Role,
-    TokenFile,
-    create_app,
-    load_tokens,
-)
+from collector import Role, TokenFile, load_tokens
+from collector.api import Metrics, create_app
+from collector.lineage import AsyncLineage, LineageStore
 
 _CLI = "from collector._cli import main; raise SystemExit(main())"
 

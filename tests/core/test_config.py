@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from collector._config import load_settings
+from adapters.billing.plugin import BillingSettings
+from adapters.erp.plugin import ErpSettings
+from collector import load_settings
 from tracing import ConfigError
 
 
@@ -26,7 +28,10 @@ def test_file_then_environment(tmp_path):
 def test_secrets_stay_secret():
     s = load_settings(env={"INTERLOCK_BILLING_API_KEY": "sk_test_123"})
     assert "sk_test_123" not in repr(s)
-    assert s.billing.api_key is not None and s.billing.api_key.get_secret_value() == "sk_test_123"
+    assert (
+        s.section("billing", BillingSettings).api_key is not None
+        and s.section("billing", BillingSettings).api_key.get_secret_value() == "sk_test_123"
+    )
 
 
 @pytest.mark.parametrize(
@@ -54,7 +59,7 @@ def test_bad_file(tmp_path):
 def test_secure_defaults_outside_the_demo_landscape():
     settings = load_settings(env={})
     assert settings.api.require_auth_for_reads is True
-    assert settings.billing.attach_test_card is False
+    assert settings.section("billing", BillingSettings).attach_test_card is False
     # Reads can be opened explicitly, and the test card asked for (a Stripe test account).
     opened = load_settings(
         env={
@@ -63,12 +68,12 @@ def test_secure_defaults_outside_the_demo_landscape():
         }
     )
     assert opened.api.require_auth_for_reads is False
-    assert opened.billing.attach_test_card is True
+    assert opened.section("billing", BillingSettings).attach_test_card is True
 
 
 def test_only_the_demo_landscape_turns_the_test_card_on():
     from adapters.sandbox._landscape import LandscapeEndpoints
-    from collector._runtime import with_landscape
+    from adapters.sandbox.plugin import with_landscape
 
     ep = LandscapeEndpoints(
         erp_url="http://erp", erp_database="erp", erp_user="admin", erp_password="pw",
@@ -77,6 +82,42 @@ def test_only_the_demo_landscape_turns_the_test_card_on():
         support_url="http://support", support_email="a@b.test", support_token="t",
     )  # fmt: skip
     demo = with_landscape(load_settings(env={}), ep)
-    assert demo.billing.attach_test_card is True
+    assert demo.section("billing", BillingSettings).attach_test_card is True
     # Reads still need a token: the demo's dashboard is handed its demo-viewer token.
     assert demo.api.require_auth_for_reads is True
+
+
+def test_a_plugin_section_is_validated_at_load_and_named(tmp_path):
+    cfg = tmp_path / "interlock.toml"
+    cfg.write_text('[erp]\nurl = "http://erp.internal:8000"\ndatabase = "prod"\n')
+    s = load_settings(cfg, env={"INTERLOCK_ERP_USER": "interlock"})
+    erp = s.section("erp", ErpSettings)
+    assert (erp.url, erp.database, erp.user) == ("http://erp.internal:8000", "prod", "interlock")
+    cfg.write_text("[erp]\ndatabse = 'typo'\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, env={})
+    assert info.value.setting == "erp.databse"
+    cfg.write_text("[billing]\nmax_subscription_items = 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, env={})
+    assert info.value.setting == "billing.max_subscription_items"
+
+
+def test_a_section_no_plugin_owns_is_refused(tmp_path):
+    cfg = tmp_path / "interlock.toml"
+    cfg.write_text("[servicenow]\nurl = 'https://x.service-now.com'\n")
+    with pytest.raises(ConfigError, match="not a settings section") as info:
+        load_settings(cfg, env={})
+    assert info.value.setting == "servicenow"
+
+
+def test_secrets_of_plugin_sections_stay_masked():
+    s = load_settings(
+        env={
+            "INTERLOCK_ERP_PASSWORD": "hunter2",
+            "INTERLOCK_BILLING_WEBHOOK_SECRETS": "whsec_a,whsec_b",
+        }
+    )
+    assert "hunter2" not in repr(s) and "whsec_a" not in repr(s)
+    secrets = s.section("billing", BillingSettings).webhook_secrets
+    assert [x.get_secret_value() for x in secrets] == ["whsec_a", "whsec_b"]

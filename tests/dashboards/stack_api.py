@@ -1,27 +1,18 @@
-"""The whole control API as the runtime assembles it (collector app with the SLA, replay
-and explore routers over one in-memory lineage, role tokens), served by uvicorn on a
-free loopback port from a thread with its own event loop, seeded with recent traffic."""
+"""The whole control API as ``interlock up`` assembles it (the one builder with the
+shipped plug-ins: SLA, replay and explore routes over one in-memory lineage, role
+tokens), served from a thread with its own event loop, seeded with recent traffic."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
+import tempfile
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
 
-import uvicorn
 from _fake_api import _Chain
-from prometheus_client import CollectorRegistry
+from _hosts import serve
 
-from adapters.sandbox._process import free_port, wait_for_http
-from collector._api import create_app
-from collector._auth import Role, TokenStore
-from collector._bus import EmbeddedBus
-from collector._explore import explore_router
-from collector._lineage import AsyncLineage, LineageStore
-from collector._metrics import Metrics
-from replay import ReplayService, replay_router
-from sla_rules import SlaEngine, load_rules, sla_router
+from collector import Role
+from collector.host import InterlockThread
 from tracing import ErrorInfo, Event, Reason, Status, System
 
 #: token -> (name, role); "exec" is a viewer who uses the executive view.
@@ -84,74 +75,23 @@ class StackApi:
     def __init__(self, extra_events: list[Event] | None = None) -> None:
         #: Events seeded besides ``seed_events`` (a test's own scenario).
         self.extra_events = list(extra_events or [])
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.now = datetime.now(UTC)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self.url = ""
+        self._workdir = tempfile.TemporaryDirectory(prefix="stack-api-")
+        self._thread: InterlockThread | None = None
 
     def start(self) -> StackApi:
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-        self._thread.start()
-        self._ready.wait(60)
-        if self._error is not None:
-            raise self._error
-        wait_for_http(f"{self.url}/healthz", timeout=30)
+        self._thread = serve(
+            seed_events(self.now) + self.extra_events,
+            TOKENS,
+            workdir=Path(self._workdir.name),
+            replay={"outcome_timeout": 2.0},
+        )
+        self.url = self._thread.url
         return self
 
-    async def _main(self) -> None:
-        services: list[Any] = []
-        try:
-            lineage = AsyncLineage(LineageStore(":memory:"))
-            await lineage.open()
-            await lineage.write_batch(seed_events(self.now) + self.extra_events)
-            bus = EmbeddedBus(partitions=2)
-            replay = ReplayService(lineage, bus, probe=None, outcome_timeout=2.0)
-            await replay.start()
-            await bus.start()
-            engine = SlaEngine(lineage, load_rules())
-            await engine.start()
-            services = [engine, replay, bus]
-            tokens = TokenStore()
-            for token, (name, role) in TOKENS.items():
-                tokens.add(name, role, token)
-
-            async def health() -> dict[str, str]:
-                return {"bus": "ok", "erp": "ok", "billing": "ok", "crm": "ok", "support": "ok"}
-
-            app = create_app(
-                lineage=lineage,
-                metrics=Metrics(CollectorRegistry()),
-                tokens=tokens,
-                # Wired as the runtime wires it: acknowledgements join the audit trail.
-                routers=[
-                    sla_router(engine, audit=replay.record),
-                    replay_router(replay),
-                    explore_router(lineage),
-                ],
-                health=health,
-            )
-            config = uvicorn.Config(
-                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-            )
-            self._server = uvicorn.Server(config)
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            raise
-        self._ready.set()
-        try:
-            await self._server.serve()
-        finally:
-            for service in services:
-                await service.stop()
-            await lineage.close()
-
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
         if self._thread is not None:
-            self._thread.join(30)
+            self._thread.stop()
             self._thread = None
+        self._workdir.cleanup()

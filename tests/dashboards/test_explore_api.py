@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from _hosts import SYSTEMS
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
@@ -19,6 +20,7 @@ from collector._lineage import AsyncLineage, LineageStore
 from collector._metrics import Metrics
 from tracing import ErrorInfo, Event, Reason, Status, System
 
+NAMES = [s.name for s in SYSTEMS if s.name != "interlock"]
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
@@ -87,7 +89,9 @@ def test_circuit_state_is_derived_from_failures_in_a_row() -> None:
 
 def test_adapter_figures_per_system() -> None:
     store = seeded()
-    out = store.read(lambda c: adapter_figures(c, now=NOW, window=timedelta(minutes=60)))
+    out = store.read(
+        lambda c: adapter_figures(c, now=NOW, window=timedelta(minutes=60), systems=NAMES)
+    )
     by = {s["system"]: s for s in out["systems"]}
     erp, billing = by["erp"], by["billing"]
     assert erp["calls"] == 6  # the 200-minute-old success is outside the window
@@ -129,7 +133,7 @@ def client() -> Iterator[TestClient]:
         lineage=lineage,
         metrics=Metrics(CollectorRegistry()),
         tokens=tokens,
-        routers=[explore_router(lineage, clock=lambda: NOW)],
+        routers=[explore_router(lineage, systems=SYSTEMS, clock=lambda: NOW)],
         require_auth_for_reads=True,
     )
     with TestClient(app) as test_client:

@@ -32,8 +32,9 @@ from adapters.erp import TrytonAdapter
 from adapters.sandbox import free_port
 from adapters.sandbox._landscape import Landscape, LandscapeEndpoints
 from adapters.sandbox._traffic import TrafficGenerator
+from adapters.sandbox.plugin import with_landscape
 from collector._config import load_settings
-from collector._runtime import Runtime, with_landscape
+from collector.host import Interlock
 from tracing import correlation_id_for
 
 pytestmark = pytest.mark.slow
@@ -80,7 +81,7 @@ async def _wait_all(
     raise AssertionError(f"{len(missing)} of {len(opps)} deals never got there: {kinds}")
 
 
-def _runtime(ep: LandscapeEndpoints, workdir: Path, api_port: int, **env: str) -> Runtime:
+def _runtime(ep: LandscapeEndpoints, workdir: Path, api_port: int, **env: str) -> Interlock:
     settings = with_landscape(
         load_settings(
             env={
@@ -98,7 +99,7 @@ def _runtime(ep: LandscapeEndpoints, workdir: Path, api_port: int, **env: str) -
         ),
         ep,
     )
-    return Runtime(settings, demo=False, api_port=api_port)
+    return Interlock(settings, demo=False, api_port=api_port)
 
 
 async def test_an_hour_long_outage_loses_no_deal_and_no_paid_invoice(
@@ -125,7 +126,7 @@ async def test_an_hour_long_outage_loses_no_deal_and_no_paid_invoice(
     traffic = TrafficGenerator(
         ep.crm_url, ep.crm_token, ca_file=ep.crm_ca_file, faults=False, seed=11
     )
-    runtime: Runtime | None = None
+    runtime: Interlock | None = None
 
     async def clock(offset: float) -> None:
         (await crm.post("/_sandbox/clock", json={"offset_seconds": offset})).raise_for_status()
@@ -133,7 +134,13 @@ async def test_an_hour_long_outage_loses_no_deal_and_no_paid_invoice(
     try:
         # -- before the outage: an hour and two minutes ago, by the CRM's clock ------------
         await clock(-HOUR - 120)
-        runtime = _runtime(ep, tmp_path, api_port, INTERLOCK_CRM_START_LOOKBACK=str(2 * HOUR))
+        runtime = _runtime(
+            ep,
+            tmp_path,
+            api_port,
+            INTERLOCK_CRM_START_LOOKBACK=str(2 * HOUR),
+            INTERLOCK_BILLING_START_LOOKBACK=str(2 * HOUR),
+        )
         await runtime.start()
         known = {e["id"] for e in await billing.list_events(created_gte=0)}
         landscape.webhook_proxy.set(down=True)
@@ -195,7 +202,9 @@ async def test_an_hour_long_outage_loses_no_deal_and_no_paid_invoice(
                 assert kinds.count("order.created") == 1 and kinds.count("invoice.posted") == 1
         # The lost webhooks' invoices came from the events API, the outage's deals from the
         # stored change-feed position.
-        assert runtime.webhooks is not None and runtime.webhooks.caught_up >= LOST_WEBHOOK_DEALS
+        assert runtime.host is not None
+        webhooks = runtime.host.shared("billing.webhooks", lambda: None)
+        assert webhooks is not None and webhooks.caught_up >= LOST_WEBHOOK_DEALS
         print(
             f"\noutage test: {len(deals)} deals ({LOST_WEBHOOK_DEALS} with lost webhooks, "
             f"{OUTAGE_DEALS} closed during the outage) all posted {caught_up:.1f}s after the "

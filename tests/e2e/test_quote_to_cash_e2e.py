@@ -22,9 +22,10 @@ from adapters.erp import TrytonAdapter
 from adapters.sandbox import free_port
 from adapters.sandbox._landscape import Landscape, LandscapeEndpoints
 from adapters.sandbox._traffic import TrafficGenerator
+from adapters.sandbox.plugin import with_landscape
 from collector._auth import Role
 from collector._config import load_settings
-from collector._runtime import Runtime, with_landscape
+from collector.host import Interlock
 from tracing import correlation_id_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -33,7 +34,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 class Stack:
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: Interlock,
         landscape: Landscape,
         ep: LandscapeEndpoints,
         traffic: TrafficGenerator,
@@ -88,7 +89,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         ),
         ep,
     )
-    runtime = Runtime(settings, demo=False, api_port=api_port)
+    runtime = Interlock(settings, demo=False, api_port=api_port)
     info = await runtime.start()
     traffic = TrafficGenerator(
         ep.crm_url, ep.crm_token, ca_file=ep.crm_ca_file, faults=False, seed=7

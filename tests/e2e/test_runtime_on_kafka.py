@@ -14,10 +14,11 @@ from adapters.sandbox import free_port
 from adapters.sandbox._landscape import Landscape
 from adapters.sandbox._traffic import TrafficGenerator
 from adapters.sandbox.kafka import TansuBroker
+from adapters.sandbox.plugin import with_landscape
 from collector._auth import Role
 from collector._config import load_settings
 from collector._kafka import KafkaBus
-from collector._runtime import Runtime, with_landscape
+from collector.host import Interlock
 from tracing import correlation_id_for
 
 pytestmark = pytest.mark.slow
@@ -41,7 +42,7 @@ async def test_quote_to_cash_over_kafka(tmp_path: Path) -> None:
             ),
             ep,
         )
-        runtime = Runtime(settings, demo=False, api_port=api_port)
+        runtime = Interlock(settings, demo=False, api_port=api_port)
         traffic = TrafficGenerator(ep.crm_url, ep.crm_token, ca_file=ep.crm_ca_file, faults=False)
         try:
             info = await runtime.start()

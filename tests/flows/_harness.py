@@ -27,7 +27,9 @@ from adapters.flows import (
     QuoteToCash,
     StepRunner,
 )
-from collector import AsyncLineage, Collector, EmbeddedBus, LineageStore, Metrics, Principal, Role
+from collector import EmbeddedBus, Principal, Role
+from collector.api import Metrics
+from collector.lineage import AsyncLineage, Collector, LineageStore
 from replay import ReplayService, Selection
 from tracing import Event, correlation_id_for
 

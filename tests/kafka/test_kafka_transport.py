@@ -182,7 +182,7 @@ async def test_publish_pushes_back_when_the_broker_is_gone(broker: TansuBroker):
 
 
 async def test_start_fails_with_a_bus_error_when_kafka_is_unreachable():
-    from adapters.sandbox._process import free_port
+    from collector.process import free_port
 
     bus = KafkaBus(KafkaSettings(bootstrap=f"127.0.0.1:{free_port()}", ack_timeout=1.0))
     with pytest.raises(BusError):

@@ -1,24 +1,20 @@
-"""The collector's real app with the replay router, served by uvicorn on a free
-loopback port from a thread with its own event loop (for the CLI and dashboard
-tests, which talk HTTP to it)."""
+"""The real control API with replay (the one builder, the shipped plug-ins, an
+in-memory lineage), served from a thread with its own event loop (for the CLI and
+dashboard tests, which talk HTTP to it)."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any, TypeVar
+import tempfile
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
 
-import uvicorn
-from prometheus_client import CollectorRegistry
+from _hosts import serve
 
-from adapters.sandbox._process import free_port, wait_for_http
-from collector._api import create_app
-from collector._auth import Role, TokenStore
-from collector._bus import EmbeddedBus
-from collector._lineage import AsyncLineage, LineageStore
-from collector._metrics import Metrics
-from replay import ReplayService, replay_router
+from collector import Role
+from collector.host import Interlock, InterlockThread
+from collector.lineage import AsyncLineage
+from replay import ReplayService
 from tracing import Event
 
 T = TypeVar("T")
@@ -37,74 +33,46 @@ class ReplayApiServer:
     """Start with ``start(events)``; ``call(fn)`` runs ``fn(service)`` on the server's loop."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.service: ReplayService | None = None
-        self.lineage: AsyncLineage | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self.url = ""
+        self._workdir = tempfile.TemporaryDirectory(prefix="replay-api-")
+        self._thread: InterlockThread | None = None
+
+    @property
+    def service(self) -> ReplayService:
+        assert self._thread is not None and self._thread.interlock.host is not None
+        service: ReplayService = self._thread.interlock.host.shared("replay.service", _missing)
+        return service
+
+    @property
+    def lineage(self) -> AsyncLineage | None:
+        return self._thread.interlock.lineage if self._thread is not None else None
 
     def start(self, events: Iterable[Event] = ()) -> ReplayApiServer:
-        seed = list(events)
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main(seed)), daemon=True)
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise self._error
-        wait_for_http(f"{self.url}/healthz", timeout=30)
+        self._thread = serve(
+            list(events),
+            TOKENS,
+            workdir=Path(self._workdir.name),
+            replay={"outcome_timeout": 2.0},
+            sla=False,
+        )
+        self.url = self._thread.url
         return self
 
-    async def _main(self, seed: list[Event]) -> None:
-        try:
-            self.loop = asyncio.get_running_loop()
-            self.lineage = AsyncLineage(LineageStore(":memory:"))
-            await self.lineage.open()
-            await self.lineage.write_batch(seed)
-            bus = EmbeddedBus(partitions=2)
-            self.service = ReplayService(self.lineage, bus, probe=None, outcome_timeout=2.0)
-            await self.service.start()
-            await bus.start()
-            tokens = TokenStore()
-            for token, (name, role) in TOKENS.items():
-                tokens.add(name, role, token)
-            app = create_app(
-                lineage=self.lineage,
-                metrics=Metrics(CollectorRegistry()),
-                tokens=tokens,
-                routers=[replay_router(self.service)],
-            )
-            config = uvicorn.Config(
-                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-            )
-            self._server = uvicorn.Server(config)
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            raise
-        self._ready.set()
-        try:
-            await self._server.serve()
-        finally:
-            await self.service.stop()
-            await bus.stop()
-            await self.lineage.close()
-
     def call(self, fn: Callable[[ReplayService], Awaitable[T]], timeout: float = 30) -> T:
-        assert self.loop is not None and self.service is not None
+        assert self._thread is not None
         service = self.service
 
-        async def run() -> T:
+        async def run(_: Interlock) -> T:
             return await fn(service)
 
-        coro: Coroutine[Any, Any, T] = run()
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        return self._thread.call(run, timeout)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
         if self._thread is not None:
-            self._thread.join(30)
+            self._thread.stop()
             self._thread = None
+        self._workdir.cleanup()
+
+
+def _missing() -> ReplayService:
+    raise AssertionError("the replay plug-in is not installed")

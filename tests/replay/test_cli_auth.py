@@ -108,7 +108,7 @@ def test_audit_verify_through_the_api(server: ReplayApiServer) -> None:
 
 
 def test_audit_verify_says_when_the_api_is_down() -> None:
-    from adapters.sandbox._process import free_port
+    from collector.process import free_port
 
     done = run_cli("audit", "verify", "--api", f"http://127.0.0.1:{free_port()}")
     assert done.returncode == 2

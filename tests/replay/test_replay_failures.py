@@ -6,7 +6,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from collector import Metrics, Role, TokenStore, create_app
+from collector import Role, TokenStore
+from collector.api import Metrics, create_app
 from replay import Selection, replay_router
 from tests.flows._harness import World, world
 

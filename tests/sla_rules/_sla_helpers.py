@@ -13,7 +13,7 @@ from typing import Any
 
 import uvicorn
 
-from adapters.sandbox._process import free_port
+from collector.process import free_port
 from sla_rules._memory import DuckDBLineage
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday noon

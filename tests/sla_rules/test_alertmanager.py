@@ -22,7 +22,7 @@ import pytest
 from _sla_helpers import Builder, FakeClock
 from prometheus_client import CollectorRegistry
 
-from adapters.sandbox._process import free_port
+from collector.process import free_port
 from sla_rules import (
     AlertmanagerClient,
     AlertmanagerSender,

@@ -6,7 +6,8 @@ import json
 import secrets
 from pathlib import Path
 
-from .._process import ManagedProcess, ManagedServer, free_port
+from collector.process import ManagedProcess, ManagedServer, free_port
+
 from ._tls import ensure_certificate
 
 __all__ = ["SalesforceSandbox", "load_or_create_credentials"]

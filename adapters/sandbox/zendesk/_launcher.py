@@ -6,7 +6,7 @@ import json
 import secrets
 from pathlib import Path
 
-from .._process import ManagedProcess, ManagedServer, free_port
+from collector.process import ManagedProcess, ManagedServer, free_port
 
 __all__ = ["ZendeskSandbox", "load_or_create_account"]
 

@@ -1,0 +1,134 @@
+"""The demo landscape plug-in: real Tryton and localstripe, the Salesforce and
+Zendesk sandboxes behind fault proxies, and a traffic generator.
+
+Installed first when the demo is on (``[demo] enabled``, the default of ``make
+run``): it starts the landscape and points the systems' settings sections at it,
+so the system plug-ins after it find their URLs and credentials there. Off, it
+installs nothing and every system must be configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, SecretStr
+
+from adapters.billing.plugin import WEBHOOK_PATH, BillingSettings
+from adapters.crm.plugin import CrmSettings
+from adapters.erp.plugin import ErpSettings
+from adapters.support.plugin import SupportSettings
+from collector import Host, Settings, Stage, component
+
+from ._landscape import Landscape, LandscapeEndpoints
+
+__all__ = ["DemoPlugin", "plugin", "with_landscape"]
+
+
+def with_landscape(s: Settings, ep: LandscapeEndpoints) -> Settings:
+    """``s`` with the systems' sections pointed at a running landscape."""
+    erp = s.section("erp", ErpSettings)
+    billing = s.section("billing", BillingSettings)
+    crm = s.section("crm", CrmSettings)
+    support = s.section("support", SupportSettings)
+    return (
+        s.with_section(
+            "erp",
+            erp.model_copy(
+                update={
+                    "url": ep.erp_url,
+                    "database": ep.erp_database,
+                    "user": ep.erp_user,
+                    "password": SecretStr(ep.erp_password),
+                }
+            ),
+        )
+        .with_section(
+            "billing",
+            billing.model_copy(
+                update={
+                    "api_base": ep.billing_url,
+                    "api_key": SecretStr(ep.billing_api_key),
+                    "webhook_secrets": [SecretStr(ep.webhook_secret)],
+                    # localstripe takes one item per subscription.
+                    "max_subscription_items": 1,
+                    "bundle_lines": True,
+                    # localstripe is the demo's test-mode billing: invoices get paid.
+                    "attach_test_card": True,
+                }
+            ),
+        )
+        .with_section(
+            "crm",
+            crm.model_copy(
+                update={
+                    "instance_url": ep.crm_url,
+                    "access_token": SecretStr(ep.crm_token),
+                    "ca_file": ep.crm_ca_file,
+                }
+            ),
+        )
+        .with_section(
+            "support",
+            support.model_copy(
+                update={
+                    "url": ep.support_url,
+                    "email": ep.support_email,
+                    "api_token": SecretStr(ep.support_token),
+                }
+            ),
+        )
+    )
+
+
+class DemoPlugin:
+    """Starts the demo landscape and its traffic when the host runs the demo."""
+
+    name = "demo"
+    after: tuple[str, ...] = ()
+    sections: Mapping[str, type[BaseModel]] = {}
+
+    async def install(self, host: Host) -> None:
+        if not host.demo:
+            return
+        s = host.settings
+        landscape = Landscape(Path(s.demo.workdir), webhook_url=host.api_url + WEBHOOK_PATH)
+
+        async def stop_landscape() -> None:
+            await asyncio.to_thread(landscape.stop)
+
+        # Registered before it starts: a landscape that fails half-way is still stopped.
+        host.add_component(component("demo landscape", stop=stop_landscape), Stage.LANDSCAPE)
+        try:
+            ep = await asyncio.to_thread(landscape.start)
+        except BaseException:
+            await stop_landscape()
+            raise
+        host.settings = s = with_landscape(s, ep)
+        crm = s.section("crm", CrmSettings)
+        assert crm.instance_url and crm.access_token
+
+        from ._traffic import TrafficGenerator
+
+        traffic = TrafficGenerator(
+            crm.instance_url,
+            crm.access_token.get_secret_value(),
+            ca_file=crm.ca_file,
+            rate_per_minute=s.demo.rate_per_minute,
+            faults=s.demo.faults,
+            seed=s.demo.seed,
+            proxies={
+                name: proxy
+                for name, proxy in (
+                    ("erp", landscape.erp_proxy),
+                    ("billing", landscape.billing_proxy),
+                    ("webhooks", landscape.webhook_proxy),
+                )
+                if proxy is not None
+            },
+        )
+        host.add_component(traffic, Stage.TRAFFIC, name="demo traffic")
+
+
+plugin = DemoPlugin()
