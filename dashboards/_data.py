@@ -21,6 +21,7 @@ __all__ = [
     "dead_letters",
     "get",
     "health",
+    "lanes",
     "optional",
     "stats",
     "transaction",
@@ -123,6 +124,13 @@ def optional(path: str, **params: Any) -> Any | None:
         if exc.status == 404:
             return None
         raise
+
+
+def lanes() -> list[str]:
+    """The systems' names in lane order, as the control API declares them (empty when
+    it does not serve ``/api/v1/systems``: lanes then sort by name)."""
+    listed = optional("/api/v1/systems")
+    return [str(s["name"]) for s in (listed or {}).get("systems", [])]
 
 
 def clear_cache() -> None:

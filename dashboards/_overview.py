@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 import altair as alt
@@ -24,14 +25,20 @@ STATE_ORDER = ("in_progress", "completed", "failed", "dead_lettered", "stalled")
 STATE_COLOURS = ("#1565c0", "#2e7d32", "#c62828", "#6a1b9a", "#ef6c00")
 
 
+def _total(stats: Mapping[str, Any], state: str) -> Decimal:
+    """The value of ``state``; "in_progress" counts stalled transactions too (they are
+    not completed either: they wait past their step's deadline)."""
+    values = stats.get("value_by_state") or {}
+    states = ("in_progress", "stalled") if state == "in_progress" else (state,)
+    return sum((Decimal(str(values.get(s) or "0")) for s in states), Decimal(0))
+
+
 def _value(stats: Mapping[str, Any], state: str, currency: str | None) -> str:
-    value = (stats.get("value_by_state") or {}).get(state)
-    return format_money_short(value if value is not None else "0", currency)
+    return format_money_short(str(_total(stats, state)), currency)
 
 
 def _exact(stats: Mapping[str, Any], state: str, currency: str | None) -> str:
-    value = (stats.get("value_by_state") or {}).get(state)
-    return f"Exactly {format_money(value if value is not None else '0', currency)}."
+    return f"Exactly {format_money(str(_total(stats, state)), currency)}."
 
 
 def show_kpis(stats: Mapping[str, Any], *, currency: str | None) -> None:
@@ -54,7 +61,7 @@ def show_kpis(stats: Mapping[str, Any], *, currency: str | None) -> None:
     second[0].metric(
         "Value in flight",
         _value(stats, "in_progress", currency),
-        help="Order value of transactions not yet completed. "
+        help="Order value of transactions not yet completed (stalled ones included). "
         + _exact(stats, "in_progress", currency),
     )
     second[1].metric(

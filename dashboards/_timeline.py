@@ -1,7 +1,8 @@
 """The swimlane timeline of one business transaction, as a pure function of its events.
 
-One lane per system the transaction touched (crm, interlock, erp, billing, support,
-in that order), one mark per event coloured by status. Failed, retrying and
+One lane per system the transaction touched, in the lane order the control API
+declares (``GET /api/v1/systems``: crm, interlock, erp, billing, support for the
+shipped plug-ins), one mark per event coloured by status. Failed, retrying and
 dead-lettered steps also get their own shape and a larger mark, so they stand out
 without relying on colour alone. Thin grey lines join each event to its cause, so
 the path of the order across the systems reads left to right.
@@ -17,16 +18,12 @@ import altair as alt
 from ._format import format_duration_ms, parse_time
 
 __all__ = [
-    "LANE_ORDER",
     "STATUS_COLOURS",
     "STATUS_SHAPES",
     "event_rows",
     "lane_of",
     "timeline_chart",
 ]
-
-#: Lanes top to bottom: where an order starts, the integration layer, then downstream.
-LANE_ORDER: tuple[str, ...] = ("crm", "interlock", "erp", "billing", "support")
 
 #: Status -> colour; fixed so a status looks the same on every chart.
 STATUS_COLOURS: dict[str, str] = {
@@ -100,10 +97,10 @@ def event_rows(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _lanes_present(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+def _lanes_present(rows: Sequence[Mapping[str, Any]], order: Sequence[str]) -> list[str]:
     present = {str(row["lane"]) for row in rows}
-    known = [lane for lane in LANE_ORDER if lane in present]
-    return known + sorted(present - set(LANE_ORDER))
+    known = [lane for lane in order if lane in present]
+    return known + sorted(present - set(order))
 
 
 def _links(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -129,16 +126,20 @@ def _time_format(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def timeline_chart(
-    events: Sequence[Mapping[str, Any]], *, height_per_lane: int = 45
+    events: Sequence[Mapping[str, Any]],
+    *,
+    lanes: Sequence[str] = (),
+    height_per_lane: int = 45,
 ) -> alt.LayerChart:
     """A swimlane chart of ``events`` (dicts as the control API returns them).
 
-    The y axis holds the lanes present, in ``LANE_ORDER``; colour and shape encode
+    The y axis holds the lanes present, in the order of ``lanes`` (the systems the
+    control API lists; a lane it does not list comes after, by name); colour and shape encode
     the status with fixed scales (``STATUS_COLOURS``, ``STATUS_SHAPES``); the tooltip
     shows kind, step, attempt, latency since cause and trace ID.
     """
     rows = event_rows(events)
-    lanes = _lanes_present(rows)
+    lanes = _lanes_present(rows, lanes)
     statuses = list(STATUS_COLOURS) + sorted({r["status"] for r in rows} - set(STATUS_COLOURS))
     colours = [STATUS_COLOURS.get(s, _UNKNOWN_COLOUR) for s in statuses]
     shapes = [STATUS_SHAPES.get(s, "circle") for s in statuses]

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import streamlit as st
 
+from . import _data as data
 from ._format import format_count, format_money, format_time
 from ._lineage_view import causation_dot, customer_of, milestone_rows, recovery_rows, trace_url
 from ._tables import event_table
@@ -137,7 +138,7 @@ def event_label(index: int, event: Mapping[str, Any]) -> str:
 
 def _show_events(correlation_id: str, events: Sequence[Mapping[str, Any]]) -> None:
     st.subheader("Path across the systems")
-    st.altair_chart(timeline_chart(events), width="stretch")
+    st.altair_chart(timeline_chart(events, lanes=data.lanes()), width="stretch")
     st.caption(
         "One lane per system; colour and shape give the status "
         f"({', '.join(STATUS_COLOURS)}). Grey lines join each step to its cause. "

@@ -314,6 +314,13 @@ def build_app(data: Dataset) -> FastAPI:
             return JSONResponse({"detail": "missing or unknown token"}, status_code=401)
         return None
 
+    @app.get("/api/v1/systems")
+    def systems() -> dict[str, Any]:
+        # What the shipped plug-ins declare (the real host serves the same).
+        from _hosts import SYSTEMS
+
+        return {"systems": [s.as_dict() for s in sorted(SYSTEMS, key=lambda s: s.lane)]}
+
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "checks": {"lineage": "ok", "bus": "ok"}}

@@ -86,59 +86,20 @@ def collector_token() -> str:
 
 
 @pytest.fixture(scope="session")
-def collector_api() -> Iterator[str]:
-    """The real collector's control API (in-memory lineage) seeded with the sample events;
-    reads need ``collector_token``."""
-    import asyncio
-    import socket
-    import threading
-    import time
+def collector_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real control API as ``interlock up`` builds it (the one builder and the
+    shipped plug-ins, in-memory lineage) seeded with the sample events; reads need
+    ``collector_token``."""
+    from _hosts import serve as serve_host
 
-    import uvicorn
-    from prometheus_client import CollectorRegistry
+    from collector import Role
 
-    from collector._api import create_app
-    from collector._auth import Role, TokenStore
-    from collector._lineage import AsyncLineage, LineageStore
-    from collector._metrics import Metrics
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    started: dict[str, uvicorn.Server] = {}
-    failed: list[BaseException] = []
-
-    async def main() -> None:
-        # One loop for the lineage and the server: the lineage's async parts belong to it.
-        lineage = AsyncLineage(LineageStore())
-        await lineage.open()
-        try:
-            await lineage.write_batch(sample_dataset().events)
-            tokens = TokenStore()
-            tokens.add("vic", Role.VIEWER, COLLECTOR_VIEWER_TOKEN)
-            app = create_app(lineage=lineage, metrics=Metrics(CollectorRegistry()), tokens=tokens)
-            config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-            started["server"] = server = uvicorn.Server(config)
-            await server.serve(sockets=[sock])
-        finally:
-            await lineage.close()
-
-    def run() -> None:
-        try:
-            asyncio.run(main())
-        except BaseException as exc:  # reported to the fixture below, not swallowed
-            failed.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while "server" not in started or not started["server"].started:
-        if failed or not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"collector API did not start: {failed!r}")
-        time.sleep(0.02)
+    running = serve_host(
+        sample_dataset().events,
+        {COLLECTOR_VIEWER_TOKEN: ("vic", Role.VIEWER)},
+        workdir=tmp_path_factory.mktemp("collector-api"),
+    )
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield running.url
     finally:
-        started["server"].should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+        running.stop()

@@ -13,8 +13,16 @@ from dashboards import ControlClient
 def test_collector_answers_what_the_fake_answers(collector_api, collector_token, sample_api):
     with ControlClient(collector_api, collector_token) as real, ControlClient(sample_api) as fake:
         real_stats, fake_stats = real.stats(), fake.stats()
-        for key in ("events_total", "transactions_total", "transactions_by_state"):
+        for key in ("events_total", "transactions_total"):
             assert real_stats[key] == fake_stats[key], key
+        # The real host knows quote-to-cash's step table, so an old unfinished sample
+        # transaction reads stalled there; the fake has no step tables.
+        real_states, fake_states = (
+            dict(x["transactions_by_state"]) for x in (real_stats, fake_stats)
+        )
+        for states in (real_states, fake_states):
+            states["in_progress"] += states.pop("stalled", 0)
+        assert real_states == fake_states
         assert real_stats["dead_letters_open"] == fake_stats["dead_letters_open"]
         real_page, fake_page = real.transactions(), fake.transactions()
         assert [t["correlation_id"] for t in real_page["items"]] == [
