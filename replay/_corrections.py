@@ -2,7 +2,7 @@
 
 The corrected payload must still be canonical: every canonical object it holds
 (``order``, ``customer``, ``invoice`` …, or the payload itself when it is a sales
-order) is validated against :mod:`adapters._canonical`. The diff (path, before,
+order) is validated against the canonical models (:mod:`adapters`). The diff (path, before,
 after) goes to the audit trail.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from adapters._canonical import (
+from adapters import (
     CreditMemo,
     Customer,
     Invoice,

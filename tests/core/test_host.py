@@ -80,6 +80,19 @@ def test_no_room_imports_a_private_collector_module_and_collector_imports_no_roo
     assert upward == []
 
 
+def test_no_room_imports_another_rooms_private_modules() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for room in (*ROOMS, "bench")
+        for path in (ROOT / room).rglob("*.py")
+        for name in _imports(path)
+        if name.split(".")[0] in ROOMS
+        and name.split(".")[0] != room
+        and any(part.startswith("_") for part in name.split(".")[1:2])
+    ]
+    assert found == []
+
+
 def test_production_code_never_imports_the_sandboxes() -> None:
     found = [
         f"{path.relative_to(ROOT)}: {name}"
