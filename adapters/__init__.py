@@ -12,6 +12,7 @@ from ._canonical import (
     Subscription,
     SupportCase,
 )
+from ._delivery import DeliveryLedger
 from ._http import (
     HttpAdapter,
     json_or_error,
@@ -19,6 +20,7 @@ from ._http import (
     raise_for_response,
     translate_transport_error,
 )
+from ._positions import PositionStore, TimeCursor, positions_path_for
 from ._retry import RetryPolicy, retry_call
 
 __all__ = [
@@ -26,16 +28,20 @@ __all__ = [
     "BillingInterval",
     "CreditMemo",
     "Customer",
+    "DeliveryLedger",
     "HttpAdapter",
     "Invoice",
     "OrderLine",
     "Payment",
+    "PositionStore",
     "RetryPolicy",
     "SalesOrder",
     "Subscription",
     "SupportCase",
+    "TimeCursor",
     "json_or_error",
     "parse_retry_after",
+    "positions_path_for",
     "raise_for_response",
     "retry_call",
     "translate_transport_error",

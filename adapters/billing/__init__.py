@@ -9,6 +9,7 @@ from ._events import (
     parse_stripe_invoice,
 )
 from ._form import encode_form, from_minor_units, to_minor_units
+from ._ingress import BillingWebhookIngress
 from ._mapping import (
     event_invoice_metadata,
     invoice_from_event,
@@ -26,6 +27,7 @@ from ._signature import (
 
 __all__ = [
     "BillingAdapter",
+    "BillingWebhookIngress",
     "RejectReason",
     "StripeEvent",
     "StripeInvoice",

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from adapters.crm.plugin import ingress_state
-from adapters.flows import BillingWebhookIngress
 from collector import Host, Stage, SystemInfo, component, require_settings
 
 from ._adapter import BillingAdapter
 from ._events import parse_stripe_event
+from ._ingress import BillingWebhookIngress
 from ._mapping import event_invoice_metadata, invoice_from_event
 from ._router import stripe_webhook_router
 

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from adapters.flows import CrmPoller, DeliveryLedger, PositionStore, positions_path_for
+from adapters import DeliveryLedger, PositionStore, positions_path_for
 from collector import Host, Stage, SystemInfo, require_settings
 
+from ._poller import CrmPoller
 from ._salesforce import SalesforceAdapter
 
 __all__ = ["INFO", "CrmPlugin", "CrmSettings", "plugin"]

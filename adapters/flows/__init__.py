@@ -1,8 +1,9 @@
-"""Business flows: they react to canonical events and drive the adapters."""
+"""Business flows: they react to canonical events and drive the adapters.
 
-from ._ingress import BillingWebhookIngress, CrmPoller, DeliveryLedger
+The events they react to come in through each system's own ingress (the CRM poller in
+``adapters.crm``, the billing webhook in ``adapters.billing``)."""
+
 from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
-from ._positions import PositionStore, TimeCursor, positions_path_for
 from ._quote_to_cash import (
     MONEY_STEPS,
     SPEC,
@@ -20,18 +21,12 @@ __all__ = [
     "STEPS",
     "TRIGGER_KINDS",
     "BillingPort",
-    "BillingWebhookIngress",
-    "CrmPoller",
     "CrmPort",
-    "DeliveryLedger",
     "ErpPort",
-    "PositionStore",
     "QuoteToCash",
     "StepOutcome",
     "StepRunner",
     "SupportPort",
-    "TimeCursor",
     "apply_corrections",
-    "positions_path_for",
     "prevalidate",
 ]

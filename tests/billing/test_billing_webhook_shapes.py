@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.billing import (
+    BillingWebhookIngress,
     RejectReason,
     event_invoice_metadata,
     invoice_from_event,
@@ -31,7 +32,6 @@ from adapters.billing import (
     sign_stripe_payload,
     stripe_webhook_router,
 )
-from adapters.flows import BillingWebhookIngress
 from collector import EmbeddedBus
 from tracing import Event, Reason
 

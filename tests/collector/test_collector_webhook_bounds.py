@@ -15,8 +15,12 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from adapters.billing import invoice_from_event, sign_stripe_payload, stripe_webhook_router
-from adapters.flows import BillingWebhookIngress
+from adapters.billing import (
+    BillingWebhookIngress,
+    invoice_from_event,
+    sign_stripe_payload,
+    stripe_webhook_router,
+)
 from collector import EmbeddedBus, Role, TokenStore
 from collector.api import Metrics, create_app
 from collector.lineage import AsyncLineage, BatchOutcome, Collector, LineageStore

@@ -26,9 +26,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from adapters import RetryPolicy
-from adapters.billing import BillingAdapter, invoice_from_event, stripe_webhook_router
+from adapters.billing import (
+    BillingAdapter,
+    BillingWebhookIngress,
+    invoice_from_event,
+    stripe_webhook_router,
+)
 from adapters.billing import sign_stripe_payload as sign
-from adapters.flows import BillingWebhookIngress, QuoteToCash, StepRunner
+from adapters.flows import QuoteToCash, StepRunner
 from adapters.sandbox._asgi import ThreadedServer
 from collector import EmbeddedBus
 from collector._lineage import LineageStore

@@ -18,15 +18,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from adapters import Invoice, RetryPolicy
-from adapters.flows import (
-    STEPS,
-    BillingWebhookIngress,
-    CrmPoller,
-    DeliveryLedger,
-    QuoteToCash,
-    StepRunner,
-)
+from adapters import DeliveryLedger, Invoice, RetryPolicy
+from adapters.billing import BillingWebhookIngress
+from adapters.crm import CrmPoller
+from adapters.flows import STEPS, QuoteToCash, StepRunner
 from collector import EmbeddedBus, Principal, Role
 from collector.api import Metrics
 from collector.lineage import AsyncLineage, Collector, LineageStore

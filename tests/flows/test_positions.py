@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from adapters.billing import event_invoice_metadata, invoice_from_event, parse_stripe_event
-from adapters.flows import (
+from adapters import PositionStore, TimeCursor, positions_path_for
+from adapters.billing import (
     BillingWebhookIngress,
-    CrmPoller,
-    PositionStore,
-    TimeCursor,
-    positions_path_for,
+    event_invoice_metadata,
+    invoice_from_event,
+    parse_stripe_event,
 )
+from adapters.crm import CrmPoller
 from collector import EmbeddedBus
 from tracing import BusError, Event, Status, StoreError
 

@@ -7,16 +7,10 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError as PydanticValidationError
 
-from adapters import RetryPolicy
-from adapters.flows import (
-    BillingWebhookIngress,
-    CrmPoller,
-    DeliveryLedger,
-    QuoteToCash,
-    StepRunner,
-    apply_corrections,
-    prevalidate,
-)
+from adapters import DeliveryLedger, RetryPolicy
+from adapters.billing import BillingWebhookIngress
+from adapters.crm import CrmPoller
+from adapters.flows import QuoteToCash, StepRunner, apply_corrections, prevalidate
 from collector import EmbeddedBus
 from tracing import Event, MappingError, Reason, Status, System, ValidationError, correlation_id_for
 

@@ -1,21 +1,13 @@
-"""Where business events enter: the CRM change-feed poller and the billing webhook.
-
-Both recognise repeat deliveries by idempotency key and record them as
-``duplicate`` events (so the duplicate rate is measured) without acting on them.
-The ledger is in memory and bounded; after a restart a repeat is still caught by
-the targets' own idempotency (ERP sale by reference, and so on).
-"""
+"""Billing's ingress: signed paid-invoice webhooks and the events-API catch-up for
+webhooks that never arrived."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any, Protocol
 
 from pydantic import ValidationError as PydanticValidationError
@@ -36,228 +28,14 @@ from tracing import (
     tracer,
 )
 
-from ._positions import PositionStore, TimeCursor
+from .._delivery import DeliveryLedger, event_time, publish_delivery, utcnow
+from .._positions import PositionStore, TimeCursor
 
-__all__ = ["BillingWebhookIngress", "CrmPoller", "DeliveryLedger", "OpportunityChangeLike"]
+__all__ = ["BillingWebhookIngress"]
 
 log = logging.getLogger(__name__)
 
 
-class DeliveryLedger:
-    """Idempotency keys seen recently → the event that first carried them."""
-
-    def __init__(self, capacity: int = 200_000) -> None:
-        self._seen: OrderedDict[str, str] = OrderedDict()
-        self._capacity = capacity
-
-    def first(self, key: str) -> str | None:
-        return self._seen.get(key)
-
-    def remember(self, key: str, event_id: str) -> None:
-        self._seen[key] = event_id
-        self._seen.move_to_end(key)
-        while len(self._seen) > self._capacity:
-            self._seen.popitem(last=False)
-
-
-async def _publish_delivery(
-    bus: Bus, ledger: DeliveryLedger, event: Event, *, known: bool = False
-) -> Event:
-    """Publish ``event``, marked as a duplicate when its key was seen before.
-
-    ``known``: the delivery itself was handled before (before a restart, so the
-    in-memory ledger cannot say); it is a duplicate whatever the ledger says.
-    """
-    first = ledger.first(event.idempotency_key)
-    if first is None and known:
-        first = "an earlier delivery of the same billing event"
-    if first is not None:
-        event = event.model_copy(
-            update={"status": Status.DUPLICATE, "payload": {**event.payload, "duplicate_of": first}}
-        )
-    else:
-        ledger.remember(event.idempotency_key, event.event_id)
-    await bus.publish(event)
-    return event
-
-
-class OpportunityChangeLike(Protocol):
-    @property
-    def opportunity_id(self) -> str: ...
-    @property
-    def account_id(self) -> str | None: ...
-    @property
-    def stage(self) -> str: ...
-    @property
-    def is_won(self) -> bool: ...
-    @property
-    def amount(self) -> Decimal | None: ...
-    @property
-    def currency(self) -> str | None: ...
-    @property
-    def modstamp(self) -> datetime: ...
-
-
-class ChangeFeed(Protocol):
-    async def opportunity_changes(self, since: datetime) -> Any: ...
-
-
-@dataclass
-class PollStats:
-    polls: int = 0
-    changes: int = 0
-    published: int = 0
-    duplicates: int = 0
-    errors: int = 0
-    last_success: datetime | None = None
-    last_error: str | None = None
-
-
-class CrmPoller:
-    """Polls the CRM's change feed for opportunities that became Closed Won.
-
-    Reads overlap by ``overlap`` so a change committed late within the same
-    second is not missed; the overlap's re-reads are recognised by (ID, modstamp)
-    and skipped silently, while a genuinely new delivery of the same closed-won
-    deal (a new modstamp) is recorded as a duplicate.
-
-    The position (the newest modstamp read, and the (ID, modstamp) pairs inside
-    the overlap) lives in ``positions`` under ``name``; it is written after the
-    poll's events are published, so a crash before that write re-reads them and
-    never skips one. Without a stored position the feed is read from ``since``
-    (default: five minutes ago).
-    """
-
-    def __init__(
-        self,
-        crm: ChangeFeed,
-        bus: Bus,
-        *,
-        ledger: DeliveryLedger | None = None,
-        interval: float = 2.0,
-        since: datetime | None = None,
-        overlap: timedelta = timedelta(seconds=2),
-        positions: PositionStore | None = None,
-        name: str = "crm.opportunity_changes",
-    ) -> None:
-        self._crm = crm
-        self._bus = bus
-        self._ledger = ledger or DeliveryLedger()
-        self._interval = interval
-        self._positions = positions or PositionStore(None)
-        self._name = name
-        # A fresh position is stored at the first read even if nothing came, so a restart
-        # after an outage resumes there, not at its own start minus the look-back.
-        self._stored = self._positions.get(name) is not None
-        self._cursor = TimeCursor.from_json(
-            self._positions.get(name),
-            default_at=since or datetime.now(UTC) - timedelta(minutes=5),
-            overlap=overlap,
-        )
-        self._task: asyncio.Task[None] | None = None
-        self.stats = PollStats()
-
-    @property
-    def position(self) -> datetime:
-        """The newest modstamp read and acknowledged so far."""
-        return self._cursor.at
-
-    async def poll_once(self) -> list[Event]:
-        self.stats.polls += 1
-        changes = await self._crm.opportunity_changes(self._cursor.read_from)
-        published: list[Event] = []
-        progressed = False
-        try:
-            for change in changes:
-                self.stats.changes += 1
-                mark = f"{change.opportunity_id}@{change.modstamp.isoformat()}"
-                if not self._cursor.fresh(mark):
-                    continue
-                if change.is_won:
-                    event = await _publish_delivery(self._bus, self._ledger, self._event(change))
-                    published.append(event)
-                    self.stats.published += 1
-                    self.stats.duplicates += event.status == Status.DUPLICATE
-                # Only once its event is published (acknowledged) does the change count as read.
-                self._cursor.advance(mark, change.modstamp)
-                progressed = True
-        finally:
-            if progressed or not self._stored:
-                self._cursor.prune()
-                await self._positions.put(self._name, self._cursor.to_json())
-                self._stored = True
-        self.stats.last_success = datetime.now(UTC)
-        return published
-
-    def _event(self, change: OpportunityChangeLike) -> Event:
-        with tracer().start_as_current_span(
-            "receive opportunity.closed_won",
-            attributes={"interlock.opportunity_id": change.opportunity_id},
-        ) as span:
-            trace = current_trace_context(span)
-        return Event(
-            correlation_id=correlation_id_for("crm", "opportunity", change.opportunity_id),
-            trace_id=trace.trace_id,
-            span_id=trace.span_id,
-            trace_flags=trace.trace_flags,
-            tracestate=trace.tracestate,
-            idempotency_key=f"crm:opportunity:{change.opportunity_id}:closed_won",
-            source=System.CRM,
-            target=System.INTERLOCK,
-            kind="opportunity.closed_won",
-            step="crm.opportunity.closed_won",
-            entity_type="opportunity",
-            entity_id=change.opportunity_id,
-            event_time=change.modstamp,
-            amount=change.amount,
-            currency=change.currency,
-            customer_id=change.account_id,
-            payload={
-                "order_ref": change.opportunity_id,
-                "stage": change.stage,
-                "amount": str(change.amount) if change.amount is not None else None,
-                "currency": change.currency,
-                "account_id": change.account_id,
-            },
-        )
-
-    async def run(self) -> None:
-        """Poll until cancelled; an outage of the CRM is logged and retried next tick."""
-        while True:
-            try:
-                await self.poll_once()
-            except InterlockError as exc:
-                self.stats.errors += 1
-                self.stats.last_error = f"{type(exc).__name__}: {exc.message}"
-                log.warning("CRM poll failed: %s", self.stats.last_error)
-            await asyncio.sleep(self._interval)
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="crm-poller")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _event_time(created: Any) -> datetime | None:
-    """A unix ``created`` as a time, or ``None`` when it is not one a datetime can hold."""
-    if not isinstance(created, int) or isinstance(created, bool):
-        return None
-    try:
-        return datetime.fromtimestamp(created, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-#: Stripe event types that mean "this invoice is paid", mapped to our one kind.
 _PAID_TYPES = frozenset({"invoice.paid", "invoice.payment_succeeded"})
 
 InvoiceMapper = Callable[[dict[str, Any]], Any]
@@ -329,7 +107,7 @@ class BillingWebhookIngress:
         known = bool(event_id) and not self._cursor.fresh(event_id)
         await self._handle(stripe_event, known=known)
         if event_id and not known:
-            self._cursor.mark(event_id, _event_time(stripe_event.get("created")) or _now())
+            self._cursor.mark(event_id, event_time(stripe_event.get("created")) or utcnow())
             try:
                 await self._positions.put(self._name, self._cursor.to_json())
             except StoreError as exc:
@@ -351,7 +129,7 @@ class BillingWebhookIngress:
         try:
             for raw in events:
                 event_id = str(raw.get("id", "")) if isinstance(raw, Mapping) else ""
-                when = _event_time(raw.get("created")) if isinstance(raw, Mapping) else None
+                when = event_time(raw.get("created")) if isinstance(raw, Mapping) else None
                 if not event_id or when is None or not self._cursor.fresh(event_id):
                     if event_id and when is not None:
                         self._cursor.advance(event_id, when)
@@ -456,7 +234,7 @@ class BillingWebhookIngress:
                 f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
                 system="billing",
             ) from exc
-        await _publish_delivery(self._bus, self._ledger, event, known=known)
+        await publish_delivery(self._bus, self._ledger, event, known=known)
 
     def _paid_event(
         self,
