@@ -15,6 +15,7 @@ the log).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "5"
+#: Statuses a client may retry: their answers always carry ``Retry-After``.
+_RETRYABLE = frozenset({429, 503})
 
 
 class ProblemField(BaseModel):
@@ -84,9 +87,11 @@ def problem(
         body["instance"] = instance
     if errors is not None:
         body["errors"] = errors
-    return JSONResponse(
-        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON
-    )
+    out = dict(headers or {})
+    if status in _RETRYABLE and not any(k.lower() == "retry-after" for k in out):
+        # Every 429 and 503 tells the client when to come back, whoever raised it.
+        out["Retry-After"] = RETRY_AFTER_SECONDS
+    return JSONResponse(body, status_code=status, headers=out, media_type=PROBLEM_JSON)
 
 
 def _field(err: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,4 +136,7 @@ def install_problem_handlers(
             headers["Retry-After"] = RETRY_AFTER_SECONDS
         elif status >= 500:
             log.error("error answering %s: %s", request.url.path, exc.message)
+        after = getattr(exc, "retry_after", None)
+        if status in _RETRYABLE and isinstance(after, int | float) and after > 0:
+            headers["Retry-After"] = str(max(1, math.ceil(after)))
         return problem(status, detail, instance=request.url.path, headers=headers)

@@ -10,7 +10,7 @@ from ._api_docs import MAX_OFFSET, IsoDateTime, not_found, ok, responses
 from ._auth import ControlRoute, RoleCheck, TokenStore, load_tokens, require_role
 from ._explore import explore_router
 from ._metrics import Metrics
-from ._problem import PROBLEM_JSON, Problem, ProblemField
+from ._problem import PROBLEM_JSON, Problem, ProblemField, install_problem_handlers
 
 __all__ = [
     "MAX_OFFSET",
@@ -24,6 +24,7 @@ __all__ = [
     "TokenStore",
     "create_app",
     "explore_router",
+    "install_problem_handlers",
     "load_tokens",
     "not_found",
     "ok",
