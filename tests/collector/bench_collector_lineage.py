@@ -23,7 +23,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from collector._lineage import LineageStore
+from collector.lineage import LineageStore
 from tracing import Event, System, new_event_id
 
 

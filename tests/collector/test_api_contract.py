@@ -29,8 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from adapters.billing import stripe_webhook_router
 from collector import EmbeddedBus, Role, TokenStore
-from collector._explore import explore_router
-from collector.api import PROBLEM_JSON, Metrics, create_app
+from collector.api import PROBLEM_JSON, Metrics, create_app, explore_router
 from collector.lineage import AsyncLineage, LineageStore
 from collector.process import free_port, wait_for_http
 from replay import ReplayService, replay_router

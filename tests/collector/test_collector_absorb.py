@@ -11,7 +11,7 @@ import pytest
 from _collector_events import make_event
 
 from collector._absorb import remove_lineage_file
-from collector._lineage import LineageStore
+from collector.lineage import LineageStore
 from tracing import Reason, Status, StoreError, System
 
 

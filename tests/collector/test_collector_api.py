@@ -13,10 +13,9 @@ from _collector_events import eid, make_event
 from fastapi import APIRouter, Depends
 from prometheus_client import CollectorRegistry
 
-from collector._api import create_app
-from collector._auth import ControlRoute, Principal, Role, TokenStore, require_role
-from collector._lineage import AsyncLineage, LineageStore
-from collector._metrics import Metrics
+from collector import Principal, Role, TokenStore
+from collector.api import ControlRoute, Metrics, create_app, require_role
+from collector.lineage import AsyncLineage, LineageStore
 from tracing import Reason, Status, System
 
 
@@ -380,7 +379,7 @@ async def test_reads_can_be_opened_to_the_anonymous_viewer(
 
 
 async def _metrics_text(client: httpx.AsyncClient, lineage: AsyncLineage, metrics: Metrics) -> str:
-    from collector._ingest import Collector
+    from collector.lineage import Collector
 
     collector = Collector(lineage, metrics, batch_size=10, flush_interval=60)
     for event in [

@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry
 
 from collector._ingest import INVALID_KIND, Collector
 from collector._kafka_codec import decode_columns
-from collector._lineage import AsyncLineage, LineageStore
-from collector._metrics import Metrics
+from collector.api import Metrics
+from collector.lineage import AsyncLineage, LineageStore
 from tracing import (
     EnvelopeBoundsError,
     ErrorInfo,

@@ -17,8 +17,7 @@ import pytest
 from _collector_events import make_event
 
 from collector._kafka_codec import H_CORRELATION, H_SCHEMA, decode_batch, decode_columns
-from collector._lineage import LineageStore
-from collector._lineage_rows import EnvelopeColumns
+from collector.lineage import EnvelopeColumns, LineageStore
 from tracing import Event, Reason, Status, System
 
 NOW = datetime(2026, 3, 2, tzinfo=UTC)

@@ -9,10 +9,8 @@ import numpy as np
 from _collector_events import T0, make_event
 
 from collector._event_keys import EventKeys
-from collector._lineage import LineageStore
 from collector._lineage_guard import end_transaction
-from collector._lineage_rows import batch_table
-from collector._schema import DDL
+from collector.lineage import DDL, LineageStore, batch_table
 
 
 def _keys(*values: int) -> np.ndarray:

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from collector._bus import EmbeddedBus
+from collector import EmbeddedBus
 from collector._ingest import INVALID_KIND, Collector
-from collector._lineage import AsyncLineage, LineageStore, WriteResult
-from collector._metrics import Metrics
+from collector.api import Metrics
+from collector.lineage import AsyncLineage, LineageStore, WriteResult
 from tracing import Event, Status
 
 

@@ -17,12 +17,11 @@ import pytest
 from _collector_events import make_event
 from prometheus_client import CollectorRegistry
 
-from collector._bus import EmbeddedBus
+from collector import EmbeddedBus
 from collector._ingest import INVALID_KIND, Collector
-from collector._lineage import AsyncLineage, BatchOutcome, LineageStore
-from collector._lineage_rows import EnvelopeColumns
-from collector._metrics import Metrics
 from collector._wal import Journal
+from collector.api import Metrics
+from collector.lineage import AsyncLineage, BatchOutcome, EnvelopeColumns, LineageStore
 from tracing import EnvelopeBoundsError, ErrorInfo, Event, Reason, envelope_bounds_error
 
 

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from _collector_events import T0, eid, make_event
 
-from collector._lineage import AsyncLineage, LineageStore, WriteResult
+from collector.lineage import AsyncLineage, LineageStore, WriteResult
 from tracing import Reason, Status, StoreError, System
 
 

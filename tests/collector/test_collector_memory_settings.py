@@ -7,12 +7,10 @@ from pathlib import Path
 import pytest
 from _collector_events import make_event
 
-from collector._kafka_ingest import KafkaCollector
-from collector._kafka_settings import KafkaSettings
-from collector._lineage import AsyncLineage, LineageStore
-from collector._lineage_rows import EnvelopeColumns
 from collector._memory import release_memory
-from collector._metrics import Metrics
+from collector.api import Metrics
+from collector.kafka import KafkaCollector, KafkaSettings
+from collector.lineage import AsyncLineage, EnvelopeColumns, LineageStore
 from tracing import Status, StoreError
 
 

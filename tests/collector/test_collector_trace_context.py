@@ -11,9 +11,7 @@ import pytest
 
 from collector._absorb import absorb_file
 from collector._kafka_codec import decode_columns
-from collector._lineage import LineageStore
-from collector._lineage_rows import EVENT_COLUMNS, EnvelopeColumns
-from collector._schema import DDL, SCHEMA_VERSION
+from collector.lineage import DDL, EVENT_COLUMNS, SCHEMA_VERSION, EnvelopeColumns, LineageStore
 from tests.collector._collector_events import make_event
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

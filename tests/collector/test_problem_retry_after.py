@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 
-from collector._problem import install_problem_handlers
-from collector.api import PROBLEM_JSON
+from collector.api import PROBLEM_JSON, install_problem_handlers
 from tracing import BusError, DownstreamUnavailable, RateLimited
 
 

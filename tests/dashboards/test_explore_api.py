@@ -13,11 +13,10 @@ from _hosts import SYSTEMS
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from collector._api import create_app
-from collector._auth import Role, TokenStore
+from collector import Role, TokenStore
 from collector._explore import adapter_figures, circuit_state, explore_router, throughput
-from collector._lineage import AsyncLineage, LineageStore
-from collector._metrics import Metrics
+from collector.api import Metrics, create_app
+from collector.lineage import AsyncLineage, LineageStore
 from tracing import ErrorInfo, Event, Reason, Status, System
 
 NAMES = [s.name for s in SYSTEMS if s.name != "interlock"]

@@ -15,7 +15,8 @@ from _fake_api import serve
 from fastapi import Depends, FastAPI
 from streamlit.testing.v1 import AppTest
 
-from collector._auth import Principal, Role, TokenStore, require_role
+from collector import Principal, Role, TokenStore
+from collector.api import require_role
 from sla_rules import DuckDBLineage, SlaEngine, load_rules, sla_router
 
 PAGES = Path(__file__).resolve().parents[2] / "dashboards" / "pages"

@@ -23,8 +23,7 @@ from adapters.sandbox import free_port
 from adapters.sandbox._landscape import Landscape, LandscapeEndpoints
 from adapters.sandbox._traffic import TrafficGenerator
 from adapters.sandbox.plugin import with_landscape
-from collector._auth import Role
-from collector._config import load_settings
+from collector import Role, load_settings
 from collector.host import Interlock
 from tracing import correlation_id_for
 

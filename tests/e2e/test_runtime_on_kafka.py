@@ -15,10 +15,9 @@ from adapters.sandbox._landscape import Landscape
 from adapters.sandbox._traffic import TrafficGenerator
 from adapters.sandbox.kafka import TansuBroker
 from adapters.sandbox.plugin import with_landscape
-from collector._auth import Role
-from collector._config import load_settings
-from collector._kafka import KafkaBus
+from collector import Role, load_settings
 from collector.host import Interlock
+from collector.kafka import KafkaBus
 from tracing import correlation_id_for
 
 pytestmark = pytest.mark.slow

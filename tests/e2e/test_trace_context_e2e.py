@@ -36,7 +36,7 @@ from adapters.billing import sign_stripe_payload as sign
 from adapters.flows import QuoteToCash, StepRunner
 from adapters.sandbox._asgi import ThreadedServer
 from collector import EmbeddedBus
-from collector._lineage import LineageStore
+from collector.lineage import LineageStore
 from tests.flows._fakes import FakeCrm, FakeErp, FakeSupport, Sale
 from tracing import Event, Status, correlation_id_for
 

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import make_event
 
-from collector._bus import EmbeddedBus
-from collector._lineage import AsyncLineage, LineageStore
+from collector import EmbeddedBus
+from collector.lineage import AsyncLineage, LineageStore
 from tracing import Event
 
 

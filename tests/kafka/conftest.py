@@ -11,8 +11,7 @@ from decimal import Decimal
 import pytest
 
 from adapters.sandbox.kafka import TansuBroker
-from collector._kafka import BusBackpressure, KafkaBus
-from collector._kafka_settings import KafkaSettings
+from collector.kafka import BusBackpressure, KafkaBus, KafkaSettings
 from tracing import Event, System
 
 

@@ -13,7 +13,7 @@ import pytest
 from _procs import stored_ids
 from conftest import make_event
 
-from collector._bus import EmbeddedBus
+from collector import EmbeddedBus
 from collector._wal import Journal
 
 CHILD = Path(__file__).with_name("_embedded_child.py")

@@ -8,9 +8,8 @@ import time
 from aiokafka import AIOKafkaConsumer
 from conftest import make_event
 
-from collector._kafka import KafkaBus
-from collector._kafka_ingest import KafkaCollector
-from collector._lineage import AsyncLineage, LineageStore
+from collector.kafka import KafkaBus, KafkaCollector
+from collector.lineage import AsyncLineage, LineageStore
 from tracing import StoreError
 
 

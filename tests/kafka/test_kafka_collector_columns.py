@@ -9,12 +9,9 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from conftest import make_event
 
-from collector._ingest import Collector
-from collector._kafka import KafkaBus
-from collector._kafka_settings import KafkaSettings
-from collector._lineage import AsyncLineage, LineageStore
-from collector._lineage_rows import EnvelopeColumns
-from collector._metrics import Metrics
+from collector.api import Metrics
+from collector.kafka import KafkaBus, KafkaSettings
+from collector.lineage import AsyncLineage, Collector, EnvelopeColumns, LineageStore
 from tracing import ErrorInfo, Event, Reason, Status, System
 
 

@@ -15,9 +15,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from conftest import kafka_settings, make_event, publish_all
 
 from adapters.sandbox.kafka import TansuBroker
-from collector._kafka import BusBackpressure, KafkaBus
-from collector._kafka_ingest import KafkaCollector
-from collector._lineage import AsyncLineage, LineageStore
+from collector.kafka import BusBackpressure, KafkaBus, KafkaCollector
+from collector.lineage import AsyncLineage, LineageStore
 
 GROUP = "interlock-collector"
 

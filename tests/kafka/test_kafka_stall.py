@@ -15,10 +15,9 @@ from _procs import ROOT, kill, stored_ids
 from conftest import make_event
 
 from adapters.sandbox import free_port
-from collector._kafka import KafkaBus
-from collector._kafka_ingest import KafkaCollector
 from collector._kafka_store import WriteRetry
-from collector._lineage import AsyncLineage, LineageStore
+from collector.kafka import KafkaBus, KafkaCollector
+from collector.lineage import AsyncLineage, LineageStore
 
 
 async def _wait(predicate, within: float = 45.0) -> None:

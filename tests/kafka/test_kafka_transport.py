@@ -13,10 +13,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from adapters.sandbox.kafka import TansuBroker
-from collector._bus import EmbeddedBus
+from collector import EmbeddedBus
 from collector._config import BusSettings
-from collector._kafka import BusBackpressure, KafkaBus
 from collector._kafka_settings import KafkaSettings, bus_from_settings
+from collector.kafka import BusBackpressure, KafkaBus
 from tracing import (
     SCHEMA_VERSION,
     BusError,

@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from collector._bus import EmbeddedBus
-from collector._ingest import Collector
-from collector._lineage import AsyncLineage, LineageStore
-from collector._metrics import Metrics
+from collector import EmbeddedBus
+from collector.api import Metrics
+from collector.lineage import AsyncLineage, Collector, LineageStore
 from replay import ReplayService
 
 

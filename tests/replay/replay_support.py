@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from adapters._canonical import Customer, OrderLine, SalesOrder
-from collector._auth import Principal, Role
-from collector._bus import EmbeddedBus
-from collector._lineage import AsyncLineage
+from collector import EmbeddedBus, Principal, Role
+from collector.lineage import AsyncLineage
 from tracing import ErrorInfo, Event, Reason, Status, System, correlation_id_for
 
 OPERATOR = Principal("olga", Role.OPERATOR)

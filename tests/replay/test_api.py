@@ -11,9 +11,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from replay_support import auto_outcomes, failed_order, make_order, seed
 
-from collector._api import create_app
-from collector._auth import Role, TokenStore
-from collector._metrics import Metrics
+from collector import Role, TokenStore
+from collector.api import Metrics, create_app
 from replay import ReplayService, replay_router
 from tracing import Reason
 

@@ -11,7 +11,7 @@ import pytest
 from replay_server import ReplayApiServer
 from replay_support import OPERATOR, failed_order
 
-from collector._auth import Role, hash_token, load_tokens
+from collector import Role, hash_token, load_tokens
 from replay import Selection
 from tracing import ConfigError
 

@@ -23,7 +23,7 @@ from adapters.erp import TrytonAdapter
 from adapters.erp._rpc import TrytonRpc
 from adapters.sandbox.localstripe import LocalStripeServer
 from adapters.sandbox.tryton import TrytonServer, build_template
-from collector._bus import EmbeddedBus
+from collector import EmbeddedBus
 from collector.process import free_port
 from replay import DeadLetterState, Selection
 from tracing import ErrorInfo, Event, InterlockError, Status

@@ -146,7 +146,7 @@ def api_app(engine: Any) -> Any:
     """A FastAPI app with the SLA router and a viewer and an operator token."""
     from fastapi import FastAPI
 
-    from collector._auth import Role, TokenStore
+    from collector import Role, TokenStore
     from sla_rules import sla_router
 
     app = FastAPI()
