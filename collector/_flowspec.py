@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Protocol
 
 import pydantic
@@ -109,7 +110,8 @@ class FlowSpec:
     recorded before the table starts (the ingress: ``crm.opportunity.closed_won``)
     to the kind of their event; ``payload_models`` maps a payload key to the model
     a corrected payload must still validate as; ``group`` names the flow's bus
-    subscription (its Kafka consumer group: keep it stable once deployed).
+    subscription (its Kafka consumer group: keep it stable once deployed);
+    ``rule_files`` are SLA rule files kept beside the flow.
     """
 
     name: str
@@ -119,6 +121,8 @@ class FlowSpec:
     entry_steps: Mapping[str, str] = field(default_factory=dict)
     payload_models: Mapping[str, type[pydantic.BaseModel]] = field(default_factory=dict)
     group: str = ""
+    #: SLA rule files the flow ships in its own room (loaded with the shipped rules).
+    rule_files: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.trigger_kinds:

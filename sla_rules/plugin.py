@@ -16,7 +16,7 @@ from ._alertmanager import AlertmanagerSender
 from ._api import sla_router
 from ._check import check_rules, rule_steps
 from ._engine import SlaEngine
-from ._model import load_rules
+from ._model import SHIPPED_RULES_DIR, load_rules
 from ._prometheus import register_sla_metrics
 
 __all__ = ["SlaPlugin", "plugin"]
@@ -37,7 +37,9 @@ class SlaPlugin:
 
     async def install(self, host: Host) -> None:
         specs = host.flow_specs
-        rules = load_rules(self.rules)
+        # The shipped rules (or the ones given), then each installed flow's own.
+        files = [*(self.rules or [SHIPPED_RULES_DIR]), *(f for s in specs for f in s.rule_files)]
+        rules = load_rules(files)
         check_rules(rules, specs, systems=[s.name for s in host.systems])
         host.rule_steps.update({rule.id: rule_steps(rule, specs) for rule in rules})
         engine = SlaEngine(

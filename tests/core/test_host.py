@@ -275,3 +275,32 @@ def test_replay_selects_dead_letters_by_sla_rule_and_reads_need_a_token(tmp_path
             assert [a["system"] for a in adapters] == ["crm", "erp", "billing", "support"]
     finally:
         running.stop()
+
+
+async def test_a_flow_ships_its_rules_in_its_own_room_and_they_are_checked(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from sla_rules.plugin import SlaPlugin
+
+    rules = tmp_path / "own.yaml"
+    rules.write_text(
+        "version: 1\nservice: quote-to-cash\nslos:\n"
+        "  - id: own-invoice-rule\n    name: Own\n    objective: 99%\n"
+        "    impact_tier: cash_collection\n"
+        "    indicator: {kind: success_ratio, step: erp.invoice.post}\n"
+    )
+    host = Host(Settings(), bus=EmbeddedBus(), api_url="http://127.0.0.1:1")
+    for info in SYSTEMS[1:]:
+        host.add_system(info)
+    host.declare_flow(replace(SPEC, rule_files=(rules,)))
+    await SlaPlugin().install(host)
+    assert host.rule_steps["own-invoice-rule"] == {"erp.invoice.post"}
+    assert "invoice-sync-success" in host.rule_steps  # the shipped rules still load
+
+    rules.write_text(rules.read_text().replace("erp.invoice.post", "erp.invoice.psot"))
+    again = Host(Settings(), bus=EmbeddedBus(), api_url="http://127.0.0.1:1")
+    for info in SYSTEMS[1:]:
+        again.add_system(info)
+    again.declare_flow(replace(SPEC, rule_files=(rules,)))
+    with pytest.raises(RuleFileError, match=r"erp\.invoice\.psot"):
+        await SlaPlugin().install(again)
