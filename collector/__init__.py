@@ -10,6 +10,7 @@ Interlock) and :mod:`collector.process` (child processes and free ports).
 """
 
 from ._bus import Bus, EmbeddedBus, Handler, partition_for
+from ._bus_factory import make_bus
 from ._config import Settings, load_settings
 from ._contracts import (
     Component,
@@ -54,6 +55,7 @@ __all__ = [
     "hash_token",
     "load_settings",
     "load_tokens",
+    "make_bus",
     "ordered",
     "partition_for",
     "plugin_sections",

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
 
 from tracing import ConfigError
 
-from ._bus import Bus, EmbeddedBus
-
-__all__ = ["KafkaSettings", "bus_from_settings"]
+__all__ = ["KafkaSettings"]
 
 _HOSTPORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
@@ -74,41 +70,3 @@ class KafkaSettings:
     @property
     def servers(self) -> list[str]:
         return [part.strip() for part in self.bootstrap.split(",")]
-
-
-class _BusSection(Protocol):
-    """The ``[bus]`` section of the settings (collector._config.BusSettings)."""
-
-    @property
-    def kafka_bootstrap(self) -> str | None: ...
-
-    @property
-    def partitions(self) -> int: ...
-
-    @property
-    def events_topic(self) -> str: ...
-
-    @property
-    def dead_letter_topic(self) -> str: ...
-
-
-def bus_from_settings(
-    bus: _BusSection, *, client_id: str = "interlock", journal: Path | None = None
-) -> Bus:
-    """The bus the configuration selects: Kafka when a bootstrap is set, else embedded.
-
-    ``journal`` makes the embedded bus durable (see :class:`EmbeddedBus`).
-    """
-    if bus.kafka_bootstrap:
-        from ._kafka import KafkaBus
-
-        return KafkaBus(
-            KafkaSettings(
-                bootstrap=bus.kafka_bootstrap,
-                events_topic=bus.events_topic,
-                dead_letter_topic=bus.dead_letter_topic,
-                partitions=bus.partitions,
-                client_id=client_id,
-            )
-        )
-    return EmbeddedBus(partitions=bus.partitions, journal=journal)

@@ -30,10 +30,11 @@ from typing import TypeVar
 
 import uvicorn
 
-from tracing import ConfigError, setup_tracing
+from tracing import setup_tracing
 
 from ._api import create_app
 from ._bus import Bus, EmbeddedBus
+from ._bus_factory import make_bus
 from ._config import Settings
 from ._contracts import Plugin, Stage, component
 from ._explore import explore_router
@@ -135,30 +136,6 @@ class Interlock:
             demo_tokens["demo-approver-2"] = token
         return store, demo_tokens
 
-    def _make_bus(self, metrics: Metrics) -> Bus:
-        s = self.settings
-        if s.use_kafka:
-            from ._kafka import KafkaBus, KafkaSettings
-            from ._kafka_metrics import KafkaMetrics
-
-            if not s.bus.kafka_bootstrap:
-                raise ConfigError("bus.kafka_bootstrap", "required when bus.kind is kafka")
-            return KafkaBus(
-                KafkaSettings(
-                    bootstrap=s.bus.kafka_bootstrap,
-                    events_topic=s.bus.events_topic,
-                    dead_letter_topic=s.bus.dead_letter_topic,
-                    partitions=s.bus.partitions,
-                    stall_after=s.bus.stall_after,
-                ),
-                # On the control API's /metrics: lag, oldest age, failed writes, restarts.
-                metrics=KafkaMetrics(metrics.registry),
-            )
-        journal = None
-        if s.bus.journal and s.lineage.path != ":memory:":
-            journal = Path(s.lineage.path).resolve().parent / "journal"
-        return EmbeddedBus(partitions=s.bus.partitions, journal=journal)
-
     async def start(self) -> InterlockInfo:
         """Build the host, install the plug-ins and start everything; on a failure
         stop what started and raise."""
@@ -186,7 +163,7 @@ class Interlock:
         )
         store.open()
         self.lineage = lineage = AsyncLineage(store)
-        self.bus = bus = self._make_bus(metrics)
+        self.bus = bus = make_bus(s.bus, journal=_journal(s), registry=metrics.registry)
         if not isinstance(bus, EmbeddedBus):
             # Kafka: topics and the producer first; batch consumers join a running bus.
             await bus.start()
@@ -402,6 +379,13 @@ def _sync(check: Callable[[], str]) -> Callable[[], Awaitable[str]]:
         return check()
 
     return run
+
+
+def _journal(s: Settings) -> Path | None:
+    """The embedded bus's journal, beside the lineage file (none for an in-memory one)."""
+    if not s.bus.journal or s.lineage.path == ":memory:":
+        return None
+    return Path(s.lineage.path).resolve().parent / "journal"
 
 
 class _EmbeddedServer(uvicorn.Server):

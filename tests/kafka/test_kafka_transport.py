@@ -13,10 +13,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from adapters.sandbox.kafka import TansuBroker
-from collector import EmbeddedBus
+from collector import EmbeddedBus, make_bus
 from collector._config import BusSettings
-from collector._kafka_settings import KafkaSettings, bus_from_settings
-from collector.kafka import BusBackpressure, KafkaBus
+from collector.kafka import BusBackpressure, KafkaBus, KafkaSettings
 from tracing import (
     SCHEMA_VERSION,
     BusError,
@@ -203,8 +202,8 @@ def test_settings_name_the_bad_setting():
 
 
 def test_configuration_switches_the_bus(tmp_path):
-    assert isinstance(bus_from_settings(BusSettings()), EmbeddedBus)
-    kafka = bus_from_settings(BusSettings(kafka_bootstrap="127.0.0.1:9092", partitions=3))
+    assert isinstance(make_bus(BusSettings()), EmbeddedBus)
+    kafka = make_bus(BusSettings(kafka_bootstrap="127.0.0.1:9092", partitions=3))
     assert isinstance(kafka, KafkaBus)
     assert kafka.settings.partitions == 3
     assert kafka.settings.events_topic == "interlock.events"
