@@ -12,7 +12,7 @@ from ._canonical import (
     Subscription,
     SupportCase,
 )
-from ._delivery import DeliveryLedger
+from ._delivery import DeliveryLedger, ingress_state
 from ._http import (
     HttpAdapter,
     json_or_error,
@@ -39,6 +39,7 @@ __all__ = [
     "Subscription",
     "SupportCase",
     "TimeCursor",
+    "ingress_state",
     "json_or_error",
     "parse_retry_after",
     "positions_path_for",

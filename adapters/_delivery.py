@@ -14,13 +14,15 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
-from collector import Bus
+from collector import Bus, Host
 from tracing import (
     Event,
     Status,
 )
 
-__all__ = ["DeliveryLedger", "event_time", "publish_delivery", "utcnow"]
+from ._positions import PositionStore, positions_path_for
+
+__all__ = ["DeliveryLedger", "event_time", "ingress_state", "publish_delivery", "utcnow"]
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +80,14 @@ def event_time(created: Any) -> datetime | None:
 
 
 #: Stripe event types that mean "this invoice is paid", mapped to our one kind.
+
+
+def ingress_state(host: Host) -> tuple[DeliveryLedger, PositionStore]:
+    """The delivery ledger and the poll positions the CRM and billing ingress share
+    (positions live beside the lineage, so an outage of any length resumes)."""
+    ledger = host.shared("ingress.ledger", DeliveryLedger)
+    positions = host.shared(
+        "ingress.positions",
+        lambda: PositionStore(positions_path_for(host.settings.lineage.path)).load(),
+    )
+    return ledger, positions

@@ -18,6 +18,7 @@ from ._contracts import (
     Stage,
     SystemAdapter,
     SystemInfo,
+    SystemPlugin,
     component,
     require_settings,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "Stage",
     "SystemAdapter",
     "SystemInfo",
+    "SystemPlugin",
     "TokenEntry",
     "TokenFile",
     "TokenStore",

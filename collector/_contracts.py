@@ -28,6 +28,7 @@ __all__ = [
     "Stage",
     "SystemAdapter",
     "SystemInfo",
+    "SystemPlugin",
     "component",
     "require_settings",
 ]
@@ -140,6 +141,42 @@ class Plugin(Protocol):
     def sections(self) -> Mapping[str, type[BaseModel]]: ...
 
     async def install(self, host: Host) -> None: ...
+
+
+class SystemPlugin:
+    """The base of a plug-in that installs one business system.
+
+    A subclass names its ``info`` and its settings ``model`` (the section is the
+    system's name) and implements ``open(host, settings)``: build the adapter (and
+    register what comes with it: an ingress, a webhook route) and return it. With
+    ``connect=False`` the system is declared without being connected (a host that only
+    reads a lineage: the dashboard tests, the benches).
+    """
+
+    info: SystemInfo
+    model: type[BaseModel]
+    after: tuple[str, ...] = ("demo",)
+
+    def __init__(self, *, connect: bool = True) -> None:
+        self.connect = connect
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def sections(self) -> Mapping[str, type[BaseModel]]:
+        return {self.info.name: self.model}
+
+    async def open(self, host: Host, settings: Any) -> SystemAdapter:
+        raise NotImplementedError
+
+    async def install(self, host: Host) -> None:
+        if not self.connect:
+            host.add_system(self.info)
+            return
+        adapter = await self.open(host, host.section(self.info.name, self.model))
+        host.add_system(self.info, adapter)
 
 
 def require_settings(section: str, **values: Any) -> tuple[Any, ...]:

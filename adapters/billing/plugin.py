@@ -3,13 +3,20 @@ signed webhook endpoint and the catch-up read of its events API."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from adapters.crm.plugin import ingress_state
-from collector import Host, Stage, SystemInfo, component, require_settings
+from adapters import ingress_state
+from collector import (
+    Host,
+    Stage,
+    SystemAdapter,
+    SystemInfo,
+    SystemPlugin,
+    component,
+    require_settings,
+)
 
 from ._adapter import BillingAdapter
 from ._events import parse_stripe_event
@@ -56,23 +63,14 @@ class BillingSettings(BaseModel):
 INFO = SystemInfo("billing", "Billing", "Stripe", lane=30)
 
 
-class BillingPlugin:
+class BillingPlugin(SystemPlugin):
     """Installs billing (Stripe-shaped), its webhook endpoint and its catch-up."""
 
-    name = "billing"
+    info = INFO
+    model = BillingSettings
     after = ("demo", "crm")
-    sections: Mapping[str, type[BaseModel]] = {"billing": BillingSettings}
 
-    def __init__(self, *, connect: bool = True) -> None:
-        #: False declares the system without connecting to it (a host that only
-        #: reads a lineage: the dashboard tests, the benches).
-        self.connect = connect
-
-    async def install(self, host: Host) -> None:
-        if not self.connect:
-            host.add_system(INFO)
-            return
-        s = host.section("billing", BillingSettings)
+    async def open(self, host: Host, s: BillingSettings) -> SystemAdapter:
         api_base, api_key, _ = require_settings(
             "billing", api_base=s.api_base, api_key=s.api_key, webhook_secrets=s.webhook_secrets
         )
@@ -83,7 +81,6 @@ class BillingPlugin:
             bundle_lines=s.bundle_lines,
             attach_test_card=s.attach_test_card,
         )
-        host.add_system(INFO, billing)
         ledger, positions = ingress_state(host)
         webhooks = BillingWebhookIngress(
             host.bus,
@@ -117,6 +114,7 @@ class BillingPlugin:
         host.add_component(
             component("billing webhooks", start=catch_up, stop=webhooks.stop), Stage.INGRESS
         )
+        return billing
 
 
 plugin = BillingPlugin()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from collector import Host, SystemInfo, require_settings
+from collector import Host, SystemAdapter, SystemInfo, SystemPlugin, require_settings
 
 from ._adapter import TrytonAdapter
 
@@ -26,26 +24,16 @@ class ErpSettings(BaseModel):
 INFO = SystemInfo("erp", "ERP", "Tryton", lane=20)
 
 
-class ErpPlugin:
+class ErpPlugin(SystemPlugin):
     """Installs the ERP system (Tryton over JSON-RPC)."""
 
-    name = "erp"
-    after = ("demo",)
-    sections: Mapping[str, type[BaseModel]] = {"erp": ErpSettings}
+    info = INFO
+    model = ErpSettings
 
-    def __init__(self, *, connect: bool = True) -> None:
-        #: False declares the system without connecting to it (a host that only
-        #: reads a lineage: the dashboard tests, the benches).
-        self.connect = connect
-
-    async def install(self, host: Host) -> None:
-        if not self.connect:
-            host.add_system(INFO)
-            return
-        s = host.section("erp", ErpSettings)
+    async def open(self, host: Host, s: ErpSettings) -> SystemAdapter:
         url, password = require_settings("erp", url=s.url, password=s.password)
         adapter = TrytonAdapter(url, s.database, s.user, password.get_secret_value())
-        host.add_system(INFO, adapter)
+        return adapter
 
 
 plugin = ErpPlugin()

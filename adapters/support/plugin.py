@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from collector import Host, SystemInfo, require_settings
+from collector import Host, SystemAdapter, SystemInfo, SystemPlugin, require_settings
 
 from ._zendesk import ZendeskAdapter
 
@@ -25,28 +23,18 @@ class SupportSettings(BaseModel):
 INFO = SystemInfo("support", "Support", "Zendesk", lane=40)
 
 
-class SupportPlugin:
+class SupportPlugin(SystemPlugin):
     """Installs the support desk (Zendesk)."""
 
-    name = "support"
-    after = ("demo",)
-    sections: Mapping[str, type[BaseModel]] = {"support": SupportSettings}
+    info = INFO
+    model = SupportSettings
 
-    def __init__(self, *, connect: bool = True) -> None:
-        #: False declares the system without connecting to it (a host that only
-        #: reads a lineage: the dashboard tests, the benches).
-        self.connect = connect
-
-    async def install(self, host: Host) -> None:
-        if not self.connect:
-            host.add_system(INFO)
-            return
-        s = host.section("support", SupportSettings)
+    async def open(self, host: Host, s: SupportSettings) -> SystemAdapter:
         url, email, token = require_settings(
             "support", url=s.url, email=s.email, api_token=s.api_token
         )
         adapter = ZendeskAdapter(url, email, token.get_secret_value())
-        host.add_system(INFO, adapter)
+        return adapter
 
 
 plugin = SupportPlugin()
