@@ -1,9 +1,7 @@
 """Where a transaction waits: a flow's step table, and the SQL that reads it.
 
-A flow declares its steps once, in order (:class:`FlowSteps`): each step follows
-the one before it (or the one it names in ``after``, for a branch) and has a
-deadline counted from the moment that predecessor finished (the first step: from
-the trigger). For a transaction that is not completed, a step is *pending* when
+A flow declares its step table once (:class:`collector.FlowSteps`, in
+``collector/_flowspec.py``). For a transaction that is not completed, a step is *pending* when
 its predecessor has an ``ok`` event and it has none; the transaction waits for
 its pending step with the earliest due time (``waiting_step``, ``waiting_since``,
 ``due_at``).
