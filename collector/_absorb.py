@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from tracing import StoreError
+from tracing import EnvelopeLayout, StoreError
 
-from ._lineage_rows import EVENT_COLUMNS
+from ._event_schema import SQL_TYPES, table_columns
 from ._schema import DEAD_LETTER_COLUMNS
 
 if TYPE_CHECKING:
@@ -51,22 +51,21 @@ CASE
      AND trim(payload ->> '$.customer_name') <> '' THEN payload ->> '$.customer_name'
 END"""
 
-#: Columns a sibling file may lack (it was last opened by an older version, whose
-#: schema had no such column), with the typed NULL that stands in for them.
-_LATER_COLUMNS = {"trace_flags": "NULL::UTINYINT", "tracestate": "NULL::VARCHAR"}
 
+def _select_chunk(present: set[str], layout: EnvelopeLayout) -> str:
+    """A chunk of the sibling's events as this store's columns; a column the sibling
+    lacks (it was last opened by an older version) reads as a typed NULL."""
 
-def _select_chunk(present: set[str]) -> str:
     def column(name: str) -> str:
         if name == "payload":
             return "payload::VARCHAR AS payload"
-        if name not in present and name in _LATER_COLUMNS:
-            return f"{_LATER_COLUMNS[name]} AS {name}"
+        if name not in present:
+            return f"NULL::{SQL_TYPES[layout.column(name).type]} AS {name}"
         return name
 
     return (
         "SELECT "
-        + ", ".join(column(c) for c in EVENT_COLUMNS)
+        + ", ".join(column(c) for c in table_columns(layout))
         + f", {_CUSTOMER_NAME} AS customer_name FROM {_SRC}.events"
         + " WHERE rowid >= ? AND rowid < ?"
     )
@@ -176,7 +175,7 @@ def _absorb_attached(
             [_SRC],
         ).fetchall()
     }
-    select_chunk = _select_chunk(present)
+    select_chunk = _select_chunk(present, store.envelope)
     row = conn.execute(f"SELECT count(*), max(rowid) FROM {_SRC}.events").fetchone()
     total, last = (int(row[0]), row[1]) if row else (0, None)
     inserted = 0

@@ -23,7 +23,9 @@ import duckdb
 import pyarrow as pa
 
 from tracing import (
+    ENVELOPE,
     MAX_PAYLOAD_BYTES,
+    EnvelopeLayout,
     ErrorInfo,
     Event,
     Reason,
@@ -145,7 +147,7 @@ def is_row_error(exc: StoreError) -> bool:
 
 
 def convert_rows(
-    events: Sequence[Event], ingested_at: datetime
+    events: Sequence[Event], ingested_at: datetime, layout: EnvelopeLayout = ENVELOPE
 ) -> tuple[list[tuple[pa.Table, str]], list[Event]]:
     """Each envelope as a one-row Arrow table, or its dead letter when it cannot be one.
 
@@ -159,7 +161,7 @@ def convert_rows(
             dead.append(row_dead_letter(event, problem))
             continue
         try:
-            tables.append((batch_table([event], ingested_at), event.event_id))
+            tables.append((batch_table([event], ingested_at, layout), event.event_id))
         except CONVERSION_ERRORS as exc:
             dead.append(
                 row_dead_letter(

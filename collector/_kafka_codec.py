@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError as PydanticValidationError
 
 from tracing import (
+    ENVELOPE,
     SCHEMA_VERSION,
     EnvelopeBoundsError,
     ErrorInfo,
@@ -32,6 +33,7 @@ from tracing import (
     Status,
     System,
     envelope_bounds_error,
+    layout_of,
 )
 
 from ._lineage_rows import EnvelopeColumns
@@ -59,11 +61,12 @@ Headers = list[tuple[str, bytes]]
 
 H_TRACEPARENT = "traceparent"
 H_TRACESTATE = "tracestate"
-H_CORRELATION = "correlation-id"
-H_IDEMPOTENCY = "idempotency-key"
-H_EVENT_ID = "event-id"
-H_KIND = "event-kind"
-H_SCHEMA = "schema-version"
+# The envelope's own headers are declared on its fields (``Stored(header=...)``).
+H_CORRELATION = ENVELOPE.header("correlation_id")
+H_IDEMPOTENCY = ENVELOPE.header("idempotency_key")
+H_EVENT_ID = ENVELOPE.header("event_id")
+H_KIND = ENVELOPE.header("kind")
+H_SCHEMA = ENVELOPE.header("schema_version")
 H_DL_REASON = "dead-letter-reason"
 H_DL_MESSAGE = "dead-letter-message"
 H_ORIG_TOPIC = "original-topic"
@@ -78,11 +81,8 @@ def encode_event(event: Event, trace_headers: dict[str, str]) -> tuple[bytes, by
     """(key, value, headers) of one event; ``trace_headers`` from the producer span."""
     headers: Headers = [(k, v.encode()) for k, v in trace_headers.items()]
     headers += [
-        (H_CORRELATION, event.correlation_id.encode()),
-        (H_IDEMPOTENCY, event.idempotency_key.encode()),
-        (H_EVENT_ID, event.event_id.encode()),
-        (H_KIND, event.kind.encode()),
-        (H_SCHEMA, str(event.schema_version).encode()),
+        (name, str(getattr(event, field)).encode())
+        for name, field in layout_of(type(event)).headers
     ]
     return event.correlation_id.encode(), event.to_json(), headers
 

@@ -35,10 +35,11 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracing import Event, Status, StoreError
+from tracing import ENVELOPE, EnvelopeLayout, Event, Status, StoreError
 
 from ._absorb import AbsorbResult, absorb_file
 from ._event_keys import EventKeys, Keys
+from ._event_schema import insert_events
 from ._invalid import (
     CONVERSION_ERRORS,
     convert_column_rows,
@@ -59,7 +60,6 @@ from ._lineage_rows import EnvelopeColumns, batch_table
 from ._lineage_sql import (
     ALL_DEAD_LETTER_KEYS,
     BATCH_KEYS,
-    INSERT_EVENTS,
     REFRESH_STATES,
     UNRESOLVED_SQL,
     UPSERT_TRANSACTIONS,
@@ -67,12 +67,7 @@ from ._lineage_sql import (
     drop_event_id_key,
     stored_ids,
 )
-from ._schema import (
-    DDL,
-    DEAD_LETTER_COLUMNS,
-    SCHEMA_VERSION,
-    UPGRADES,
-)
+from ._schema import DEAD_LETTER_COLUMNS, SCHEMA_VERSION, ddl, upgrades
 from ._waiting import FlowSteps
 
 __all__ = ["TRANSACTION_STATES", "AsyncLineage", "BatchOutcome", "LineageStore", "WriteResult"]
@@ -144,12 +139,15 @@ class LineageStore:
         threads: int | None = None,
         checkpoint_threshold: str = CHECKPOINT_THRESHOLD,
         flows: Sequence[FlowSteps] = (),
+        envelope: EnvelopeLayout = ENVELOPE,
     ) -> None:
         if threads is not None and threads < 1:
             raise ValueError("threads must be at least 1")
         if not _SIZE.match(checkpoint_threshold):
             raise ValueError(f"checkpoint_threshold is not a size: {checkpoint_threshold!r}")
         self.path = str(path)
+        #: The envelope's layout: the ``events`` columns this store writes and reads.
+        self.envelope = envelope
         self.completion_kinds = completion_kinds
         # The flows' step tables: where a transaction waits, and whether it is stalled.
         self.flows = tuple(flows)
@@ -202,10 +200,10 @@ class LineageStore:
             # that much WAL after a crash.
             # SET takes no parameters; the value was checked against _SIZE.
             conn.execute(f"SET checkpoint_threshold = '{self.checkpoint_threshold}'")
-            conn.execute(DDL)
-            for statement in UPGRADES:
+            conn.execute(ddl(self.envelope))
+            for statement in upgrades(self.envelope):
                 conn.execute(statement)
-            drop_event_id_key(conn)
+            drop_event_id_key(conn, self.envelope)
             row = conn.execute("SELECT max(version) FROM schema_info").fetchone()
             if row is None or row[0] is None:
                 conn.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
@@ -310,7 +308,7 @@ class LineageStore:
             return BatchOutcome(WriteResult(0, len(events), 0, 0), frozenset(), self._open_count())
         rows = list(unique.values())
         try:
-            batch = batch_table(rows, datetime.now(UTC))
+            batch = batch_table(rows, datetime.now(UTC), self.envelope)
         except CONVERSION_ERRORS:
             # One row the store cannot take must not hold back the rest of the batch.
             return self._write_apart(rows, len(events) - len(rows))
@@ -324,7 +322,7 @@ class LineageStore:
     def _write_apart(self, rows: Sequence[Event], repeats: int) -> BatchOutcome:
         """A batch that failed as a whole, row by row: every row the store takes is
         stored, each one it cannot take becomes a dead letter (``collector._invalid``)."""
-        tables, dead = convert_rows(rows, datetime.now(UTC))
+        tables, dead = convert_rows(rows, datetime.now(UTC), self.envelope)
         return self._commit_apart(tables, dead, repeats)
 
     def _commit_apart(
@@ -466,7 +464,7 @@ class LineageStore:
         keep = self._unstored(conn, batch, keys)
         new = batch if keep is None else batch.filter(pa.array(keep))
         conn.register("_insert", new)
-        conn.execute(INSERT_EVENTS)
+        conn.execute(insert_events(self.envelope))
         inserted_ids = frozenset(new.column("event_id").to_pylist())
         self._pending_keys.append(keys if keep is None else keys[keep])
         new = new.sort_by([("event_time", "ascending"), ("event_id", "ascending")])
@@ -637,7 +635,9 @@ class LineageStore:
     ) -> dict[str, Any] | None:
         """One summary with its events in event_time order, or ``None``."""
         when = now or datetime.now(UTC)
-        return self.read(lambda cur: transaction_detail(cur, self.flows, correlation_id, when))
+        return self.read(
+            lambda cur: transaction_detail(cur, self.flows, correlation_id, when, self.envelope)
+        )
 
     def list_dead_letters(
         self,

@@ -11,7 +11,9 @@ from typing import Any
 
 import duckdb
 
-from ._lineage_rows import EVENT_COLUMNS, SUMMARY_COLUMNS, event_dict, iso, money, summary_dict
+from tracing import ENVELOPE, EnvelopeLayout
+
+from ._lineage_rows import SUMMARY_COLUMNS, event_dict, iso, money, summary_dict
 from ._lineage_sql import SUMMARY_SELECT, count_open
 from ._schema import DEAD_LETTER_COLUMNS
 from ._waiting import FlowSteps, waiting_for, waiting_sql
@@ -114,7 +116,11 @@ def transactions_page(
 
 
 def transaction_detail(
-    cur: duckdb.DuckDBPyConnection, flows: Sequence[FlowSteps], correlation_id: str, now: datetime
+    cur: duckdb.DuckDBPyConnection,
+    flows: Sequence[FlowSteps],
+    correlation_id: str,
+    now: datetime,
+    layout: EnvelopeLayout = ENVELOPE,
 ) -> dict[str, Any] | None:
     """One summary with its events in event_time order, or ``None``."""
     row = cur.execute(f"{SUMMARY_SELECT} WHERE correlation_id = ?", [correlation_id]).fetchone()
@@ -123,7 +129,7 @@ def transaction_detail(
     out = summary_dict(row)
     annotate(cur, flows, [out], now)
     cur.execute(
-        f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE correlation_id = ? "
+        "SELECT * EXCLUDE (ingested_at) FROM events WHERE correlation_id = ? "
         "ORDER BY event_time, event_id",
         [correlation_id],
     )
@@ -137,7 +143,7 @@ def transaction_detail(
             times[cause] = found[0]
     events = []
     for e in stored:
-        item = event_dict(e)
+        item = event_dict(e, layout)
         cause_time = times.get(e["causation_id"]) if e["causation_id"] else None
         item["since_cause_ms"] = (
             None if cause_time is None else (e["event_time"] - cause_time).total_seconds() * 1000.0

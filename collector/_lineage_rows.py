@@ -6,32 +6,36 @@ fast: DuckDB scans it in bulk instead of binding parameters row by row.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from functools import cache
+from operator import attrgetter
+from typing import Annotated, Any
 
+import annotated_types as at
 import msgspec
 import pyarrow as pa
 import pydantic_core
+from pydantic import BaseModel
 
 from tracing import (
+    ENVELOPE,
     MAX_ATTEMPT,
     MAX_ERROR_MESSAGE,
     MAX_ID_LENGTH,
     MAX_PAYLOAD_BYTES,
     MAX_TIME,
-    MAX_TRACESTATE_LENGTH,
     MIN_TIME,
-    SCHEMA_VERSION,
-    Event,
-    Reason,
-    Status,
-    System,
+    Column,
+    EnvelopeLayout,
+    FieldSpec,
     check_envelope_bounds,
+    field_specs,
     mask_payload,
 )
+
+from ._event_schema import arrow_types, table_columns
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -50,71 +54,11 @@ __all__ = [
 _CENT = Decimal("0.01")
 _TS = pa.timestamp("us", tz="UTC")
 
-#: Columns of the ``events`` table, in table order.
-EVENT_COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "correlation_id",
-    "causation_id",
-    "trace_id",
-    "span_id",
-    "idempotency_key",
-    "source",
-    "target",
-    "kind",
-    "step",
-    "entity_type",
-    "entity_id",
-    "status",
-    "attempt",
-    "event_time",
-    "recorded_at",
-    "ingested_at",
-    "duration_ms",
-    "amount",
-    "currency",
-    "customer_id",
-    "schema_version",
-    "payload",
-    "error_reason",
-    "error_message",
-    "error_retriable",
-    "error_status",
-    "error_type",
-    "replay_of",
-    "replay_id",
-    "trace_flags",
-    "tracestate",
-)
+#: Columns of the ``events`` table (the envelope's, then ``ingested_at``).
+EVENT_COLUMNS: tuple[str, ...] = table_columns(ENVELOPE)
 
 #: Event fields as the control API returns them (the envelope's names).
-EVENT_FIELDS: tuple[str, ...] = (
-    "event_id",
-    "correlation_id",
-    "causation_id",
-    "trace_id",
-    "span_id",
-    "trace_flags",
-    "tracestate",
-    "idempotency_key",
-    "source",
-    "target",
-    "kind",
-    "step",
-    "entity_type",
-    "entity_id",
-    "status",
-    "attempt",
-    "event_time",
-    "recorded_at",
-    "duration_ms",
-    "amount",
-    "currency",
-    "customer_id",
-    "payload",
-    "error",
-    "replay_of",
-    "replay_id",
-)
+EVENT_FIELDS: tuple[str, ...] = ENVELOPE.fields
 
 #: Summary fields of a transaction, as the control API returns them.
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -181,98 +125,127 @@ def _cents(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(_CENT, rounding=ROUND_HALF_EVEN)
 
 
-def batch_table(events: Sequence[Event], ingested_at: datetime) -> pa.Table:
+def batch_table(
+    events: Sequence[BaseModel], ingested_at: datetime, layout: EnvelopeLayout = ENVELOPE
+) -> pa.Table:
     """One Arrow table for a batch: the ``events`` columns plus ``customer_name``."""
-    errors = [e.error for e in events]
-    n = len(events)
-    columns: dict[str, pa.Array] = {
-        "event_id": pa.array([e.event_id for e in events], pa.string()),
-        "correlation_id": pa.array([e.correlation_id for e in events], pa.string()),
-        "causation_id": pa.array([e.causation_id for e in events], pa.string()),
-        "trace_id": pa.array([e.trace_id for e in events], pa.string()),
-        "span_id": pa.array([e.span_id for e in events], pa.string()),
-        "idempotency_key": pa.array([e.idempotency_key for e in events], pa.string()),
-        "source": pa.array([e.source.value for e in events], pa.string()),
-        "target": pa.array(
-            [None if e.target is None else e.target.value for e in events], pa.string()
-        ),
-        "kind": pa.array([e.kind for e in events], pa.string()),
-        "step": pa.array([e.step for e in events], pa.string()),
-        "entity_type": pa.array([e.entity_type for e in events], pa.string()),
-        "entity_id": pa.array([e.entity_id for e in events], pa.string()),
-        "status": pa.array([e.status.value for e in events], pa.string()),
-        "attempt": pa.array([e.attempt for e in events], pa.int32()),
-        "event_time": pa.array([e.event_time for e in events], _TS),
-        "recorded_at": pa.array([e.recorded_at for e in events], _TS),
-        "ingested_at": pa.array([ingested_at] * n, _TS),
-        "duration_ms": pa.array([e.duration_ms for e in events], pa.float64()),
-        "amount": pa.array([_cents(e.amount) for e in events], pa.decimal128(18, 2)),
-        "currency": pa.array([e.currency for e in events], pa.string()),
-        "customer_id": pa.array([e.customer_id for e in events], pa.string()),
-        "schema_version": pa.array([e.schema_version for e in events], pa.int32()),
-        "payload": pa.array([payload_json(e.payload) for e in events], pa.string()),
-        "error_reason": pa.array(
-            [None if x is None else x.reason.value for x in errors], pa.string()
-        ),
-        "error_message": pa.array([None if x is None else x.message for x in errors], pa.string()),
-        "error_retriable": pa.array(
-            [None if x is None else x.retriable for x in errors], pa.bool_()
-        ),
-        "error_status": pa.array(
-            [None if x is None else x.status_code for x in errors], pa.int32()
-        ),
-        "error_type": pa.array([None if x is None else x.error_type for x in errors], pa.string()),
-        "replay_of": pa.array([e.replay_of for e in events], pa.string()),
-        "replay_id": pa.array([e.replay_id for e in events], pa.string()),
-        "trace_flags": pa.array([e.trace_flags for e in events], pa.uint8()),
-        "tracestate": pa.array([e.tracestate or None for e in events], pa.string()),
-        "customer_name": pa.array([customer_name_of(e.payload) for e in events], pa.string()),
-    }
-    return pa.table(columns)
+    columns = EnvelopeColumns(layout)
+    columns.extend_events(events)
+    return columns.table(ingested_at, unique=False)[0]
 
 
-class _Error(msgspec.Struct, forbid_unknown_fields=True):
-    reason: Reason
-    message: str
-    retriable: bool = False
-    status_code: int | None = None
-    error_type: str | None = None
+# -- the fast decoder: msgspec structs derived from the envelope model ---------------
+
+#: Fields whose validators the fast path repeats (``_add_fast``); a model that
+#: validates any other field by code of its own is decoded by pydantic alone.
+_FAST_CHECKED = frozenset({"kind", "event_time", "recorded_at", "attempt"})
+
+_META_KEYS: tuple[tuple[type, str], ...] = (
+    (at.Ge, "ge"),
+    (at.Gt, "gt"),
+    (at.Le, "le"),
+    (at.Lt, "lt"),
+    (at.MinLen, "min_length"),
+    (at.MaxLen, "max_length"),
+)
 
 
-class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
-    """The envelope's scalar fields; the payload stays the JSON bytes it came as.
+def _meta(spec: FieldSpec) -> msgspec.Meta | None:
+    """The field's constraints as msgspec's; ``None`` when one has no equivalent."""
+    kwargs: dict[str, Any] = {}
+    for item in spec.constraints:
+        for kind, key in _META_KEYS:
+            if isinstance(item, kind):
+                kwargs[key] = getattr(item, key)
+                break
+        else:
+            return None
+    return msgspec.Meta(**kwargs) if kwargs else msgspec.Meta()
 
-    Every default that ``Event`` fills in by itself (a new event ID, "now") is
-    ``None`` here, so such a body takes the exact ``Event`` path instead.
+
+def _struct(model: type[BaseModel], name: str, top: bool) -> type[msgspec.Struct] | None:
+    """A msgspec struct for ``model``: the same fields, types and constraints.
+
+    A default the model makes itself (a new event ID, "now") is ``None`` here, so a
+    body without it takes the exact path; the payload stays raw JSON bytes.
+    ``None`` when the model has a rule msgspec cannot repeat.
     """
+    fields: list[tuple[Any, ...]] = []
+    for spec in field_specs(model):
+        if spec.validated and not (top and spec.name in _FAST_CHECKED):
+            return None
+        meta = _meta(spec)
+        if meta is None:
+            return None
+        kind: Any = spec.annotation
+        if spec.model is not None:
+            inner = _struct(spec.model, f"{name}_{spec.name}", top=False)
+            if inner is None:
+                return None
+            kind = inner
+        elif top and spec.name == "payload":
+            fields.append((spec.name, msgspec.Raw, msgspec.Raw(b"{}")))
+            continue
+        kind = Annotated[kind, meta]
+        if spec.optional or spec.factory:
+            kind = kind | None
+        if spec.required:
+            fields.append((spec.name, kind))
+        else:
+            fields.append((spec.name, kind, spec.default))
+    return msgspec.defstruct(name, fields, kw_only=True, forbid_unknown_fields=True)
 
-    correlation_id: str
-    idempotency_key: str
-    source: System
-    kind: str
-    step: str
-    entity_type: str
-    entity_id: str
-    event_id: str | None = None
-    causation_id: str | None = None
-    trace_id: str = ""
-    span_id: str = ""
-    trace_flags: int | None = None
-    tracestate: str = ""
-    target: System | None = None
-    status: Status = Status.OK
-    attempt: int = 1
-    event_time: datetime | None = None
-    recorded_at: datetime | None = None
-    duration_ms: float | None = None
-    amount: Decimal | None = None
-    currency: str | None = None
-    customer_id: str | None = None
-    schema_version: int = SCHEMA_VERSION
-    payload: msgspec.Raw = msgspec.Raw(b"{}")
-    error: _Error | None = None
-    replay_of: str | None = None
-    replay_id: str | None = None
+
+def _getter(column: Column) -> Callable[[Any], Any]:
+    """Reads ``column``'s stored value from an envelope (a model or a fast struct)."""
+    if len(column.path) == 1:
+        get: Callable[[Any], Any] = attrgetter(column.path[0])
+    else:
+        outer, inner = attrgetter(column.path[0]), attrgetter(column.path[1])
+
+        def get(obj: Any) -> Any:
+            value = outer(obj)
+            return None if value is None else inner(value)
+
+    if column.enum:
+        plain = get
+
+        def get(obj: Any) -> Any:
+            value = plain(obj)
+            return None if value is None else value.value
+
+    elif column.type == "decimal":
+        number = get
+
+        def get(obj: Any) -> Any:
+            return _cents(number(obj))
+
+    elif column.empty_as_null:
+        text = get
+
+        def get(obj: Any) -> Any:
+            return text(obj) or None
+
+    return get
+
+
+class _Codec:
+    """What ``EnvelopeColumns`` needs of one layout, built once per layout."""
+
+    def __init__(self, layout: EnvelopeLayout) -> None:
+        self.layout = layout
+        struct = _struct(layout.model, "_Envelope", top=True)
+        #: ``None``: every body takes the exact (pydantic) path.
+        self.decoder = None if struct is None else msgspec.json.Decoder(struct)
+        #: The getter of every column but the payload.
+        self.getter = {c.name: _getter(c) for c in layout.columns if c.name != "payload"}
+        ids = [name for name in layout.identifiers]
+        self.identifiers: Callable[[Any], tuple[Any, ...]] = attrgetter(*ids)
+
+
+@cache
+def _codec(layout: EnvelopeLayout) -> _Codec:
+    return _Codec(layout)
 
 
 class _Customer(msgspec.Struct):
@@ -286,7 +259,6 @@ class _PayloadPeek(msgspec.Struct):
     customer_name: object = None
 
 
-_ENVELOPE = msgspec.json.Decoder(_Envelope)
 _PEEK = msgspec.json.Decoder(_PayloadPeek)
 
 
@@ -298,7 +270,9 @@ def _kind_ok(kind: str) -> bool:
 _FAST_AMOUNT = Decimal(10) ** 16 - 1
 
 
-def _fast_in_bounds(env: _Envelope, event_time: datetime, recorded_at: datetime) -> bool:
+def _fast_in_bounds(
+    env: Any, event_time: datetime, recorded_at: datetime, identifiers: tuple[Any, ...]
+) -> bool:
     """Whether ``env`` is well inside the envelope's bounds (``tracing._bounds``);
     anything else takes the exact path, which names the bound it breaks."""
     amount = env.amount
@@ -318,23 +292,7 @@ def _fast_in_bounds(env: _Envelope, event_time: datetime, recorded_at: datetime)
         or (err.error_type is not None and len(err.error_type) > MAX_ID_LENGTH)
     ):
         return False
-    longest = max(
-        len(env.correlation_id),
-        len(env.idempotency_key),
-        len(env.kind),
-        len(env.step),
-        len(env.entity_type),
-        len(env.entity_id),
-        len(env.event_id or ""),
-        len(env.causation_id or ""),
-        len(env.trace_id),
-        len(env.span_id),
-        len(env.currency or ""),
-        len(env.customer_id or ""),
-        len(env.replay_of or ""),
-        len(env.replay_id or ""),
-    )
-    return longest <= MAX_ID_LENGTH
+    return all(value is None or len(value) <= MAX_ID_LENGTH for value in identifiers)
 
 
 def _peek_customer_name(raw: bytes) -> str | None:
@@ -375,63 +333,96 @@ def _fast_payload(raw: bytes) -> str | None:
 class EnvelopeColumns:
     """A batch of envelopes as the ``events`` columns (plus ``customer_name``).
 
-    The ingest hot path: ``add_json`` decodes a message body straight into
-    column lists with msgspec (the payload is kept as the JSON text it arrived
-    as, never turned into Python objects), and falls back to ``Event`` for
+    The ingest hot path: ``add_json`` decodes a message body with msgspec into a
+    struct derived from the envelope model (the payload is kept as the JSON text it
+    arrived as, never turned into Python objects), and falls back to the model for
     anything the fast decoder does not accept as-is, so every body is validated
-    exactly as ``Event.model_validate_json`` would validate it.
+    exactly as ``Event.model_validate_json`` would validate it. Rows are kept as
+    those envelopes; a column is read from all of them at once (``map`` over the
+    layout's getters), which is what makes building the Arrow batch cheap.
     """
 
-    __slots__ = ("_cols", "_ids")
+    __slots__ = ("_cache", "_codec", "_envs", "_names", "_payloads")
 
-    def __init__(self) -> None:
-        self._cols: dict[str, list[Any]] = {name: [] for name in _BUILT}
-        self._ids: list[str] = self._cols["event_id"]
+    def __init__(self, layout: EnvelopeLayout = ENVELOPE) -> None:
+        self._codec = _codec(layout)
+        #: One envelope per row: a fast struct or a model instance (same attributes).
+        self._envs: list[Any] = []
+        self._payloads: list[str] = []
+        self._names: list[str | None] = []
+        self._cache: dict[str, list[Any]] = {}
+
+    @property
+    def layout(self) -> EnvelopeLayout:
+        """The envelope layout these columns follow."""
+        return self._codec.layout
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._envs)
 
     @property
     def event_ids(self) -> list[str]:
         """Event IDs in the order added (duplicates included)."""
-        return self._ids
+        return self._column("event_id")
+
+    def _column(self, name: str) -> list[Any]:
+        if name == "payload":
+            return self._payloads
+        if name == "customer_name":
+            return self._names
+        values = self._cache.get(name)
+        if values is None or len(values) != len(self._envs):
+            values = list(map(self._codec.getter[name], self._envs))
+            self._cache[name] = values
+        return values
 
     def column(self, name: str) -> Sequence[Any]:
         """The values of column ``name`` in the order added (read-only view)."""
-        return self._cols[name]
+        return self._column(name)
 
     def last(self, name: str) -> Any:
         """The value of column ``name`` in the row added last."""
-        return self._cols[name][-1]
+        if name in ("payload", "customer_name"):
+            return self._column(name)[-1]
+        return self._codec.getter[name](self._envs[-1])
 
     def row_values(self, index: int) -> dict[str, Any]:
         """Row ``index`` as column name to value."""
-        return {name: values[index] for name, values in self._cols.items()}
+        env = self._envs[index]
+        out = {name: get(env) for name, get in self._codec.getter.items()}
+        out["payload"] = self._payloads[index]
+        out["customer_name"] = self._names[index]
+        return {name: out[name] for name in (*self.layout.names, "customer_name")}
 
     def drop_last(self) -> None:
         """Take back the row added last (it failed a check made after decoding)."""
-        for values in self._cols.values():
-            values.pop()
+        self._envs.pop()
+        self._payloads.pop()
+        self._names.pop()
+        self._cache.clear()
 
-    def add_json(self, data: bytes) -> Event | None:
-        """Add one message body; returns the ``Event`` when the exact path took it.
+    def add_json(self, data: bytes) -> BaseModel | None:
+        """Add one message body; returns the envelope when the exact path took it.
 
         Raises ``pydantic.ValidationError`` exactly when ``Event.from_json`` would,
         and ``EnvelopeBoundsError`` for an envelope out of the lineage's bounds
         (the fast path takes only bodies well inside them).
         """
-        try:
-            env = _ENVELOPE.decode(data)
-        except msgspec.MsgspecError:
-            env = None
+        decoder = self._codec.decoder
+        env = None
+        if decoder is not None:
+            try:
+                env = decoder.decode(data)
+            except msgspec.MsgspecError:
+                env = None
         if env is not None and self._add_fast(env):
             return None
-        event = Event.model_validate_json(data)
-        check_envelope_bounds(event)
+        event = self._codec.layout.model.model_validate_json(data)
+        check_envelope_bounds(event)  # type: ignore[arg-type]
         self.add_event(event)
         return event
 
-    def _add_fast(self, env: _Envelope) -> bool:
+    def _add_fast(self, env: Any) -> bool:
         event_time, recorded_at, amount = env.event_time, env.recorded_at, env.amount
         if (
             env.event_id is None
@@ -442,9 +433,7 @@ class EnvelopeColumns:
             or env.attempt < 1
             or not _kind_ok(env.kind)
             or (amount is not None and not amount.is_finite())
-            or (env.trace_flags is not None and not 0 <= env.trace_flags <= 255)
-            or len(env.tracestate) > MAX_TRACESTATE_LENGTH
-            or not _fast_in_bounds(env, event_time, recorded_at)
+            or not _fast_in_bounds(env, event_time, recorded_at, self._codec.identifiers(env))
         ):
             return False
         raw = bytes(env.payload)
@@ -453,69 +442,28 @@ class EnvelopeColumns:
         payload = _fast_payload(raw)
         if payload is None:
             return False
-        c = self._cols
-        c["event_id"].append(env.event_id)
-        c["correlation_id"].append(env.correlation_id)
-        c["causation_id"].append(env.causation_id)
-        c["trace_id"].append(env.trace_id)
-        c["span_id"].append(env.span_id)
-        c["idempotency_key"].append(env.idempotency_key)
-        c["source"].append(env.source.value)
-        c["target"].append(None if env.target is None else env.target.value)
-        c["kind"].append(env.kind)
-        c["step"].append(env.step)
-        c["entity_type"].append(env.entity_type)
-        c["entity_id"].append(env.entity_id)
-        c["status"].append(env.status.value)
-        c["attempt"].append(env.attempt)
-        c["event_time"].append(event_time)
-        c["recorded_at"].append(recorded_at)
-        c["duration_ms"].append(env.duration_ms)
-        c["amount"].append(_cents(amount))
-        c["currency"].append(env.currency)
-        c["customer_id"].append(env.customer_id)
-        c["schema_version"].append(env.schema_version)
-        c["payload"].append(payload)
-        err = env.error
-        c["error_reason"].append(None if err is None else err.reason.value)
-        c["error_message"].append(None if err is None else err.message)
-        c["error_retriable"].append(None if err is None else err.retriable)
-        c["error_status"].append(None if err is None else err.status_code)
-        c["error_type"].append(None if err is None else err.error_type)
-        c["replay_of"].append(env.replay_of)
-        c["replay_id"].append(env.replay_id)
-        c["trace_flags"].append(env.trace_flags)
-        c["tracestate"].append(env.tracestate or None)
-        c["customer_name"].append(_peek_customer_name(raw))
+        env.payload = None  # the text below is what is kept
+        self._envs.append(env)
+        self._payloads.append(payload)
+        self._names.append(_peek_customer_name(raw))
         return True
 
-    def add_event(self, event: Event) -> None:
+    def add_event(self, event: BaseModel) -> None:
         """Add an already validated envelope."""
-        c = self._cols
-        for name in _PLAIN:
-            c[name].append(getattr(event, name))
-        c["source"].append(event.source.value)
-        c["target"].append(None if event.target is None else event.target.value)
-        c["status"].append(event.status.value)
-        c["amount"].append(_cents(event.amount))
-        c["tracestate"].append(event.tracestate or None)
-        c["payload"].append(payload_json(event.payload))
-        err = event.error
-        c["error_reason"].append(None if err is None else err.reason.value)
-        c["error_message"].append(None if err is None else err.message)
-        c["error_retriable"].append(None if err is None else err.retriable)
-        c["error_status"].append(None if err is None else err.status_code)
-        c["error_type"].append(None if err is None else err.error_type)
-        c["customer_name"].append(customer_name_of(event.payload))
+        payload = event.payload  # type: ignore[attr-defined]
+        self._envs.append(event)
+        self._payloads.append(payload_json(payload))
+        self._names.append(customer_name_of(payload))
 
     def subset(self, start: int, stop: int) -> EnvelopeColumns:
-        """A new batch of rows ``start`` to ``stop`` (copies of the column lists)."""
-        part = EnvelopeColumns()
-        part._cols = {name: values[start:stop] for name, values in self._cols.items()}
-        part._ids = part._cols["event_id"]
+        """A new batch of rows ``start`` to ``stop``."""
+        part = EnvelopeColumns(self.layout)
+        part._envs = self._envs[start:stop]
+        part._payloads = self._payloads[start:stop]
+        part._names = self._names[start:stop]
         return part
 
-    def extend_events(self, events: Sequence[Event]) -> None:
+    def extend_events(self, events: Sequence[BaseModel]) -> None:
         """Add many envelopes."""
         for event in events:
             self.add_event(event)
@@ -525,85 +473,26 @@ class EnvelopeColumns:
 
         With ``unique`` the first of each event ID is kept, as ``write_batch`` does.
         """
-        c = self._cols
-        keep: list[int] | None = None
-        if unique and len(set(self._ids)) != len(self._ids):
+        part = self
+        ids = self.event_ids
+        if unique and len(set(ids)) != len(ids):
             seen: set[str] = set()
-            keep = []
-            for i, event_id in enumerate(self._ids):
+            keep: list[int] = []
+            for i, event_id in enumerate(ids):
                 if event_id not in seen:
                     seen.add(event_id)
                     keep.append(i)
-        n = len(self._ids) if keep is None else len(keep)
-        arrays: dict[str, pa.Array] = {}
-        for name in _BUILT:
-            values = c[name] if keep is None else [c[name][i] for i in keep]
-            arrays[name] = pa.array(values, _TYPES[name])
-            if name == "recorded_at":
-                arrays["ingested_at"] = pa.array([ingested_at] * n, _TS)
-        table = pa.table({name: arrays[name] for name in (*EVENT_COLUMNS, "customer_name")})
-        return table, len(self._ids) - n
-
-
-_TYPES: dict[str, pa.DataType] = {
-    "event_id": pa.string(),
-    "correlation_id": pa.string(),
-    "causation_id": pa.string(),
-    "trace_id": pa.string(),
-    "span_id": pa.string(),
-    "idempotency_key": pa.string(),
-    "source": pa.string(),
-    "target": pa.string(),
-    "kind": pa.string(),
-    "step": pa.string(),
-    "entity_type": pa.string(),
-    "entity_id": pa.string(),
-    "status": pa.string(),
-    "attempt": pa.int32(),
-    "event_time": _TS,
-    "recorded_at": _TS,
-    "duration_ms": pa.float64(),
-    "amount": pa.decimal128(18, 2),
-    "currency": pa.string(),
-    "customer_id": pa.string(),
-    "schema_version": pa.int32(),
-    "payload": pa.string(),
-    "error_reason": pa.string(),
-    "error_message": pa.string(),
-    "error_retriable": pa.bool_(),
-    "error_status": pa.int32(),
-    "error_type": pa.string(),
-    "replay_of": pa.string(),
-    "replay_id": pa.string(),
-    "trace_flags": pa.uint8(),
-    "tracestate": pa.string(),
-    "customer_name": pa.string(),
-}
-#: Columns built from the envelope (``ingested_at`` is the batch's own).
-_BUILT: tuple[str, ...] = tuple(_TYPES)
-#: Columns copied from the ``Event`` attribute of the same name.
-_PLAIN: tuple[str, ...] = (
-    "event_id",
-    "correlation_id",
-    "causation_id",
-    "trace_id",
-    "span_id",
-    "idempotency_key",
-    "kind",
-    "step",
-    "entity_type",
-    "entity_id",
-    "attempt",
-    "event_time",
-    "recorded_at",
-    "duration_ms",
-    "currency",
-    "customer_id",
-    "schema_version",
-    "replay_of",
-    "replay_id",
-    "trace_flags",
-)
+            part = EnvelopeColumns(self.layout)
+            part._envs = [self._envs[i] for i in keep]
+            part._payloads = [self._payloads[i] for i in keep]
+            part._names = [self._names[i] for i in keep]
+        n = len(part)
+        types = arrow_types(self.layout)
+        arrays = {name: pa.array(part._column(name), types[name]) for name in self.layout.names}
+        arrays["ingested_at"] = pa.array([ingested_at] * n, types["ingested_at"])
+        arrays["customer_name"] = pa.array(part._names, types["customer_name"])
+        order = (*table_columns(self.layout), "customer_name")
+        return pa.table({name: arrays[name] for name in order}), len(self) - n
 
 
 def iso(value: datetime | None) -> str | None:
@@ -627,30 +516,27 @@ def summary_dict(row: Sequence[Any]) -> dict[str, Any]:
     return out
 
 
-def event_dict(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored ``events`` row (by column name) as the API's event JSON."""
-    error: dict[str, Any] | None = None
-    if row["error_reason"] is not None:
-        error = {
-            "reason": row["error_reason"],
-            "message": row["error_message"],
-            "retriable": bool(row["error_retriable"]),
-            "status_code": row["error_status"],
-            "error_type": row["error_type"],
-        }
+def _default(layout: EnvelopeLayout, name: str) -> Any:
+    """The model's default for a field a row lacks (``None`` where the model makes one)."""
+    info = layout.model.model_fields[name]
+    if info.default_factory is not None or info.is_required():
+        return None
+    return info.default
+
+
+def event_dict(row: Mapping[str, Any], layout: EnvelopeLayout = ENVELOPE) -> dict[str, Any]:
+    """A stored ``events`` row (by column name) as the API's event JSON.
+
+    Every field of the envelope, under its own name: a nested model as an object
+    (``None`` when absent), times in ISO 8601, amounts as two-place decimal strings.
+    """
+    fields = layout.fields_of(row)
     out: dict[str, Any] = {}
-    for name in EVENT_FIELDS:
-        if name == "error":
-            out["error"] = error
-        elif name == "payload":
-            raw = row["payload"]
-            out["payload"] = json.loads(raw) if isinstance(raw, str) else (raw or {})
-        elif name in ("event_time", "recorded_at"):
-            out[name] = iso(row[name])
-        elif name == "amount":
-            out[name] = money(row[name])
-        elif name == "tracestate":
-            out[name] = row[name] or ""
-        else:
-            out[name] = row[name]
+    for name in layout.fields:
+        value = fields.get(name, _default(layout, name))
+        if isinstance(value, datetime):
+            value = iso(value)
+        elif isinstance(value, Decimal):
+            value = money(value)
+        out[name] = value
     return out

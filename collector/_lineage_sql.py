@@ -7,13 +7,15 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from ._lineage_rows import EVENT_COLUMNS, SUMMARY_COLUMNS
-from ._schema import EVENTS_INDEXES, EVENTS_TABLE, UNRESOLVED_DEAD_LETTER_STATES
+from tracing import ENVELOPE, EnvelopeLayout
+
+from ._event_schema import events_indexes, events_table
+from ._lineage_rows import SUMMARY_COLUMNS
+from ._schema import UNRESOLVED_DEAD_LETTER_STATES
 
 __all__ = [
     "ALL_DEAD_LETTER_KEYS",
     "BATCH_KEYS",
-    "INSERT_EVENTS",
     "POINT_LOOKUPS",
     "REFRESH_STATES",
     "SUMMARY_SELECT",
@@ -26,10 +28,6 @@ __all__ = [
 
 UNRESOLVED_SQL = ", ".join(f"'{s}'" for s in UNRESOLVED_DEAD_LETTER_STATES)
 
-INSERT_EVENTS = f"""
-INSERT INTO events ({", ".join(EVENT_COLUMNS)})
-SELECT {", ".join(EVENT_COLUMNS)} FROM _insert
-"""
 #: Up to this many possibly-stored IDs are looked up through the ``events_id``
 #: index one statement each; more (a whole batch delivered again) in one join.
 POINT_LOOKUPS = 32
@@ -142,7 +140,7 @@ UNION SELECT correlation_id FROM dead_letters WHERE state IN ({UNRESOLVED_SQL})
 SUMMARY_SELECT = f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM transactions"
 
 
-def drop_event_id_key(conn: duckdb.DuckDBPyConnection) -> None:
+def drop_event_id_key(conn: duckdb.DuckDBPyConnection, layout: EnvelopeLayout = ENVELOPE) -> None:
     """Rebuild an ``events`` table from before schema 3 without its primary key.
 
     DuckDB cannot drop a key constraint, so the table is copied once, in one
@@ -156,11 +154,18 @@ def drop_event_id_key(conn: duckdb.DuckDBPyConnection) -> None:
         return
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute(EVENTS_TABLE.format(name="events_rebuilt"))
-        conn.execute("INSERT INTO events_rebuilt SELECT * FROM events")
+        conn.execute(events_table(layout, "events_rebuilt"))
+        names = ", ".join(
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'events' "
+                "AND database_name = current_database() ORDER BY column_index"
+            ).fetchall()
+        )
+        conn.execute(f"INSERT INTO events_rebuilt ({names}) SELECT {names} FROM events")
         conn.execute("DROP TABLE events")
         conn.execute("ALTER TABLE events_rebuilt RENAME TO events")
-        for statement in EVENTS_INDEXES:
+        for statement in events_indexes():
             conn.execute(statement)
         conn.execute("COMMIT")
     except BaseException:

@@ -11,14 +11,18 @@ evaluation build on.
 
 from __future__ import annotations
 
+from tracing import ENVELOPE, EnvelopeLayout
+
+from ._event_schema import events_table, events_upgrades
+
 __all__ = [
     "DDL",
     "DEAD_LETTER_COLUMNS",
-    "EVENTS_INDEXES",
-    "EVENTS_TABLE",
     "SCHEMA_VERSION",
     "UNRESOLVED_DEAD_LETTER_STATES",
     "UPGRADES",
+    "ddl",
+    "upgrades",
 ]
 
 SCHEMA_VERSION = 4
@@ -97,68 +101,35 @@ CREATE INDEX IF NOT EXISTS events_correlation ON events (correlation_id);
 CREATE INDEX IF NOT EXISTS events_id ON events (event_id);
 """
 
-#: The ``events`` table under a given name (a rebuild creates it beside the old one).
-EVENTS_TABLE = """
-CREATE TABLE IF NOT EXISTS {name} (
-    event_id        VARCHAR NOT NULL,       -- unique: deduped before insert
-    correlation_id  VARCHAR NOT NULL,
-    causation_id    VARCHAR,
-    trace_id        VARCHAR,
-    span_id         VARCHAR,
-    idempotency_key VARCHAR NOT NULL,
-    source          VARCHAR NOT NULL,
-    target          VARCHAR,
-    kind            VARCHAR NOT NULL,
-    step            VARCHAR NOT NULL,
-    entity_type     VARCHAR NOT NULL,
-    entity_id       VARCHAR NOT NULL,
-    status          VARCHAR NOT NULL,
-    attempt         INTEGER NOT NULL,
-    event_time      TIMESTAMPTZ NOT NULL,
-    recorded_at     TIMESTAMPTZ NOT NULL,
-    ingested_at     TIMESTAMPTZ NOT NULL,
-    duration_ms     DOUBLE,
-    amount          DECIMAL(18, 2),
-    currency        VARCHAR,
-    customer_id     VARCHAR,
-    schema_version  INTEGER NOT NULL,
-    payload         JSON,
-    error_reason    VARCHAR,
-    error_message   VARCHAR,
-    error_retriable BOOLEAN,
-    error_status    INTEGER,
-    error_type      VARCHAR,
-    replay_of       VARCHAR,
-    replay_id       VARCHAR,
-    -- added in schema version 4 (last, so a rebuild's SELECT * keeps their place)
-    trace_flags     UTINYINT,               -- W3C flags; NULL for envelopes of schema 1
-    tracestate      VARCHAR
-);
-"""
 
-#: The indexes of ``events`` (created again after a rebuild).
-EVENTS_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS events_correlation ON events (correlation_id)",
-    "CREATE INDEX IF NOT EXISTS events_id ON events (event_id)",
-)
+def ddl(layout: EnvelopeLayout = ENVELOPE) -> str:
+    """The whole schema, with the ``events`` table of ``layout``."""
+    return _DDL.replace("{events}", events_table(layout) + ";")
 
-DDL = _DDL.replace("{events}", EVENTS_TABLE.format(name="events").strip())
+
+DDL = ddl()
 
 #: Idempotent upgrades run after ``DDL`` on every open, so a file created by an
 #: older version gains the columns this one reads.
-UPGRADES = (
+_UPGRADES = (
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS customer_name VARCHAR",
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS order_ref_at TIMESTAMPTZ",
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS completed_at TIMESTAMPTZ",
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS last_event_time TIMESTAMPTZ",
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS last_event_id VARCHAR",
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS open_dead_letters INTEGER DEFAULT 0",
-    # Schema 4: the W3C flags and tracestate of each event (NULL in older rows).
-    "ALTER TABLE events ADD COLUMN IF NOT EXISTS trace_flags UTINYINT",
-    "ALTER TABLE events ADD COLUMN IF NOT EXISTS tracestate VARCHAR",
     # dead_letters is small and read whole; an index on state only made updates dearer.
     "DROP INDEX IF EXISTS dead_letters_state",
 )
+
+
+def upgrades(layout: EnvelopeLayout = ENVELOPE) -> tuple[str, ...]:
+    """The upgrades, with every envelope column an older ``events`` table lacks
+    (schema 4 added ``trace_flags`` and ``tracestate`` this way)."""
+    return (*_UPGRADES, *events_upgrades(layout))
+
+
+UPGRADES = upgrades()
 
 #: The columns of ``dead_letters``, in table order (for SELECT lists and inserts).
 DEAD_LETTER_COLUMNS = (

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 import duckdb
 
-from tracing import ErrorInfo, Event, Reason
+from tracing import ENVELOPE, Event
 
 __all__ = ["EVENT_COLUMNS", "LineageAccess", "event_from_row", "to_json"]
 
@@ -34,88 +34,15 @@ class LineageAccess(Protocol):
         ...
 
 
-EVENT_COLUMNS = (
-    "event_id, correlation_id, causation_id, trace_id, span_id, idempotency_key, source, "
-    "target, kind, step, entity_type, entity_id, status, attempt, event_time, recorded_at, "
-    "duration_ms, amount, currency, customer_id, schema_version, payload, error_reason, "
-    "error_message, error_retriable, error_status, error_type, replay_of, replay_id, "
-    "trace_flags, tracestate"
-)
+#: The envelope's columns of ``events``, for a SELECT list (from the envelope's layout).
+EVENT_COLUMNS = ", ".join(ENVELOPE.names)
 
 
 def event_from_row(row: Sequence[Any]) -> Event:
     """An :class:`Event` from a row selected with :data:`EVENT_COLUMNS`."""
-    (
-        event_id,
-        correlation_id,
-        causation_id,
-        trace_id,
-        span_id,
-        idempotency_key,
-        source,
-        target,
-        kind,
-        step,
-        entity_type,
-        entity_id,
-        status,
-        attempt,
-        event_time,
-        recorded_at,
-        duration_ms,
-        amount,
-        currency,
-        customer_id,
-        schema_version,
-        payload,
-        error_reason,
-        error_message,
-        error_retriable,
-        error_status,
-        error_type,
-        replay_of,
-        replay_id,
-        trace_flags,
-        tracestate,
-    ) = row
-    error = None
-    if error_reason is not None:
-        error = ErrorInfo(
-            reason=Reason(error_reason),
-            message=error_message or "",
-            retriable=bool(error_retriable),
-            status_code=error_status,
-            error_type=error_type,
-        )
-    return Event(
-        event_id=event_id,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        trace_id=trace_id or "",
-        span_id=span_id or "",
-        trace_flags=trace_flags,
-        tracestate=tracestate or "",
-        idempotency_key=idempotency_key,
-        source=source,
-        target=target,
-        kind=kind,
-        step=step,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        status=status,
-        attempt=attempt,
-        event_time=event_time,
-        recorded_at=recorded_at,
-        duration_ms=duration_ms,
-        amount=amount,
-        currency=currency,
-        customer_id=customer_id,
-        schema_version=schema_version,
-        payload=json.loads(payload) if isinstance(payload, str) else (payload or {}),
-        error=error,
-        replay_of=replay_of,
-        replay_id=replay_id,
-    )
+    event = ENVELOPE.event(dict(zip(ENVELOPE.names, row, strict=True)))
+    assert isinstance(event, Event)
+    return event
 
 
 def _default(value: Any) -> Any:

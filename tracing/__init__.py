@@ -12,7 +12,7 @@ from ._bounds import (
     check_envelope_bounds,
     envelope_bounds_error,
 )
-from ._envelope import SCHEMA_VERSION, ErrorInfo, Event, Status, System
+from ._envelope import SCHEMA_VERSION, ErrorInfo, Event, Status, Stored, System
 from ._errors import (
     AuthError,
     BusError,
@@ -31,6 +31,15 @@ from ._errors import (
     ValidationError,
 )
 from ._ids import correlation_id_for, new_event_id
+from ._layout import (
+    ENVELOPE,
+    LOGICAL_TYPES,
+    Column,
+    EnvelopeLayout,
+    FieldSpec,
+    field_specs,
+    layout_of,
+)
 from ._masking import REDACTED, mask_email, mask_payload, redact_secrets
 from ._otel import (
     TraceFields,
@@ -53,6 +62,8 @@ from ._tracecontext import (
 )
 
 __all__ = [
+    "ENVELOPE",
+    "LOGICAL_TYPES",
     "MAX_AMOUNT",
     "MAX_ATTEMPT",
     "MAX_ERROR_MESSAGE",
@@ -65,12 +76,15 @@ __all__ = [
     "SCHEMA_VERSION",
     "AuthError",
     "BusError",
+    "Column",
     "ConfigError",
     "ConflictError",
     "DownstreamUnavailable",
     "EnvelopeBoundsError",
+    "EnvelopeLayout",
     "ErrorInfo",
     "Event",
+    "FieldSpec",
     "IntegrationError",
     "InterlockError",
     "MappingError",
@@ -80,6 +94,7 @@ __all__ = [
     "SignatureError",
     "Status",
     "StoreError",
+    "Stored",
     "System",
     "TraceContextPropagator",
     "TraceFields",
@@ -92,8 +107,10 @@ __all__ = [
     "current_trace_context",
     "current_trace_ids",
     "envelope_bounds_error",
+    "field_specs",
     "inject_headers",
     "install_propagator",
+    "layout_of",
     "mask_email",
     "mask_payload",
     "new_event_id",

@@ -26,6 +26,7 @@ import pydantic_core
 
 from ._envelope import Event
 from ._errors import EnvelopeBoundsError
+from ._layout import layout_of
 
 __all__ = [
     "MAX_AMOUNT",
@@ -55,23 +56,6 @@ MAX_ATTEMPT = 1_000_000
 _MAX_STATUS_CODE = 999
 _CENT = Decimal("0.01")
 _LIMIT = Decimal(10) ** 16
-
-_ID_FIELDS = (
-    "event_id",
-    "correlation_id",
-    "causation_id",
-    "trace_id",
-    "span_id",
-    "idempotency_key",
-    "kind",
-    "step",
-    "entity_type",
-    "entity_id",
-    "currency",
-    "customer_id",
-    "replay_of",
-    "replay_id",
-)
 
 
 def _text_error(name: str, value: str | None, limit: int) -> str | None:
@@ -130,7 +114,8 @@ def envelope_bounds_error(event: Event) -> str | None:
     """The first bound ``event`` breaks, as ``"<field>: <why>"``, or ``None``.
 
     Checked: amount (fits ``decimal(18,2)``), event and record time (years 1970 to
-    2199), every identifier (at most ``MAX_ID_LENGTH`` characters of valid
+    2199), every identifier (every text field of the envelope's layout without a
+    limit of its own: at most ``MAX_ID_LENGTH`` characters of valid
     Unicode), the error (message length, status code), attempt and schema
     version (``1..MAX_ATTEMPT``), duration (finite, not negative) and the
     payload (at most ``MAX_PAYLOAD_BYTES`` as JSON).
@@ -142,7 +127,7 @@ def envelope_bounds_error(event: Event) -> str | None:
         problem = _time_error(name, getattr(event, name))
         if problem:
             return problem
-    for name in _ID_FIELDS:
+    for name in layout_of(type(event)).identifiers:
         problem = _text_error(name, getattr(event, name), MAX_ID_LENGTH)
         if problem:
             return problem

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -13,11 +14,27 @@ from ._errors import InterlockError, Reason
 from ._ids import new_event_id
 from ._tracecontext import MAX_TRACESTATE_LENGTH
 
-__all__ = ["SCHEMA_VERSION", "ErrorInfo", "Event", "Status", "System"]
+__all__ = ["SCHEMA_VERSION", "ErrorInfo", "Event", "Status", "Stored", "System"]
 
 #: 2 added ``trace_flags`` and ``tracestate``; a version-1 envelope (without
 #: them) still decodes: its flags read as unknown and its tracestate as empty.
 SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """How a field is kept outside Python, when not as its name and annotation say.
+
+    Attached as ``Annotated`` metadata; :class:`tracing.EnvelopeLayout` reads it.
+    ``column`` renames the lineage column, ``type`` names its logical type (one of
+    ``tracing.LOGICAL_TYPES``), ``empty_as_null`` stores ``""`` as NULL, and
+    ``header`` also sends the field as that Kafka header.
+    """
+
+    column: str | None = None
+    type: str | None = None
+    empty_as_null: bool = False
+    header: str | None = None
 
 
 class System(StrEnum):
@@ -46,8 +63,8 @@ class ErrorInfo(BaseModel):
     reason: Reason
     message: str
     retriable: bool = False
-    status_code: int | None = None
-    error_type: str | None = None
+    status_code: Annotated[int | None, Stored(column="status")] = None
+    error_type: Annotated[str | None, Stored(column="type")] = None
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> ErrorInfo:
@@ -83,18 +100,20 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    event_id: str = Field(default_factory=new_event_id)
-    correlation_id: str
+    event_id: Annotated[str, Stored(header="event-id")] = Field(default_factory=new_event_id)
+    correlation_id: Annotated[str, Stored(header="correlation-id")]
     causation_id: str | None = None
     trace_id: str = ""
     span_id: str = ""
     #: W3C trace flags of the step's span; ``None`` in envelopes from before schema 2.
-    trace_flags: int | None = Field(default=None, ge=0, le=255)
-    tracestate: str = Field(default="", max_length=MAX_TRACESTATE_LENGTH)
-    idempotency_key: str
+    trace_flags: Annotated[int | None, Stored(type="uint8")] = Field(default=None, ge=0, le=255)
+    tracestate: Annotated[str, Stored(empty_as_null=True)] = Field(
+        default="", max_length=MAX_TRACESTATE_LENGTH
+    )
+    idempotency_key: Annotated[str, Stored(header="idempotency-key")]
     source: System
     target: System | None = None
-    kind: str
+    kind: Annotated[str, Stored(header="event-kind")]
     step: str
     entity_type: str
     entity_id: str
@@ -107,7 +126,7 @@ class Event(BaseModel):
     amount: Decimal | None = None
     currency: str | None = None
     customer_id: str | None = None
-    schema_version: int = SCHEMA_VERSION
+    schema_version: Annotated[int, Stored(header="schema-version")] = SCHEMA_VERSION
     payload: dict[str, Any] = Field(default_factory=dict)
     error: ErrorInfo | None = None
     #: Set on a re-delivery: the event being replayed.

@@ -255,6 +255,7 @@ async def test_get_transaction(client: httpx.AsyncClient, lineage: AsyncLineage)
         "amount": None,
         "currency": None,
         "customer_id": None,
+        "schema_version": 2,
         "payload": {},
         "error": None,
         "replay_of": None,

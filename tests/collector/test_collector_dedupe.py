@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 from _collector_events import T0, make_event
+from _old_schemas import SCHEMA_2_EVENTS
 
 from collector._event_keys import EventKeys
 from collector._lineage_guard import end_transaction
@@ -100,13 +101,9 @@ def test_a_rolled_back_batch_leaves_no_keys_behind(tmp_path: Path) -> None:
 
 def test_a_file_from_before_schema_3_loses_its_key_and_keeps_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "old.duckdb"
-    old_ddl = DDL.replace(
-        "event_id        VARCHAR NOT NULL,       -- unique: deduped before insert",
-        "event_id        VARCHAR PRIMARY KEY,",
-    ).replace("CREATE INDEX IF NOT EXISTS events_id ON events (event_id);", "")
-    assert old_ddl != DDL
     con = duckdb.connect(str(path))
-    con.execute(old_ddl)
+    con.execute(SCHEMA_2_EVENTS)
+    con.execute(DDL.replace("CREATE INDEX IF NOT EXISTS events_id ON events (event_id);", ""))
     con.execute("INSERT INTO schema_info VALUES (2)")
     con.close()
     seed = _open(tmp_path / "seed.duckdb")
@@ -115,7 +112,9 @@ def test_a_file_from_before_schema_3_loses_its_key_and_keeps_its_rows(tmp_path: 
     seed.close()
     con = duckdb.connect(str(path))
     con.execute(f"ATTACH '{tmp_path / 'seed.duckdb'}' AS seed (READ_ONLY)")
-    con.execute("INSERT INTO events SELECT * FROM seed.events")
+    con.execute(
+        "INSERT INTO events BY NAME SELECT * EXCLUDE (trace_flags, tracestate) FROM seed.events"
+    )
     con.execute("INSERT INTO transactions SELECT * FROM seed.transactions")
     con.close()
 

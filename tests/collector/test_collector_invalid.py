@@ -140,7 +140,7 @@ def test_a_row_duckdb_refuses_on_insert_is_dead_lettered_on_the_columns_path() -
     for i in range(3):
         columns.add_event(make_event(f"c-{i}", n=i + 1))
     # A payload that is not JSON: the Arrow table builds, DuckDB's JSON cast refuses it.
-    columns._cols["payload"][1] = "{not json"
+    columns._payloads[1] = "{not json"
     outcome = store.write_columns(columns)
     assert outcome.refused_ids == (make_event("c-1", n=2).event_id,)
     kinds = sorted((r[2], r[1]) for r in _stored(store))

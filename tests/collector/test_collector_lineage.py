@@ -297,6 +297,7 @@ def test_get_transaction_events_in_order_with_since_cause(store: LineageStore) -
         "amount": None,
         "currency": None,
         "customer_id": None,
+        "schema_version": 2,
         # An unmasked address reaching the store is masked there.
         "payload": {"email": "j***@acme.com", "api_key": "[REDACTED]"},
         "error": None,

@@ -13,6 +13,7 @@ from collector._absorb import absorb_file
 from collector._kafka_codec import decode_columns
 from collector.lineage import DDL, EVENT_COLUMNS, SCHEMA_VERSION, EnvelopeColumns, LineageStore
 from tests.collector._collector_events import make_event
+from tests.collector._old_schemas import SCHEMA_3_EVENTS
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 STATE = "congo=t61rcWkgMzE,t1@rojo=00f067aa0ba902b7"
@@ -73,20 +74,13 @@ def test_an_envelope_with_out_of_range_trace_context_is_rejected_with_a_reason(
 
 def _schema_3_file(tmp_path: Path) -> Path:
     path = tmp_path / "old.duckdb"
-    old_ddl = DDL.replace(
-        "    replay_id       VARCHAR,\n"
-        "    -- added in schema version 4 (last, so a rebuild's SELECT * keeps their place)\n"
-        "    trace_flags     UTINYINT,               -- W3C flags; NULL for envelopes of schema 1\n"
-        "    tracestate      VARCHAR\n",
-        "    replay_id       VARCHAR\n",
-    )
-    assert old_ddl != DDL
     seed = LineageStore(tmp_path / "seed.duckdb")
     seed.open()
     seed.write_batch([make_event("c-1", n=i, seconds=i) for i in range(1, 4)])
     seed.close()
     con = duckdb.connect(str(path))
-    con.execute(old_ddl)
+    con.execute(SCHEMA_3_EVENTS)
+    con.execute(DDL)
     con.execute("INSERT INTO schema_info VALUES (3)")
     old_columns = ", ".join(c for c in EVENT_COLUMNS if c not in ("trace_flags", "tracestate"))
     con.execute(f"ATTACH '{tmp_path / 'seed.duckdb'}' AS seed (READ_ONLY)")
