@@ -15,13 +15,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 import duckdb
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
+from fastapi import APIRouter, Depends, FastAPI, Query
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tracing import StoreError
+from tracing import NotFoundError, StoreError, ValidationError
 
 from ._api_docs import Limit, Offset, not_found, ok, responses
 from ._api_models import DeadLetterPage, Health, Stats, TransactionDetail, TransactionPage
@@ -55,8 +55,8 @@ def _choice(name: str, raw: str | None, allowed: Sequence[str]) -> str | None:
     if raw is None or raw.strip() == "" or raw == "all":
         return None
     if raw not in allowed:
-        raise HTTPException(
-            422, f"unknown {name} {raw!r}; expected one of {', '.join(allowed)} or all"
+        raise ValidationError(
+            f"unknown {name} {raw!r}; expected one of {', '.join(allowed)} or all", field=name
         )
     return raw
 
@@ -219,7 +219,7 @@ def create_app(
         """One transaction with its events in event-time order."""
         found = await lineage.get_transaction(correlation_id)
         if found is None:
-            raise HTTPException(status_code=404, detail=f"no transaction {correlation_id}")
+            raise NotFoundError(f"no transaction {correlation_id}")
         return found
 
     @api.get("/dead-letters", response_model=None, responses=ok(DeadLetterPage))

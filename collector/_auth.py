@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from tracing import ForbiddenError, UnauthorizedError
 
 from ._roles import ANONYMOUS, Principal, Role, TokenStore, hash_token, load_tokens
 
@@ -68,18 +70,16 @@ class RoleCheck:
             return ANONYMOUS
         principal = store.authenticate(token)
         if principal is None:
-            raise HTTPException(
-                status_code=401,
-                detail="a bearer token is required for this action"
+            # Answered 401 with ``WWW-Authenticate: Bearer`` (collector._problem).
+            raise UnauthorizedError(
+                "a bearer token is required for this action"
                 if token is None
-                else "the bearer token is not known",
-                headers={"WWW-Authenticate": "Bearer"},
+                else "the bearer token is not known"
             )
         if not principal.can(self.role):
-            raise HTTPException(
-                status_code=403,
-                detail=f"role {principal.role.name.lower()} may not do this; "
-                f"it needs {self.role.name.lower()}",
+            raise ForbiddenError(
+                f"role {principal.role.name.lower()} may not do this; "
+                f"it needs {self.role.name.lower()}"
             )
         return principal
 

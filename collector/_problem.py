@@ -7,9 +7,14 @@ Every 4xx and 5xx of the control API answers a :class:`Problem`::
 
 ``detail`` is the one readable reason (what clients show); a 422 adds ``errors``, one
 entry per invalid field. An :class:`tracing.InterlockError` that reaches the app answers
-its class's ``http_status``; a store or bus failure answers 503 with ``Retry-After`` and a
-detail that names what is unavailable, never the storage engine's own text (that goes to
-the log).
+its class's ``http_status`` with its message as ``detail`` (and a string ``code``
+attribute, when it has one, as ``error``); an :class:`tracing.UnauthorizedError` adds
+``WWW-Authenticate``; a store or bus failure answers 503 with ``Retry-After`` and a detail
+that names what is unavailable, never the storage engine's own text (that goes to the log).
+
+This module is the one place an error becomes an answer: routers raise error classes,
+never ``HTTPException`` or a hand-built error response
+(``tests/collector/test_problem_from_errors.py`` keeps it so).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tracing import BusError, InterlockError, StoreError
+from tracing import BusError, InterlockError, StoreError, UnauthorizedError
 
 __all__ = ["PROBLEM_JSON", "Problem", "ProblemField", "install_problem_handlers", "problem"]
 
@@ -75,8 +80,9 @@ def problem(
     instance: str | None = None,
     headers: Mapping[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
-    """A problem-details answer."""
+    """A problem-details answer; ``extra`` adds extension members (RFC 9457 section 3.2)."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": _title(status),
@@ -87,6 +93,8 @@ def problem(
         body["instance"] = instance
     if errors is not None:
         body["errors"] = errors
+    for key, value in (extra or {}).items():
+        body.setdefault(key, value)
     out = dict(headers or {})
     if status in _RETRYABLE and not any(k.lower() == "retry-after" for k in out):
         # Every 429 and 503 tells the client when to come back, whoever raised it.
@@ -136,7 +144,12 @@ def install_problem_handlers(
             headers["Retry-After"] = RETRY_AFTER_SECONDS
         elif status >= 500:
             log.error("error answering %s: %s", request.url.path, exc.message)
+        if isinstance(exc, UnauthorizedError):
+            headers["WWW-Authenticate"] = exc.challenge
         after = getattr(exc, "retry_after", None)
         if status in _RETRYABLE and isinstance(after, int | float) and after > 0:
             headers["Retry-After"] = str(max(1, math.ceil(after)))
-        return problem(status, detail, instance=request.url.path, headers=headers)
+        # A stable machine-readable name of the failure (the Stripe webhook's reason).
+        code = getattr(exc, "code", None)
+        extra = {"error": str(code)} if isinstance(code, str) else None
+        return problem(status, detail, instance=request.url.path, headers=headers, extra=extra)

@@ -13,13 +13,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from collector import Principal, Role
 from collector.api import MAX_OFFSET, ControlRoute, IsoDateTime, not_found, require_role, responses
-from tracing import Reason, System
+from tracing import Reason, System, ValidationError
 
 from ._access import to_json
 from ._api_models import (
@@ -78,8 +78,8 @@ def _selection(data: dict[str, Any]) -> Selection:
         return Selection.model_validate(data)
     except PydanticValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "selection"
-        raise HTTPException(422, f"selection.{where}: {first['msg']}") from exc
+        where = "selection." + (".".join(str(p) for p in first["loc"]) or "selection")
+        raise ValidationError(f"{where}: {first['msg']}", field=where) from exc
 
 
 def _corrections(data: dict[str, Any] | None) -> Corrections | None:
@@ -89,8 +89,8 @@ def _corrections(data: dict[str, Any] | None) -> Corrections | None:
         return Corrections.model_validate(data)
     except PydanticValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "corrections"
-        raise HTTPException(422, f"corrections.{where}: {first['msg']}") from exc
+        where = "corrections." + (".".join(str(p) for p in first["loc"]) or "corrections")
+        raise ValidationError(f"{where}: {first['msg']}", field=where) from exc
 
 
 def _filters(
@@ -108,7 +108,7 @@ def _filters(
         try:
             states = tuple(DeadLetterState(s.strip()) for s in state.split(",") if s.strip())
         except ValueError as exc:
-            raise HTTPException(422, f"state: {exc}") from exc
+            raise ValidationError(f"state: {exc}", field="state") from exc
     try:
         return Selection(
             reason=reason,
@@ -122,7 +122,8 @@ def _filters(
         )
     except PydanticValidationError as exc:
         first = exc.errors()[0]
-        raise HTTPException(422, f"{first['loc'][0]}: {first['msg']}") from exc
+        where = str(first["loc"][0])
+        raise ValidationError(f"{where}: {first['msg']}", field=where) from exc
 
 
 _STATE_NAMES = "|".join(s.value for s in DeadLetterState)

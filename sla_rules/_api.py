@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from collector import Principal, Role
 from collector.api import ControlRoute, IsoDateTime, not_found, ok, require_role, responses
+from tracing import NotFoundError, ValidationError
 
 from ._alerts import AlertNotFound, AlertStateError
 from ._api_models import Alert, AlertChanges, AlertPage, SlaHistory, SlaReport, SlaStatus
@@ -85,7 +86,7 @@ def sla_router(engine: SlaEngine, *, audit: AuditRecorder | None = None) -> APIR
         """Stored evaluations of one rule, newest first, one per minute."""
         rule = engine.rule(rule_id)
         if rule is None:
-            raise HTTPException(404, f"no SLA rule {rule_id!r}")
+            raise NotFoundError(f"no SLA rule {rule_id!r}")
         history = await engine.history(rule_id, since, until, limit)
         return {"rule_id": rule_id, "objective": rule.objective, "history": history}
 
@@ -111,7 +112,7 @@ def sla_router(engine: SlaEngine, *, audit: AuditRecorder | None = None) -> APIR
         """Every state change of an alert with who and when."""
         changes = await engine.alert_changes(alert_id)
         if not changes:
-            raise HTTPException(404, f"no alert {alert_id!r}")
+            raise NotFoundError(f"no alert {alert_id!r}")
         return {"alert_id": alert_id, "changes": changes}
 
     @router.post(
@@ -138,9 +139,7 @@ def sla_router(engine: SlaEngine, *, audit: AuditRecorder | None = None) -> APIR
                     what={},
                     outcome=f"refused: {exc.message}",
                 )
-            raise HTTPException(
-                404 if isinstance(exc, AlertNotFound) else 409, exc.message
-            ) from exc
+            raise  # AlertNotFound answers 404, AlertStateError 409 (their http_status)
         answer = alert.to_dict()
         if audit is not None:
             keys = ("rule_id", "severity", "impact_tier", "opened_at", "value_at_risk", "currency")
@@ -180,7 +179,7 @@ def sla_router(engine: SlaEngine, *, audit: AuditRecorder | None = None) -> APIR
         try:
             lo, hi, label = resolve_period(period, engine.clock(), start, end)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise ValidationError(str(exc)) from exc
         report = await build_report(engine, lo, hi, label)
         name = f"sla-report-{lo:%Y%m%d}-{hi:%Y%m%d}"
         if format == "csv":

@@ -2,6 +2,9 @@
 
     InterlockError
     ├── ConfigError                 a setting is missing or invalid (names the setting)
+    ├── NotFoundError               404: a request names something that does not exist
+    ├── UnauthorizedError           401: a caller of our API has no credential we know
+    ├── ForbiddenError              403: a known caller lacks the role for the action
     ├── ValidationError             an event or payload breaks the canonical contract
     │   ├── MappingError            a vendor value has no canonical mapping (product, account)
     │   └── EnvelopeBoundsError     an envelope value is out of the storable range (names the field)
@@ -17,8 +20,12 @@
 
 Retry decisions read ``retriable`` and ``reason``; they never parse messages.
 ``http_status`` is how the control API answers an error of that class that reaches it
-(as RFC 9457 problem details): 422 invalid input, 409 conflict, 503 store or bus
-unavailable, 502 a connected system failed, 500 anything else.
+(as RFC 9457 problem details, ``collector._problem``, the one place errors become
+answers): 404 not found, 401 unauthenticated (with ``WWW-Authenticate``), 403 forbidden,
+422 invalid input, 409 conflict, 503 store or bus unavailable (with ``Retry-After``), 502
+a connected system failed, 500 anything else. :class:`AuthError` is an external system
+refusing *our* credentials; :class:`UnauthorizedError` and :class:`ForbiddenError` are
+Interlock refusing a caller of its own API.
 Foreign errors (httpx, DuckDB, aiokafka, Tryton) are caught at the boundary and
 re-raised as one of these ``from exc``.
 """
@@ -34,14 +41,17 @@ __all__ = [
     "ConflictError",
     "DownstreamUnavailable",
     "EnvelopeBoundsError",
+    "ForbiddenError",
     "IntegrationError",
     "InterlockError",
     "MappingError",
+    "NotFoundError",
     "RateLimited",
     "Reason",
     "RemoteError",
     "SignatureError",
     "StoreError",
+    "UnauthorizedError",
     "ValidationError",
 ]
 
@@ -78,6 +88,39 @@ class ConfigError(InterlockError):
     def __init__(self, setting: str, problem: str) -> None:
         super().__init__(f"{setting}: {problem}")
         self.setting = setting
+
+
+class NotFoundError(InterlockError):
+    """Raised when a request names something that does not exist (a transaction, an SLA
+    rule, an alert); the control API answers 404 with the message as ``detail``."""
+
+    http_status = 404
+
+
+class UnauthorizedError(InterlockError):
+    """Raised when a caller of Interlock's own API brings no credential, or one we do not
+    know (the control API's role check); answered 401 with ``WWW-Authenticate:``
+    ``challenge``. Not :class:`AuthError`, which is a connected system refusing ours."""
+
+    http_status = 401
+    reason = Reason.AUTH
+    #: The ``WWW-Authenticate`` challenge of the answer (RFC 9110 section 11.6.1).
+    challenge: str = "Bearer"
+
+    def __init__(
+        self, message: str, *, challenge: str | None = None, system: str | None = None
+    ) -> None:
+        super().__init__(message, system=system)
+        if challenge is not None:
+            self.challenge = challenge
+
+
+class ForbiddenError(InterlockError):
+    """Raised when a known caller lacks the role an action needs (the control API's role
+    check); answered 403. A refusal with no credential at all is :class:`UnauthorizedError`."""
+
+    http_status = 403
+    reason = Reason.AUTH
 
 
 class ValidationError(InterlockError):

@@ -1,6 +1,9 @@
 """The FastAPI endpoint that receives Stripe webhooks.
 
-Outcomes (the JSON body is ``{"error": code, "detail": ...}`` for every refusal):
+Outcomes (every refusal raises an error that ``collector.install_problem_handlers``
+answers as RFC 9457 problem details, ``application/problem+json``, with the code as
+``error`` and the reason as ``detail``; the app serving the router must install those
+handlers, as the collector's control API does):
 
 =====================================  ======  ==========================
 body larger than ``max_body``          413     ``body_too_large``
@@ -33,14 +36,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from tracing import BusError, EnvelopeBoundsError, ValidationError, context_from_headers
+from tracing import (
+    BusError,
+    EnvelopeBoundsError,
+    InterlockError,
+    ValidationError,
+    context_from_headers,
+)
 
 from ._events import WebhookPayloadError, parse_stripe_event
 from ._signature import (
@@ -54,8 +62,24 @@ __all__ = ["stripe_webhook_router"]
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_SECONDS = "5"
 BUS_UNAVAILABLE = "bus_unavailable"
+
+
+class _Refused(InterlockError):
+    """A delivery this endpoint refuses: ``code`` (the answer's ``error``) says why and
+    ``http_status`` is that refusal's status in the table above."""
+
+    def __init__(self, status: int, code: RejectReason, detail: str) -> None:
+        super().__init__(detail, system="billing")
+        self.http_status = status
+        self.code = code
+
+
+class _BusUnavailable(BusError):
+    """The bus took neither the event nor the record of its refusal: 503 with
+    ``Retry-After`` (as every ``BusError``), so Stripe sends it again later."""
+
+    code = BUS_UNAVAILABLE
 
 
 class _TooLarge(Exception):
@@ -103,10 +127,6 @@ def _describe(event: dict[str, Any]) -> str:
     return " ".join(parts) or "event"
 
 
-def _refusal(status: int, code: str, detail: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
-
-
 def stripe_webhook_router(
     *,
     secrets: Sequence[str],
@@ -129,25 +149,23 @@ def stripe_webhook_router(
         raise ValueError("max_body must be positive")
     router = APIRouter()
 
-    async def reject(
-        request: Request, status: int, reason: RejectReason, detail: str
-    ) -> JSONResponse:
+    async def reject(request: Request, status: int, reason: RejectReason, detail: str) -> NoReturn:
         code = reason.value
         try:
             with _caller_trace(request):
                 await on_rejected(code, detail)
         except BusError as exc:
             log.warning("could not record a rejected Stripe webhook (%s): %s", code, exc)
-            return _refusal(503, BUS_UNAVAILABLE, str(exc), **{"Retry-After": RETRY_AFTER_SECONDS})
+            raise _BusUnavailable(exc.message, system="billing") from exc
         log.info("rejected a Stripe webhook: %s (%s)", code, detail)
-        return _refusal(status, code, detail)
+        raise _Refused(status, reason, detail)
 
     @router.post(path, name="stripe_webhook", response_model=None)
-    async def receive(request: Request) -> JSONResponse:
+    async def receive(request: Request) -> dict[str, Any]:
         try:
             payload = await _read_capped(request, max_body)
         except _TooLarge:
-            return await reject(
+            await reject(
                 request, 413, RejectReason.BODY_TOO_LARGE, f"body exceeds the {max_body}-byte limit"
             )
         try:
@@ -156,28 +174,28 @@ def stripe_webhook_router(
             )
         except StripeSignatureError as exc:
             status = 401 if exc.code is RejectReason.MISSING_SIGNATURE else 400
-            return await reject(request, status, exc.code, exc.message)
+            await reject(request, status, exc.code, exc.message)
         except ValidationError as exc:
-            return await reject(request, 400, RejectReason.INVALID_JSON, exc.message)
+            await reject(request, 400, RejectReason.INVALID_JSON, exc.message)
         try:
             parse_stripe_event(event)
         except WebhookPayloadError as exc:
-            return await reject(request, 400, exc.code, f"{_describe(event)}: {exc.message}")
+            await reject(request, 400, exc.code, f"{_describe(event)}: {exc.message}")
         try:
             with _caller_trace(request):
                 await on_event(event)
         except EnvelopeBoundsError as exc:
             # Verified, but no event can carry it (an amount beyond decimal(18,2), a
             # year-9999 date): a resend cannot succeed, so it is refused, not retried.
-            return await reject(request, 400, RejectReason.OUT_OF_BOUNDS, exc.message)
+            await reject(request, 400, RejectReason.OUT_OF_BOUNDS, exc.message)
         except ValidationError as exc:
             # The handler found what the models could not (a value its mapping refuses).
-            return await reject(
+            await reject(
                 request, 400, RejectReason.UNPROCESSABLE, f"{_describe(event)}: {exc.message}"
             )
         except BusError as exc:
             log.warning("could not hand over Stripe event %s: %s", event.get("id"), exc)
-            return _refusal(503, BUS_UNAVAILABLE, str(exc), **{"Retry-After": RETRY_AFTER_SECONDS})
-        return JSONResponse({"received": True, "id": event.get("id")})
+            raise _BusUnavailable(exc.message, system="billing") from exc
+        return {"received": True, "id": event.get("id")}
 
     return router

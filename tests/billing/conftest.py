@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from adapters._canonical import Customer, OrderLine, SalesOrder
 from adapters.billing import BillingAdapter, stripe_webhook_router
 from adapters.sandbox.localstripe import LocalStripeServer
+from collector.api import install_problem_handlers
 from collector.process import free_port
 
 WEBHOOK_SECRET = "whsec_live_" + uuid.uuid4().hex
@@ -101,6 +102,7 @@ def receiver(localstripe: LocalStripeServer) -> Iterator[Receiver]:
             state.rejected.append((code, detail))
 
     app = FastAPI()
+    install_problem_handlers(app)  # refusals are errors; the handlers answer them
     # Two secrets: the receiver is mid-rotation, localstripe signs with the new one.
     app.include_router(
         stripe_webhook_router(

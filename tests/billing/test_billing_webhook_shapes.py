@@ -33,6 +33,7 @@ from adapters.billing import (
     stripe_webhook_router,
 )
 from collector import EmbeddedBus
+from collector.api import install_problem_handlers
 from tracing import Event, Reason
 
 SECRET = "whsec_shapes"
@@ -96,6 +97,7 @@ def hooks() -> Iterator[Hooks]:
         event_metadata=event_invoice_metadata,
     )
     app = FastAPI()
+    install_problem_handlers(app)  # refusals are errors; the handlers answer them
     app.include_router(
         stripe_webhook_router(
             secrets=[SECRET], on_event=ingress.on_event, on_rejected=ingress.on_rejected

@@ -23,6 +23,7 @@ from adapters.billing import (
     stripe_webhook_router,
     verify_stripe_signature,
 )
+from collector.api import install_problem_handlers
 from tracing import BusError, MappingError, SignatureError, ValidationError
 
 SECRET = "whsec_test_current"
@@ -94,6 +95,7 @@ class Recorder:
 
 def _app(recorder: Recorder, **kwargs: Any) -> FastAPI:
     app = FastAPI()
+    install_problem_handlers(app)  # refusals are errors; the handlers answer them
     app.include_router(
         stripe_webhook_router(
             secrets=[OLD_SECRET, SECRET],

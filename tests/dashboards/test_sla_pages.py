@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI
 from streamlit.testing.v1 import AppTest
 
 from collector import Principal, Role, TokenStore
-from collector.api import require_role
+from collector.api import install_problem_handlers, require_role
 from sla_rules import DuckDBLineage, SlaEngine, load_rules, sla_router
 
 PAGES = Path(__file__).resolve().parents[2] / "dashboards" / "pages"
@@ -50,6 +50,7 @@ def sla_api() -> Iterator[tuple[str, SlaEngine]]:
     engine = SlaEngine(lineage, rules)
     asyncio.run(engine.tick())
     app = FastAPI()
+    install_problem_handlers(app)  # errors answer as the control API does
     app.state.tokens = TokenStore()
     app.state.tokens.add("olivia", Role.OPERATOR, OPERATOR_TOKEN)
     app.state.tokens.add("vera", Role.VIEWER, VIEWER_TOKEN)

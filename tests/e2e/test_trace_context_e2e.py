@@ -36,6 +36,7 @@ from adapters.billing import sign_stripe_payload as sign
 from adapters.flows import QuoteToCash, StepRunner
 from adapters.sandbox._asgi import ThreadedServer
 from collector import EmbeddedBus
+from collector.api import install_problem_handlers
 from collector.lineage import LineageStore
 from tests.flows._fakes import FakeCrm, FakeErp, FakeSupport, Sale
 from tracing import Event, Status, correlation_id_for
@@ -145,6 +146,7 @@ async def test_a_webhooks_trace_context_reaches_the_lineage_and_the_next_call(
             subscription_metadata=billing.get_subscription_metadata,
         )
         app = FastAPI(telemetry={"tracing": False}) if not framework_tracing else FastAPI()
+        install_problem_handlers(app)
         app.include_router(
             stripe_webhook_router(
                 secrets=[SECRET], on_event=ingress.on_event, on_rejected=ingress.on_rejected

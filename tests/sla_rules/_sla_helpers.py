@@ -147,9 +147,11 @@ def api_app(engine: Any) -> Any:
     from fastapi import FastAPI
 
     from collector import Role, TokenStore
+    from collector.api import install_problem_handlers
     from sla_rules import sla_router
 
     app = FastAPI()
+    install_problem_handlers(app)  # errors answer as the control API does
     store = TokenStore()
     store.add("vera", Role.VIEWER, TOKENS["viewer"])
     store.add("olivia", Role.OPERATOR, TOKENS["operator"])
