@@ -1,4 +1,4 @@
-"""The Adapters page's tables, from ``GET /api/v1/adapters`` (pure, unit-tested)."""
+"""The Adapters page's tables, from ``_data.adapters()`` (pure, unit-tested)."""
 
 from __future__ import annotations
 

@@ -119,7 +119,7 @@ def show_sla_health(rules: Sequence[Mapping[str, Any]] | None) -> None:
     """Counts of healthy, burning and breached SLAs, the worst first, a link to SLAs."""
     st.subheader("Business SLAs")
     if rules is None:
-        st.caption("This collector serves no SLA API (`/api/v1/sla`); mount the SLA router.")
+        st.caption("This collector serves no SLA API; install the SLA plug-in.")
         return
     evaluated = [r for r in rules if r.get("evaluated_at")]
     if not evaluated:
@@ -164,7 +164,7 @@ def show_alerts(alerts: Sequence[Mapping[str, Any]] | None) -> None:
     """The firing alerts with the most business impact, linked to the Alerts page."""
     st.subheader("Firing alerts by impact")
     if alerts is None:
-        st.caption("This collector serves no alerts API (`/api/v1/alerts`).")
+        st.caption("This collector serves no alerts API (the SLA plug-in).")
         return
     rows = alert_rows(alerts)
     if not rows:
@@ -210,7 +210,7 @@ def show_dead_letter_groups(groups: Sequence[Mapping[str, Any]] | None, open_tot
     if groups is None:
         st.caption(
             f"{format_count(open_total, 'open')}; this collector serves no grouping "
-            "(`/api/v1/dead-letter-groups`)."
+            "(the replay plug-in)."
         )
         return
     if not groups:

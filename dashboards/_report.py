@@ -1,4 +1,4 @@
-"""The Reports page's tables, from ``GET /api/v1/reports/sla`` (pure, unit-tested).
+"""The Reports page's tables, from ``_data.sla_report()`` (pure, unit-tested).
 
 Every cell is text in the units the PDF prints, so the page, the PDF and the CSV agree:
 percentages with two decimals, the trend in percentage points, money with its currency,

@@ -1,6 +1,6 @@
 """Who is using the dashboard: sign-in with a role token, the role, and the view.
 
-The control API is the authority: a token is checked with ``GET /api/v1/whoami``, and
+The control API is the authority: a token is checked with its ``whoami``, and
 every action the pages offer is also refused by the API for a role below it. The
 dashboard only hides what a role cannot do, so nobody is offered a button that fails.
 
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from ._client import ControlApiError, ControlClient, api_token, api_url, client_for
+from . import _data as data
+from ._client import ControlApiError
 from ._nav import PageSpec
 
 __all__ = [
@@ -58,25 +59,16 @@ def can(principal: Principal | None, role: str) -> bool:
     return ROLES.index(principal.role) >= ROLES.index(role)
 
 
-@st.cache_data(ttl=30, show_spinner=False)
-def _whoami(url: str, token: str | None) -> tuple[str, str, bool]:
-    try:
-        body = client_for(url, token).get_json("/api/v1/whoami")
-    except ControlApiError as exc:
-        if exc.status == 404:  # a collector without the replay router: reads only
-            return ("anonymous", "viewer", False)
-        raise
-    return (str(body.get("name", "?")), str(body.get("role", "viewer")), True)
-
-
 def current() -> Principal | None:
     """The signed-in principal (anonymous viewer without a token), or ``None`` when the
     API refuses this token or cannot be reached (the page explains either)."""
     try:
-        name, role, known = _whoami(api_url(), api_token())
-    except ControlApiError:
+        body = data.whoami()  # cached, per URL and token
+    except ControlApiError as exc:
+        if exc.status == 404:  # a collector without the replay router: reads only
+            return Principal("anonymous", "viewer", known=False)
         return None
-    return Principal(name, role, known)
+    return Principal(str(body.get("name", "?")), str(body.get("role", "viewer")))
 
 
 def view() -> str:
@@ -90,11 +82,10 @@ def sign_in(token: str, chosen_view: str = "operations") -> Principal:
 
     Raises ``ControlApiError`` (401 for an unknown token) without keeping anything.
     """
-    with ControlClient(api_url(), token.strip() or None) as client:
-        body = client.get_json("/api/v1/whoami")
+    body = data.check_token(token.strip() or None)
     st.session_state["api_token"] = token.strip()
     st.session_state["view"] = chosen_view if chosen_view in VIEWS else "operations"
-    _whoami.clear()
+    data.clear_cache()
     return Principal(str(body.get("name", "?")), str(body.get("role", "viewer")))
 
 
@@ -102,7 +93,7 @@ def sign_out() -> None:
     """Forget this session's token and view."""
     st.session_state["api_token"] = ""
     st.session_state.pop("view", None)
-    _whoami.clear()
+    data.clear_cache()
 
 
 def visible_pages(

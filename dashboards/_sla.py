@@ -1,4 +1,4 @@
-"""The SLAs page's table, from ``GET /api/v1/sla`` (pure, unit-tested)."""
+"""The SLAs page's table, from ``_data.sla_rules()`` (pure, unit-tested)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The swimlane timeline of one business transaction, as a pure function of its events.
 
 One lane per system the transaction touched, in the lane order the control API
-declares (``GET /api/v1/systems``: crm, interlock, erp, billing, support for the
+declares (``_data.systems()``: crm, interlock, erp, billing, support for the
 shipped plug-ins), one mark per event coloured by status. Failed, retrying and
 dead-lettered steps also get their own shape and a larger mark, so they stand out
 without relying on colour alone. Thin grey lines join each event to its cause, so

@@ -52,12 +52,10 @@ def home() -> None:
 
     sla, alerts = st.columns([3, 2])
     with sla:
-        rules = call(data.optional, "/api/v1/sla")
-        show_sla_health(None if rules is None else rules["rules"])
+        show_sla_health(call(data.optional, data.sla_rules))
     with alerts:
-        answer = call(data.optional, "/api/v1/alerts")
-        show_alerts(None if answer is None else answer["alerts"])
-        groups = call(data.optional, "/api/v1/dead-letter-groups", state="open")
+        show_alerts(call(data.optional, data.alerts))
+        groups = call(data.optional, data.dead_letter_groups, state="open")
         show_dead_letter_groups(
             None if groups is None else groups["items"], stats.get("dead_letters_open", 0)
         )
@@ -65,9 +63,9 @@ def home() -> None:
     flow, adapters = st.columns([3, 2])
     with flow:
         st.subheader("Throughput")
-        points = call(data.optional, "/api/v1/throughput", hours=6, bucket_minutes=10)
+        points = call(data.optional, data.throughput, hours=6, bucket_minutes=10)
         if points is None:
-            st.caption("This collector serves no `/api/v1/throughput`.")
+            st.caption("This collector serves no throughput figures (the explore API).")
         elif not points["points"]:
             st.caption("No events in the last 6 hours.")
         else:
@@ -81,7 +79,7 @@ def home() -> None:
             st.caption("Events stored per 10 minutes by status, last 6 hours.")
     with adapters:
         checks = (call(data.health).get("checks") or {}) if stats else {}
-        show_adapters(checks, call(data.optional, "/api/v1/adapters", window_minutes=60))
+        show_adapters(checks, call(data.optional, data.adapters, window_minutes=60))
 
     st.subheader("Recent transactions")
     st.dataframe(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards import _data as data
-from dashboards._client import ControlApiError, get_client
+from dashboards._client import ControlApiError
 from dashboards._replay import plan_rows, plan_text
 from dashboards._runbooks import REASON_RUNBOOKS, runbook_link
 from dashboards._session import can, current
@@ -102,7 +102,7 @@ if detail.get("state") != "completed":
         st.markdown(link)
 
 ALL_STATES = "open,replay_requested,replaying,resolved,ignored"
-letters = call(data.optional, "/api/v1/dead-letters/search", correlation_id=cid, state=ALL_STATES)
+letters = call(data.optional, data.dead_letter_search, correlation_id=cid, state=ALL_STATES)
 if letters is not None and letters["items"]:
     st.subheader("Dead letters of this transaction")
     keep = ("event_id", "step", "target", "reason", "error_message", "attempts", "state")
@@ -114,9 +114,7 @@ if letters is not None and letters["items"]:
     elif can(me, "operator"):
         if st.button("Dry-run a replay of this transaction", key="tx_dry_run"):
             try:
-                plan = get_client().post_json(
-                    "/api/v1/replays", {"selection": {"correlation_id": cid}, "dry_run": True}
-                )
+                plan = data.plan_replay({"correlation_id": cid})
             except ControlApiError as exc:
                 st.error(f"Dry run refused ({exc.status}): {exc.detail}")
             else:

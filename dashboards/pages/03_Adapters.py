@@ -22,10 +22,10 @@ WINDOWS = {"15 min": 15, "1 h": 60, "6 h": 360, "24 h": 1440}
 
 st.title("Adapters")
 window = st.selectbox("Window", list(WINDOWS), index=1, key="ad_window")
-figures = call(data.optional, "/api/v1/adapters", window_minutes=WINDOWS[window])
+figures = call(data.optional, data.adapters, window_minutes=WINDOWS[window])
 if figures is None:
     st.warning(
-        "This collector does not serve adapter figures (`/api/v1/adapters`). Mount "
+        "This collector does not serve adapter figures (the explore API). Mount "
         "`collector.api.explore_router` on the control API to see them."
     )
     st.stop()

@@ -5,15 +5,14 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from dashboards._client import get_client
+from dashboards import _data as data
 from dashboards._sla import MIN_OBSERVED_SHARE, sla_table, table_height
 from dashboards._views import call
 
 TITLE = "SLAs"
 
 st.title("Business SLAs")
-client = get_client()
-rules = call(client.get_json, "/api/v1/sla")["rules"]
+rules = call(data.sla_rules)
 evaluated = [r for r in rules if r.get("evaluated_at")]
 if not evaluated:
     st.info("The SLA evaluator has not run yet; statuses appear after its first tick.")
@@ -42,7 +41,7 @@ names = {r["name"]: r["rule_id"] for r in evaluated}
 rules_by_id = {r["rule_id"]: r for r in evaluated}
 chosen = st.selectbox("SLA", list(names))
 if chosen:
-    history = call(client.get_json, f"/api/v1/sla/{names[chosen]}/history", limit=1440)["history"]
+    history = call(data.sla_history, names[chosen], limit=1440)
     if history:
         objective = rules_by_id[names[chosen]]["objective"] * 100
         points = [{"evaluated_at": h["evaluated_at"], "achieved": h["sli"] * 100} for h in history]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards._client import ControlApiError, get_client
+from dashboards import _data as data
+from dashboards._client import ControlApiError
 from dashboards._format import at_risk_text, format_time
 from dashboards._runbooks import runbook_link
 from dashboards._session import can, current
@@ -13,14 +14,13 @@ from dashboards._views import call
 TITLE = "Alerts"
 
 st.title("SLA alerts by business impact")
-client = get_client()
 include_resolved = st.toggle("Include resolved", value=False)
-alerts = call(client.get_json, "/api/v1/alerts", include_resolved=include_resolved)["alerts"]
+alerts = call(data.alerts, include_resolved=include_resolved)
 if not alerts:
     st.success("No open SLA alerts.")
     st.stop()
 
-runbooks = {r["rule_id"]: r.get("runbook") for r in call(client.get_json, "/api/v1/sla")["rules"]}
+runbooks = {r["rule_id"]: r.get("runbook") for r in call(data.sla_rules)}
 # Acknowledging needs the operator role (the API refuses it below that, too).
 can_ack = can(current(), "operator")
 for alert in alerts:
@@ -46,9 +46,7 @@ for alert in alerts:
                 note = st.text_input("Note", key=f"note-{alert['alert_id']}")
                 if st.form_submit_button("Acknowledge"):
                     try:
-                        client.post_json(
-                            f"/api/v1/alerts/{alert['alert_id']}/ack", {"note": note or None}
-                        )
+                        data.acknowledge_alert(alert["alert_id"], note=note or None)
                     except ControlApiError as exc:
                         st.error(f"Not acknowledged: {exc.detail}")
                     else:

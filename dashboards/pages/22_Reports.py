@@ -8,7 +8,7 @@ from typing import Any
 import altair as alt
 import streamlit as st
 
-from dashboards._client import get_client
+from dashboards import _data as data
 from dashboards._format import format_time
 from dashboards._report import incident_rows, report_rows
 from dashboards._sla import table_height
@@ -20,7 +20,6 @@ PERIODS = {"Last 7 days": "last-7d", "Last 30 days": "last-30d", "Last full week
            "Last full month": "month", "Custom": "custom"}  # fmt: skip
 
 st.title("Executive SLA report")
-client = get_client()
 label = st.selectbox("Period", list(PERIODS))
 params: dict[str, Any] = {"period": PERIODS[label]}
 if params["period"] == "custom":
@@ -31,7 +30,7 @@ if params["period"] == "custom":
     params["start"] = datetime.combine(first, time(), UTC).isoformat()
     params["end"] = datetime.combine(last, time(), UTC).isoformat()
 
-report = call(client.get_json, "/api/v1/reports/sla", **params)
+report = call(data.sla_report, **params)
 st.caption(f"{report['period']}: {format_time(report['start'])} to {format_time(report['end'])}")
 
 
@@ -75,13 +74,13 @@ else:
 pdf_col, csv_col = st.columns(2)
 pdf_col.download_button(
     "Download PDF",
-    lambda: client.get_bytes("/api/v1/reports/sla", **params, format="pdf"),
+    lambda: data.sla_report_file("pdf", **params),
     file_name=f"sla-report-{params['period']}.pdf",
     mime="application/pdf",
 )
 csv_col.download_button(
     "Download CSV",
-    lambda: client.get_bytes("/api/v1/reports/sla", **params, format="csv"),
+    lambda: data.sla_report_file("csv", **params),
     file_name=f"sla-report-{params['period']}.csv",
     mime="text/csv",
 )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards._client import ControlApiError, get_client
-from dashboards._data import clear_cache
+from dashboards import _data as data
+from dashboards._client import ControlApiError
 from dashboards._replay import plan_text
 from dashboards._runbooks import REASON_RUNBOOKS, runbook_link
 from dashboards._views import call
@@ -25,8 +25,7 @@ REASONS = [
 ]
 
 st.title("Dead letters")
-client = get_client()
-me = call(client.get_json, "/api/v1/whoami")
+me = call(data.whoami)
 left, mid, right = st.columns(3)
 state = left.selectbox("State", STATES, key="dl_state")
 # "any" is an option of its own: an empty one shows as "Choose an option".
@@ -44,7 +43,7 @@ filters = {
     "reason": None if reason == ANY else reason,
     "target": None if target == ANY else target,
 }
-groups = call(client.get_json, "/api/v1/dead-letter-groups", **filters)
+groups = call(data.dead_letter_groups, **filters)
 if not groups["items"]:
     narrowed = filters["reason"] or filters["target"]
     st.success(f"No {state} dead letters{' for these filters' if narrowed else ''}.")
@@ -54,7 +53,7 @@ for group in groups["items"]:
     link = runbook_link(REASON_RUNBOOKS.get(str(group.get("reason"))))
     st.markdown(f"- **{group['label']}** (`{group['group_id']}`)" + (f" · {link}" if link else ""))
 group_id = st.selectbox("Group", [g["group_id"] for g in groups["items"]], key="dl_group")
-page = call(client.get_json, "/api/v1/dead-letters/search", group=group_id, **filters)
+page = call(data.dead_letter_search, group=group_id, **filters)
 columns = [
     "event_id",
     "correlation_id",
@@ -72,7 +71,7 @@ st.dataframe([{c: item.get(c) for c in columns} for item in page["items"]], hide
 st.caption(f"{len(page['items'])} of {page['total']} in this group.")
 
 event_id = st.selectbox("Inspect", [i["event_id"] for i in page["items"]], key="dl_pick")
-letter = call(client.get_json, f"/api/v1/dead-letters/{event_id}")
+letter = call(data.dead_letter, event_id)
 st.subheader(f"{letter['step']} → {letter['target']}: {letter['reason']}")
 st.write(
     f"Error: {letter['error_message']} · attempts {letter['attempts']} · state {letter['state']}"
@@ -105,22 +104,16 @@ else:
             if dry or go:
                 try:
                     if dry:
-                        plan = client.post_json(
-                            "/api/v1/replays", {"selection": selection, "dry_run": True}
-                        )
+                        plan = data.plan_replay(selection)
                         st.success(plan_text(plan))
                     elif not why.strip():
                         st.error("Say why: a replay request needs a reason.")
                     else:
-                        made = client.post_json(
-                            "/api/v1/replays",
-                            {"selection": selection, "dry_run": False, "reason": why},
-                        )
+                        made = data.request_replay(selection, reason=why)
                         st.success(
                             f"Replay `{made['replay_id']}` is {made['state']}; follow it on the "
                             "[Replay page](./Replay)."
                         )
-                        clear_cache()
                 except ControlApiError as exc:
                     st.error(f"Refused ({exc.status}): {exc.detail}")
     with close, st.form("dl_close"):
@@ -128,11 +121,10 @@ else:
         resolve = st.form_submit_button("Resolve: fixed outside Interlock")
         ignore = st.form_submit_button("Ignore: nothing to do")
         if resolve or ignore:
-            action = "resolve" if resolve else "ignore"
+            close_letter = data.resolve_dead_letter if resolve else data.ignore_dead_letter
             try:
-                client.post_json(f"/api/v1/dead-letters/{event_id}/{action}", {"reason": why})
+                close_letter(event_id, reason=why)
             except ControlApiError as exc:
                 st.error(f"Refused ({exc.status}): {exc.detail}")
             else:
                 st.success(f"{'Resolved' if resolve else 'Ignored'}; recorded in the audit trail.")
-                clear_cache()

@@ -6,7 +6,8 @@ from typing import Any
 
 import streamlit as st
 
-from dashboards._client import ControlApiError, ControlClient, get_client
+from dashboards import _data as data
+from dashboards._client import ControlApiError
 from dashboards._format import format_money_by_currency, format_time
 from dashboards._views import call
 
@@ -16,13 +17,14 @@ MIN_ROLE = "approver"  # the navigation hides it from weaker roles
 _FLASH = "ap_flash"
 
 
-def _decide(client: ControlClient, verb: str) -> None:
+def _decide(verb: str) -> None:
     """The Approve / Reject callback: it runs before the page is drawn again, so the
     queue read below no longer holds a replay once it is decided."""
     chosen = st.session_state.get("ap_pick")
     note = st.session_state.get("ap_note") or None
     try:
-        done = client.post_json(f"/api/v1/replays/{chosen}/{verb}", {"note": note})
+        decide = data.approve_replay if verb == "approve" else data.reject_replay
+        done = decide(str(chosen), note=note)
     except ControlApiError as exc:
         st.session_state[_FLASH] = ("error", f"Refused ({exc.status}): {exc.detail}")
         return
@@ -48,13 +50,12 @@ def queue_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 st.title("Approvals")
-client = get_client()
 flash = st.session_state.pop(_FLASH, None)
 if flash is not None:
     kind, text = flash
     (st.success if kind == "success" else st.error)(text)
-me = call(client.get_json, "/api/v1/whoami")
-queue = call(client.get_json, "/api/v1/approvals")
+me = call(data.whoami)
+queue = call(data.approvals)
 if not queue["items"]:
     st.success("Nothing waits for approval.")
     st.stop()
@@ -71,5 +72,5 @@ if chosen in mine:
     st.stop()
 st.text_input("Note", key="ap_note")
 approve, reject = st.columns(2)
-approve.button("Approve", key="ap_approve", on_click=_decide, args=(client, "approve"))
-reject.button("Reject", key="ap_reject", on_click=_decide, args=(client, "reject"))
+approve.button("Approve", key="ap_approve", on_click=_decide, args=("approve",))
+reject.button("Reject", key="ap_reject", on_click=_decide, args=("reject",))

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards._client import get_client
+from dashboards import _data as data
 from dashboards._format import audit_details, format_time
 from dashboards._views import call
 
 TITLE = "Audit"
 
 st.title("Audit trail")
-client = get_client()
-verdict = call(client.get_json, "/api/v1/audit/verify")
+verdict = call(data.audit_verify)
 if verdict["ok"]:
     if verdict["entries"]:
         st.success(f"Chain intact: {verdict['entries']} entries, head at {verdict['head_seq']}.")
@@ -37,7 +36,7 @@ action = st.selectbox(
     ],
     key="au_action",
 )
-entries = call(client.get_json, "/api/v1/audit", action=action, limit=200)
+entries = call(data.audit, action=action, limit=200)
 rows = [
     {
         "seq": e["seq"],

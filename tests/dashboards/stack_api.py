@@ -8,8 +8,8 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _fake_api import _Chain
 from _hosts import serve
+from _sample import Chain
 
 from collector import Role
 from collector.host import InterlockThread
@@ -50,7 +50,7 @@ def seed_events(now: datetime) -> list[Event]:
     )
     events: list[Event] = []
     for i, cid in enumerate(COMPLETED):
-        c = _Chain(cid, f"001C{i}", f"{1000 + 250 * i}.00", now - timedelta(minutes=40 - i))
+        c = Chain(cid, f"001C{i}", f"{1000 + 250 * i}.00", now - timedelta(minutes=40 - i))
         won = c.add(0, crm, il, "opportunity.closed_won", "crm.closed_won")
         c.add(0.6, il, erp, "order.created", "erp.create_order")
         c.add(0.4, il, billing, "subscription.created", "billing.create_subscription",
@@ -59,7 +59,7 @@ def seed_events(now: datetime) -> list[Event]:
         c.add(5, il, erp, "invoice.posted", "erp.post_invoice")
         c.add(1, il, support, "case.enriched", "support.enrich_case", cause=won)
         events += c.events
-    d = _Chain(DEAD, "001D9", "98000.00", now - timedelta(minutes=20))
+    d = Chain(DEAD, "001D9", "98000.00", now - timedelta(minutes=20))
     d.add(0, crm, il, "opportunity.closed_won", "crm.closed_won")
     d.add(1, il, erp, "order.created", "erp.create_order", status=Status.RETRYING, error=down)
     d.add(2, il, erp, "order.created", "erp.create_order", status=Status.RETRYING, error=down,

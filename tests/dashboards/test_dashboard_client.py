@@ -126,7 +126,7 @@ def test_timeout_is_unavailable():
         client_answering(handler).stats()
 
 
-def test_against_the_fake_collector(sample_api):
+def test_against_the_real_collector(sample_api):
     with ControlClient(sample_api) as client:
         assert client.health()["status"] == "ok"
         assert client.stats()["transactions_total"] == 3

@@ -1,46 +1,58 @@
-"""The pages against the real collector app (in-memory lineage), seeded with the same
-envelopes as the fake: the fake and the collector must agree on the contract."""
+"""The control API's contract as the dashboard reads it, on the real host with reads
+locked (``collector_api``, the same host as ``locked_api``), and its pages with a token."""
 
 from __future__ import annotations
 
 import json
 
 import httpx
+import pytest
+from _sample import DEAD, DONE, OPEN
 
 from dashboards import ControlClient
+from tracing import Event
+
+#: What a transaction summary carries (``transaction_table``, ``describe_transaction``).
+SUMMARY_FIELDS = {
+    "correlation_id", "order_ref", "customer_id", "customer_name", "amount", "currency",
+    "state", "started_at", "updated_at", "last_kind", "last_system", "last_status",
+    "event_count", "failed_count", "dead_letter_count", "waiting_step", "waiting_since",
+    "due_at",
+}  # fmt: skip
+#: What each event of a transaction carries: the envelope, plus the time since its cause.
+EVENT_FIELDS = (set(Event.model_fields) - {"correlation_id", "schema_version"}) | {"since_cause_ms"}
 
 
-def test_collector_answers_what_the_fake_answers(collector_api, collector_token, sample_api):
-    with ControlClient(collector_api, collector_token) as real, ControlClient(sample_api) as fake:
-        real_stats, fake_stats = real.stats(), fake.stats()
-        for key in ("events_total", "transactions_total"):
-            assert real_stats[key] == fake_stats[key], key
-        # The real host knows quote-to-cash's step table, so an old unfinished sample
-        # transaction reads stalled there; the fake has no step tables.
-        real_states, fake_states = (
-            dict(x["transactions_by_state"]) for x in (real_stats, fake_stats)
-        )
-        for states in (real_states, fake_states):
-            states["in_progress"] += states.pop("stalled", 0)
-        assert real_states == fake_states
-        assert real_stats["dead_letters_open"] == fake_stats["dead_letters_open"]
-        real_page, fake_page = real.transactions(), fake.transactions()
-        assert [t["correlation_id"] for t in real_page["items"]] == [
-            t["correlation_id"] for t in fake_page["items"]
+def test_collector_answers_the_contract_the_pages_read(collector_api, collector_token):
+    with ControlClient(collector_api, collector_token) as client:
+        stats = client.stats()
+        assert (stats["events_total"], stats["transactions_total"]) == (12, 3)
+        # Quote-to-cash's step table makes the week-old unfinished order stalled.
+        assert stats["transactions_by_state"] == {
+            "in_progress": 0, "completed": 1, "failed": 0, "dead_lettered": 1, "stalled": 1,
+        }  # fmt: skip
+        assert stats["dead_letters_open"] == 1
+        page = client.transactions()
+        assert [t["correlation_id"] for t in page["items"]] == [DONE, OPEN, DEAD]
+        assert set(page["items"][0]) >= SUMMARY_FIELDS
+        assert page["items"][0]["customer_name"] == "Acme GmbH"
+        events = client.transaction(DEAD)["events"]
+        assert set(events[0]) >= EVENT_FIELDS
+        assert [e["since_cause_ms"] for e in events] == [
+            None,
+            pytest.approx(1000),
+            pytest.approx(4000),
+            pytest.approx(100),
         ]
-        assert set(fake_page["items"][0]) <= set(real_page["items"][0])
-        real_events = real.transaction("cid-dead-002")["events"]
-        fake_events = fake.transaction("cid-dead-002")["events"]
-        assert set(fake_events[0]) <= set(real_events[0])
-        assert [e["since_cause_ms"] for e in real_events] == [
-            e["since_cause_ms"] for e in fake_events
-        ]
-        assert real.dead_letters()["items"][0]["reason"] == "conflict"
+        assert client.dead_letters()["items"][0]["reason"] == "conflict"
         missing = httpx.get(
             f"{collector_api}/api/v1/transactions/nope",
             headers={"Authorization": f"Bearer {collector_token}"},
         )
         assert missing.json()["detail"] == "no transaction nope"
+    with ControlClient(collector_api) as anonymous:
+        assert httpx.get(f"{collector_api}/api/v1/stats").status_code == 401
+        assert anonymous.health()["status"] == "ok"  # health needs no token
 
 
 def test_pages_render_on_the_collector(collector_api, collector_token, use_api, run_page,
@@ -51,7 +63,7 @@ def test_pages_render_on_the_collector(collector_api, collector_token, use_api, 
     assert not overview.exception and not overview.error
     assert {m.label: m.value for m in overview.metric}["Value in flight"] == "EUR 430.50"
 
-    detail = run_page("pages/02_Transactions.py", cid="cid-dead-002")
+    detail = run_page("pages/02_Transactions.py", cid=DEAD)
     assert not detail.exception
     (spec,) = [json.loads(e.proto.spec) for e in detail.get("vega_lite_chart")]
     assert spec["layer"][1]["encoding"]["y"]["scale"]["domain"] == ["crm", "interlock", "erp"]

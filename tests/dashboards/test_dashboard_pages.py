@@ -1,4 +1,4 @@
-"""Every page, run with AppTest against a fake control API on loopback."""
+"""Every page, run with AppTest against real hosts on loopback (``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -55,12 +55,16 @@ def test_overview_shows_kpis_with_units_and_currency(sample_api, use_api, run_pa
     assert_clean(at)
     shown = metrics(at)
     assert shown["Transactions"] == "3"
-    assert shown["In flight"] == "1"
+    # The waiting order is a week past its ERP step's deadline: stalled, not in flight.
+    assert shown["In flight"] == "0"
+    assert shown["Stalled"] == "1"
+    assert shown["Completed"] == "1"
     assert shown["Dead-lettered"] == "1"
+    # Value in flight counts the stalled one too.
     assert shown["Value in flight"] == "EUR 430.50"
     assert shown["Value completed"] == "EUR 1,250.00"
     assert shown["Dead letters open"] == "1"
-    assert shown["Bus backlog"] == "2 events"
+    assert shown["Bus backlog"] == "0 events"
     assert any("12 events recorded" in c.value for c in at.caption)
 
 
@@ -76,10 +80,24 @@ def test_overview_lists_recent_transactions_newest_first_with_links(sample_api, 
     assert list(recent["customer"]) == ["Acme GmbH", "Initech SA", "Globex Ltd"]
 
 
-def test_overview_says_which_sections_this_collector_does_not_serve(sample_api, use_api, run_page):
-    """The fake serves no SLA, alerts, grouping or adapter API: those sections say so."""
+def test_overview_shows_the_sections_the_collector_serves(sample_api, use_api, run_page):
     use_api(sample_api)
     at = run_page(OVERVIEW)
+    assert_clean(at)
+    captions = "\n".join(c.value for c in at.caption)
+    assert "serves no" not in captions
+    assert "1 open dead letters in 1 groups." in captions
+    subheaders = [s.value for s in at.subheader]
+    assert "Business SLAs" in subheaders and "Firing alerts by impact" in subheaders
+
+
+def test_overview_says_which_sections_this_collector_does_not_serve(bare_api, use_api, run_page):
+    """Without the SLA and replay plug-ins there is no SLA, alerts or grouping API: those
+    sections say so, and the rest of the page still renders."""
+    use_api(bare_api)
+    at = run_page(OVERVIEW)
+    assert_clean(at)
+    assert metrics(at)["Transactions"] == "3"
     captions = "\n".join(c.value for c in at.caption)
     assert "serves no SLA API" in captions
     assert "serves no alerts API" in captions
@@ -244,7 +262,7 @@ def test_app_sidebar_says_when_the_collector_is_down(down_api, use_api, run_page
 
 
 @pytest.mark.parametrize("spec", discover_pages(), ids=lambda s: s.path.name)
-def test_every_page_renders_against_the_fake(spec, sample_api, use_api, run_page):
+def test_every_page_renders_against_the_sample_host(spec, sample_api, use_api, run_page):
     """Pages added by dropping a file in (20-39 included) must at least render."""
     use_api(sample_api)
     at = run_page(f"pages/{spec.path.name}")

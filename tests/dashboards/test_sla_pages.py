@@ -11,7 +11,7 @@ from typing import Annotated
 
 import pytest
 import streamlit as st
-from _fake_api import serve
+from _loopback import serve_app
 from fastapi import Depends, FastAPI
 from streamlit.testing.v1 import AppTest
 
@@ -61,7 +61,7 @@ def sla_api() -> Iterator[tuple[str, SlaEngine]]:
     def whoami(principal: Annotated[Principal, Depends(require_role(Role.VIEWER))]) -> dict:
         return {"name": principal.name, "role": principal.role.name.lower()}
 
-    with serve(app) as url:
+    with serve_app(app) as url:
         yield url, engine
     lineage.close()
 

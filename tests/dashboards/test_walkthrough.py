@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import streamlit as st
-from _fake_api import _Chain
+from _sample import Chain
 from stack_api import COMPLETED, DEAD, StackApi
 from streamlit.testing.v1 import AppTest
 
@@ -32,17 +32,17 @@ DEAD_SUPPORT = "cid-dl-902"
 
 def _extra(now: datetime) -> list[Event]:
     crm, il, billing = System.CRM, System.INTERLOCK, System.BILLING
-    dup = _Chain(DUPLICATED, "001E1", "700.00", now - timedelta(minutes=30))
+    dup = Chain(DUPLICATED, "001E1", "700.00", now - timedelta(minutes=30))
     dup.add(0, crm, il, "opportunity.closed_won", "crm.closed_won")
     for _ in range(2):  # the CRM delivers the same change twice more: recognised, dropped
         dup.add(1, crm, il, "opportunity.closed_won", "crm.closed_won", status=Status.DUPLICATE)
     down = ErrorInfo(reason=Reason.VALIDATION, message="plan unknown", retriable=False,
                      status_code=400)  # fmt: skip
-    bad = _Chain(DEAD_BILLING, "001F1", "5000.00", now - timedelta(minutes=10))
+    bad = Chain(DEAD_BILLING, "001F1", "5000.00", now - timedelta(minutes=10))
     bad.add(0, crm, il, "opportunity.closed_won", "crm.closed_won")
     bad.add(1, il, billing, "subscription.created", "billing.create_subscription",
             status=Status.DEAD_LETTERED, error=down)  # fmt: skip
-    sup = _Chain(DEAD_SUPPORT, "001G1", "300.00", now - timedelta(minutes=12))
+    sup = Chain(DEAD_SUPPORT, "001G1", "300.00", now - timedelta(minutes=12))
     sup.add(0, crm, il, "opportunity.closed_won", "crm.closed_won")
     sup.add(1, il, System.SUPPORT, "case.enriched", "support.enrich_case",
             status=Status.DEAD_LETTERED, error=down)  # fmt: skip
