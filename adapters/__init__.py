@@ -1,6 +1,7 @@
 """Adapters for each external system, the canonical business objects, and the flows."""
 
 from ._canonical import (
+    CANONICAL_OBJECTS,
     CANONICAL_VERSION,
     BillingInterval,
     CreditMemo,
@@ -24,6 +25,7 @@ from ._positions import PositionStore, TimeCursor, positions_path_for
 from ._retry import RetryPolicy, retry_call
 
 __all__ = [
+    "CANONICAL_OBJECTS",
     "CANONICAL_VERSION",
     "BillingInterval",
     "CreditMemo",

@@ -1,7 +1,13 @@
-"""The canonical business objects, version 1.
+"""The canonical business objects, version ``CANONICAL_VERSION``.
 
 Every adapter maps its system's payloads to and from these; no flow touches a
 vendor payload. Money is ``Decimal`` with an ISO 4217 currency code.
+
+Each object carries its schema version (``schema_version``); the control API
+publishes them as JSON Schema (``GET /api/v1/schemas``) and the tests fail a change
+that alters a published version or breaks a reader of the previous one
+(``tests/core/schemas/``). A new version that renames or reshapes a field ships an
+upcaster from the previous one in ``schema_upcasters`` (``{old_version: function}``).
 """
 
 from __future__ import annotations
@@ -9,10 +15,12 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "CANONICAL_OBJECTS",
     "CANONICAL_VERSION",
     "BillingInterval",
     "CreditMemo",
@@ -30,6 +38,11 @@ CANONICAL_VERSION = 1
 
 class _Canonical(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: The published schema version of this object (``tracing.Schema.of``).
+    schema_version: ClassVar[int] = CANONICAL_VERSION
+    #: ``{version: upcast}``: turns a document of that version into the next one.
+    schema_upcasters: ClassVar[dict[int, Any]] = {}
 
 
 def _currency(value: str) -> str:
@@ -139,3 +152,16 @@ class CreditMemo(_Canonical):
     currency: str
     amount: Decimal
     reason: str
+
+
+#: Every canonical object a document travels as (their schemas are governed).
+CANONICAL_OBJECTS: tuple[type[_Canonical], ...] = (
+    Customer,
+    OrderLine,
+    SalesOrder,
+    Subscription,
+    Invoice,
+    Payment,
+    SupportCase,
+    CreditMemo,
+)

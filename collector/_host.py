@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from tracing import ConfigError, Event
+from tracing import ENVELOPE_SCHEMA, ConfigError, Event, Schema
 
 from ._bus import Bus
 from ._config import Settings
@@ -95,6 +95,7 @@ class Host:
         self._started: list[_Placed] = []
         self._health: dict[str, HealthCheck] = {}
         self._shared: dict[str, Any] = {}
+        self._schemas: dict[str, Schema] = {ENVELOPE_SCHEMA.name: ENVELOPE_SCHEMA}
 
     # -- settings -----------------------------------------------------------------------
 
@@ -163,6 +164,34 @@ class Host:
     def flow_specs(self) -> list[FlowSpec]:
         """Every declared flow's spec (running or not)."""
         return list(self._specs)
+
+    def add_schema(self, schema: Schema) -> None:
+        """Publish a schema beside the envelope and the flows' payload models."""
+        known = self._schemas.get(schema.name)
+        if known is not None and known.model is not schema.model:
+            raise ConfigError(
+                f"schema {schema.name}",
+                f"published twice with different models ({known.model.__qualname__}, "
+                f"{schema.model.__qualname__})",
+            )
+        self._schemas[schema.name] = schema
+
+    @property
+    def schemas(self) -> list[Schema]:
+        """Every published schema: the envelope, each installed flow's payload models
+        (``FlowSpec.payload_models``, as ``Schema.of`` reads them) and those added."""
+        out = dict(self._schemas)
+        for spec in self._specs:
+            for model in spec.payload_models.values():
+                schema = Schema.of(model)
+                known = out.get(schema.name)
+                if known is not None and known.model is not model:
+                    raise ConfigError(
+                        f"flow {spec.name}",
+                        f"payload model {schema.name} differs from the one published",
+                    )
+                out[schema.name] = schema
+        return sorted(out.values(), key=lambda s: (s.kind != "envelope", s.name))
 
     @property
     def money_steps(self) -> AbstractSet[str]:

@@ -148,7 +148,7 @@ def _one(value: bytes | None) -> Event | str:
     if not value:
         return "empty message body"
     try:
-        event = Event.model_validate_json(value)
+        event = Event.from_json(value)
     except PydanticValidationError as exc:
         return _why(exc)
     problem = envelope_bounds_error(event)

@@ -27,6 +27,7 @@ from tracing import (
     MAX_PAYLOAD_BYTES,
     MAX_TIME,
     MIN_TIME,
+    SCHEMA_VERSION,
     Column,
     EnvelopeLayout,
     FieldSpec,
@@ -417,7 +418,9 @@ class EnvelopeColumns:
                 env = None
         if env is not None and self._add_fast(env):
             return None
-        event = self._codec.layout.model.model_validate_json(data)
+        model = self._codec.layout.model
+        reader = getattr(model, "from_json", model.model_validate_json)
+        event = reader(data)
         check_envelope_bounds(event)  # type: ignore[arg-type]
         self.add_event(event)
         return event
@@ -431,6 +434,7 @@ class EnvelopeColumns:
             or event_time.tzinfo is None
             or recorded_at.tzinfo is None
             or env.attempt < 1
+            or env.schema_version != SCHEMA_VERSION  # an older one is upcast on the exact path
             or not _kind_ok(env.kind)
             or (amount is not None and not amount.is_finite())
             or not _fast_in_bounds(env, event_time, recorded_at, self._codec.identifiers(env))

@@ -11,6 +11,7 @@ from ._auth import ControlRoute, RoleCheck, TokenStore, load_tokens, require_rol
 from ._explore import explore_router
 from ._metrics import Metrics
 from ._problem import PROBLEM_JSON, Problem, ProblemField, install_problem_handlers
+from ._schemas_api import schemas_router
 
 __all__ = [
     "MAX_OFFSET",
@@ -30,4 +31,5 @@ __all__ = [
     "ok",
     "require_role",
     "responses",
+    "schemas_router",
 ]

@@ -45,6 +45,7 @@ from ._metrics import Metrics
 from ._plugins import discover, ordered
 from ._process import ManagedProcess, free_port
 from ._roles import Role, TokenStore, load_tokens
+from ._schemas_api import schemas_router
 
 __all__ = ["Interlock", "InterlockInfo", "InterlockThread", "dashboard_command"]
 
@@ -197,6 +198,7 @@ class Interlock:
             metrics.set_backlog_source(bus.backlog)
 
         host.add_router(explore_router(lineage, systems=host.systems))
+        host.add_router(schemas_router(host.schemas))
         self.app = create_app(
             lineage=lineage,
             metrics=metrics,

@@ -12,7 +12,16 @@ from ._bounds import (
     check_envelope_bounds,
     envelope_bounds_error,
 )
-from ._envelope import SCHEMA_VERSION, ErrorInfo, Event, Status, Stored, System
+from ._envelope import (
+    ENVELOPE_UPCASTERS,
+    SCHEMA_VERSION,
+    ErrorInfo,
+    Event,
+    Status,
+    Stored,
+    System,
+    upcast_envelope,
+)
 from ._errors import (
     AuthError,
     BusError,
@@ -55,6 +64,7 @@ from ._otel import (
     start_step_span,
     tracer,
 )
+from ._schemas import ENVELOPE_SCHEMA, Schema, breaking_changes
 from ._tracecontext import (
     MAX_TRACESTATE_LENGTH,
     TraceContextPropagator,
@@ -66,6 +76,8 @@ from ._tracecontext import (
 
 __all__ = [
     "ENVELOPE",
+    "ENVELOPE_SCHEMA",
+    "ENVELOPE_UPCASTERS",
     "LOGICAL_TYPES",
     "MAX_AMOUNT",
     "MAX_ATTEMPT",
@@ -96,6 +108,7 @@ __all__ = [
     "RateLimited",
     "Reason",
     "RemoteError",
+    "Schema",
     "SignatureError",
     "Status",
     "StoreError",
@@ -106,6 +119,7 @@ __all__ = [
     "TraceParent",
     "UnauthorizedError",
     "ValidationError",
+    "breaking_changes",
     "check_envelope_bounds",
     "context_from_headers",
     "context_from_traceparent",
@@ -126,4 +140,5 @@ __all__ = [
     "setup_tracing",
     "start_step_span",
     "tracer",
+    "upcast_envelope",
 ]

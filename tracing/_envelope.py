@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
 
 from ._errors import InterlockError, Reason
 from ._ids import new_event_id
 from ._tracecontext import MAX_TRACESTATE_LENGTH
 
-__all__ = ["SCHEMA_VERSION", "ErrorInfo", "Event", "Status", "Stored", "System"]
+__all__ = [
+    "ENVELOPE_UPCASTERS",
+    "SCHEMA_VERSION",
+    "ErrorInfo",
+    "Event",
+    "Status",
+    "Stored",
+    "System",
+    "upcast_envelope",
+]
 
 #: 2 added ``trace_flags`` and ``tracestate``; a version-1 envelope (without
 #: them) still decodes: its flags read as unknown and its tracestate as empty.
@@ -170,5 +182,57 @@ class Event(BaseModel):
         return self.model_dump_json().encode()
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> Event:
-        return cls.model_validate_json(data)
+    def from_json(cls, data: bytes | str) -> Self:
+        """An envelope from its JSON; one of an older schema version is upcast first.
+
+        Raises ``pydantic.ValidationError`` for a body that is no envelope of any
+        version this reader knows.
+        """
+        try:
+            event = cls.model_validate_json(data)
+        except PydanticValidationError:
+            document = _older_document(data)
+            if document is None:
+                raise
+            return cls.model_validate(upcast_envelope(document))
+        if event.schema_version < SCHEMA_VERSION:
+            document = _older_document(data)
+            if document is not None:
+                return cls.model_validate(upcast_envelope(document))
+        return event
+
+
+def _upcast_v1(document: dict[str, Any]) -> dict[str, Any]:
+    """1 → 2: version 2 added the span's W3C ``trace_flags`` (unknown for a version 1
+    envelope; readers take it as sampled) and its ``tracestate``."""
+    return {"trace_flags": None, "tracestate": "", **document}
+
+
+#: ``ENVELOPE_UPCASTERS[v]`` turns a version ``v`` envelope into version ``v + 1``.
+ENVELOPE_UPCASTERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upcast_v1}
+
+
+def upcast_envelope(document: Mapping[str, Any]) -> dict[str, Any]:
+    """An envelope document of an older version in the current shape (a copy).
+
+    ``schema_version`` keeps the version its producer wrote (the lineage shows who
+    still sends an old one). A version with no upcaster is left as it is.
+    """
+    out = dict(document)
+    version = out.get("schema_version", SCHEMA_VERSION)
+    while isinstance(version, int) and version in ENVELOPE_UPCASTERS:
+        out = ENVELOPE_UPCASTERS[version](out)
+        version += 1
+    return out
+
+
+def _older_document(data: bytes | str) -> dict[str, Any] | None:
+    """``data`` as a dict when it is an envelope of a version with an upcaster."""
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    version = document.get("schema_version")
+    return document if isinstance(version, int) and version in ENVELOPE_UPCASTERS else None
