@@ -26,9 +26,9 @@ import pydantic
 from tracing import BusError, Event, InterlockError, envelope_bounds_error
 
 from ._bus import Bus
+from ._columns import EnvelopeColumns
 from ._invalid import INVALID_KIND, invalid_event, row_dead_letter
 from ._lineage import AsyncLineage, BatchOutcome, WriteResult
-from ._lineage_rows import EnvelopeColumns
 from ._metrics import Metrics
 
 T = TypeVar("T")

@@ -35,6 +35,7 @@ from tracing import (
     envelope_bounds_error,
 )
 
+from ._columns import EnvelopeColumns, batch_table
 from ._invalid_event import (
     _ERROR_LIMIT,
     _NAMESPACE,
@@ -43,7 +44,6 @@ from ._invalid_event import (
     masked_raw,
     safe_text,
 )
-from ._lineage_rows import EnvelopeColumns, batch_table
 
 __all__ = [
     "CONVERSION_ERRORS",

@@ -37,12 +37,12 @@ from tracing import (
 )
 
 from ._bus import Handler
+from ._columns import EnvelopeColumns
 from ._kafka_codec import H_KIND, Headers, encode_event, header
 from ._kafka_consumer import Assigned, ConsumerLoop, Delivery
 from ._kafka_metrics import KafkaMetrics
 from ._kafka_settings import KafkaSettings
 from ._kafka_store import WriteRetry
-from ._lineage_rows import EnvelopeColumns
 
 __all__ = ["BatchHandler", "BusBackpressure", "KafkaBus", "KafkaSettings"]
 

@@ -36,7 +36,7 @@ from tracing import (
     layout_of,
 )
 
-from ._lineage_rows import EnvelopeColumns
+from ._columns import EnvelopeColumns
 
 __all__ = [
     "H_CORRELATION",

@@ -33,6 +33,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from tracing import BusError, Event, Reason, StoreError
 
+from ._columns import EnvelopeColumns
 from ._kafka_codec import (
     Headers,
     Rejected,
@@ -45,7 +46,6 @@ from ._kafka_metrics import KafkaMetrics
 from ._kafka_progress import ConsumerProgress
 from ._kafka_settings import KafkaSettings
 from ._kafka_store import BatchWriter, WriteRetry
-from ._lineage_rows import EnvelopeColumns
 
 __all__ = ["Assigned", "ConsumerLoop", "Delivery", "Process", "ProcessColumns"]
 

@@ -34,13 +34,13 @@ from aiokafka import TopicPartition
 from tracing import BusError, ConfigError, Event, StoreError
 
 from ._absorb import AbsorbResult, remove_lineage_file
+from ._columns import EnvelopeColumns
 from ._kafka import KafkaBus
 from ._kafka_consumer import ConsumerLoop
 from ._kafka_metrics import KafkaMetrics
 from ._kafka_settings import KafkaSettings
 from ._kafka_store import WriteRetry
 from ._lineage import CHECKPOINT_THRESHOLD, AsyncLineage, LineageStore
-from ._lineage_rows import EnvelopeColumns
 from ._memory import release_memory
 from ._metrics_server import MetricsServer
 

@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 from tracing import ENVELOPE, EnvelopeLayout, Event, Status, StoreError
 
 from ._absorb import AbsorbResult, absorb_file
+from ._columns import EnvelopeColumns, batch_table
 from ._event_keys import EventKeys, Keys
 from ._event_schema import insert_events
 from ._invalid import (
@@ -56,7 +57,6 @@ from ._lineage_queries import (
     transaction_detail,
     transactions_page,
 )
-from ._lineage_rows import EnvelopeColumns, batch_table
 from ._lineage_sql import (
     ALL_DEAD_LETTER_KEYS,
     BATCH_KEYS,

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tracing import Event
 
-from ._lineage_rows import EnvelopeColumns
+from ._columns import EnvelopeColumns
 
 __all__ = ["Metrics"]
 

@@ -4,6 +4,7 @@ The package root (:mod:`collector`) stays light; what needs DuckDB or Arrow is
 imported from here.
 """
 
+from ._columns import EnvelopeColumns, batch_table
 from ._ingest import Collector
 from ._lineage import (
     CHECKPOINT_THRESHOLD,
@@ -13,7 +14,7 @@ from ._lineage import (
     LineageStore,
     WriteResult,
 )
-from ._lineage_rows import EVENT_COLUMNS, EnvelopeColumns, batch_table, event_dict, iso
+from ._lineage_rows import EVENT_COLUMNS, event_dict, iso
 from ._schema import DDL, DEAD_LETTER_COLUMNS, SCHEMA_VERSION, UNRESOLVED_DEAD_LETTER_STATES
 from ._waiting import Waiting, waiting_for, waiting_sql
 

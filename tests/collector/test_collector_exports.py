@@ -12,6 +12,8 @@ MODULES = [
     "collector._lineage",
     "collector._lineage_queries",
     "collector._lineage_rows",
+    "collector._columns",
+    "collector._event_schema",
     "collector._metrics",
     "collector._schema",
     "collector._waiting",
