@@ -16,7 +16,6 @@ from functools import cache
 from operator import attrgetter
 from typing import Annotated, Any
 
-import annotated_types as at
 import msgspec
 import pyarrow as pa
 import pydantic_core
@@ -106,26 +105,18 @@ def batch_table(
 #: validates any other field by code of its own is decoded by pydantic alone.
 _FAST_CHECKED = frozenset({"kind", "event_time", "recorded_at", "attempt"})
 
-_META_KEYS: tuple[tuple[type, str], ...] = (
-    (at.Ge, "ge"),
-    (at.Gt, "gt"),
-    (at.Le, "le"),
-    (at.Lt, "lt"),
-    (at.MinLen, "min_length"),
-    (at.MaxLen, "max_length"),
-)
+#: Constraints msgspec checks as pydantic does (``annotated_types`` and pydantic's own).
+_META_KEYS = ("ge", "gt", "le", "lt", "min_length", "max_length", "pattern")
 
 
 def _meta(spec: FieldSpec) -> msgspec.Meta | None:
     """The field's constraints as msgspec's; ``None`` when one has no equivalent."""
     kwargs: dict[str, Any] = {}
     for item in spec.constraints:
-        for kind, key in _META_KEYS:
-            if isinstance(item, kind):
-                kwargs[key] = getattr(item, key)
-                break
-        else:
+        found = {k: getattr(item, k) for k in _META_KEYS if getattr(item, k, None) is not None}
+        if not found:
             return None
+        kwargs.update(found)
     return msgspec.Meta(**kwargs) if kwargs else msgspec.Meta()
 
 

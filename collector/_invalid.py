@@ -33,6 +33,7 @@ from tracing import (
     StoreError,
     System,
     envelope_bounds_error,
+    is_system_name,
 )
 
 from ._columns import EnvelopeColumns, batch_table
@@ -87,7 +88,7 @@ def _envelope_bytes(row: Event | Mapping[str, Any]) -> bytes:
 
 def _field(row: Event | Mapping[str, Any], name: str) -> Any:
     value = getattr(row, name, None) if isinstance(row, Event) else row.get(name)
-    return value.value if isinstance(value, System) else value
+    return str(value) if isinstance(value, System) else value
 
 
 def row_dead_letter(
@@ -106,7 +107,7 @@ def row_dead_letter(
         event_id.encode("utf-8", errors="surrogatepass") + b"\0" + raw
     ).hexdigest()
     source = _field(row, "source")
-    target = source if source in {s.value for s in System} else None
+    target = source if is_system_name(source) else None
     message = problem[:_ERROR_LIMIT]
     dead = Event(
         event_id=str(uuid.uuid5(_NAMESPACE, f"row:{digest}")),

@@ -261,13 +261,19 @@ class LineageStore:
     # -- generic access ----------------------------------------------------------
 
     def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """Run ``fn`` on a fresh cursor (it sees committed data only)."""
+        """Run ``fn`` on a fresh cursor, in one read transaction: every query of ``fn``
+        sees the same committed snapshot (a summary and its events never disagree
+        because a batch landed between the two queries)."""
         with self._cursor_lock:
             if self._read_root is None:
                 raise StoreError("the lineage store is not open")
             cursor = self._read_root.cursor()
         try:
-            return fn(cursor)
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                return fn(cursor)
+            finally:
+                cursor.execute("ROLLBACK")
         except duckdb.Error as exc:
             raise StoreError(f"lineage read failed: {exc}") from exc
         finally:

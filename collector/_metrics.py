@@ -118,7 +118,7 @@ class Metrics:
             if event.event_id not in inserted_ids or event.event_id in seen:
                 continue
             seen.add(event.event_id)
-            self.events.labels(event.source.value, event.kind, event.status.value).inc()
+            self.events.labels(event.source, event.kind, event.status.value).inc()
             if event.duration_ms is not None:
                 self.step_duration.labels(event.step).observe(event.duration_ms / 1000.0)
         self._record_totals(duplicates, delivered, commit_seconds, dead_letters_open)

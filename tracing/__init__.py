@@ -15,11 +15,14 @@ from ._bounds import (
 from ._envelope import (
     ENVELOPE_UPCASTERS,
     SCHEMA_VERSION,
+    SYSTEM_NAME_PATTERN,
     ErrorInfo,
     Event,
     Status,
     Stored,
     System,
+    SystemName,
+    is_system_name,
     upcast_envelope,
 )
 from ._errors import (
@@ -89,6 +92,7 @@ __all__ = [
     "MIN_TIME",
     "REDACTED",
     "SCHEMA_VERSION",
+    "SYSTEM_NAME_PATTERN",
     "AuthError",
     "BusError",
     "Column",
@@ -114,6 +118,7 @@ __all__ = [
     "StoreError",
     "Stored",
     "System",
+    "SystemName",
     "TraceContextPropagator",
     "TraceFields",
     "TraceParent",
@@ -130,6 +135,7 @@ __all__ = [
     "field_specs",
     "inject_headers",
     "install_propagator",
+    "is_system_name",
     "layout_of",
     "mask_email",
     "mask_payload",

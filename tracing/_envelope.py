@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from ._errors import InterlockError, Reason
@@ -20,17 +21,21 @@ from ._tracecontext import MAX_TRACESTATE_LENGTH
 __all__ = [
     "ENVELOPE_UPCASTERS",
     "SCHEMA_VERSION",
+    "SYSTEM_NAME_PATTERN",
     "ErrorInfo",
     "Event",
     "Status",
     "Stored",
     "System",
+    "SystemName",
+    "is_system_name",
     "upcast_envelope",
 ]
 
-#: 2 added ``trace_flags`` and ``tracestate``; a version-1 envelope (without
-#: them) still decodes: its flags read as unknown and its tracestate as empty.
-SCHEMA_VERSION = 2
+#: 2 added ``trace_flags`` and ``tracestate``; 3 lets ``source`` and ``target`` name
+#: any system (:data:`SystemName`), not only the built-in five. Older envelopes are
+#: upcast by their readers (:data:`ENVELOPE_UPCASTERS`).
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +54,27 @@ class Stored:
     header: str | None = None
 
 
+#: What a system's name looks like: a plug-in declares any such name (``SystemInfo``).
+SYSTEM_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+_SYSTEM_NAME = re.compile(SYSTEM_NAME_PATTERN)
+
+#: A system's name in an envelope (``source``, ``target``).
+SystemName = Annotated[str, StringConstraints(pattern=SYSTEM_NAME_PATTERN)]
+
+
+def is_system_name(value: object) -> bool:
+    """Whether ``value`` can name a system in an envelope."""
+    return isinstance(value, str) and _SYSTEM_NAME.match(value) is not None
+
+
 class System(StrEnum):
+    """The names of the systems Interlock ships adapters for, and its own.
+
+    Not a closed list: an envelope's ``source`` and ``target`` are any
+    :data:`SystemName`, so a system a plug-in adds (a second support desk, say)
+    needs no edit here.
+    """
+
     CRM = "crm"
     ERP = "erp"
     BILLING = "billing"
@@ -123,8 +148,8 @@ class Event(BaseModel):
         default="", max_length=MAX_TRACESTATE_LENGTH
     )
     idempotency_key: Annotated[str, Stored(header="idempotency-key")]
-    source: System
-    target: System | None = None
+    source: SystemName
+    target: SystemName | None = None
     kind: Annotated[str, Stored(header="event-kind")]
     step: str
     entity_type: str
@@ -208,8 +233,16 @@ def _upcast_v1(document: dict[str, Any]) -> dict[str, Any]:
     return {"trace_flags": None, "tracestate": "", **document}
 
 
+def _upcast_v2(document: dict[str, Any]) -> dict[str, Any]:
+    """2 → 3: version 3 only widened the system names; a version 2 envelope is one."""
+    return dict(document)
+
+
 #: ``ENVELOPE_UPCASTERS[v]`` turns a version ``v`` envelope into version ``v + 1``.
-ENVELOPE_UPCASTERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upcast_v1}
+ENVELOPE_UPCASTERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _upcast_v1,
+    2: _upcast_v2,
+}
 
 
 def upcast_envelope(document: Mapping[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import cache, cached_property
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -70,6 +70,8 @@ class Column:
     #: The field path in the envelope: ``("kind",)`` or ``("error", "reason")``.
     path: tuple[str, ...]
     type: str
+    #: The column admits NULL: the field may be ``None``, or has an empty default
+    #: (``""``, ``{}``) that a NULL reads back as.
     nullable: bool
     #: ``""`` is stored as NULL and NULL reads back as ``""``.
     empty_as_null: bool = False
@@ -77,6 +79,8 @@ class Column:
     enum: bool = False
     #: The field has its own length limit (so it is no plain identifier).
     bounded: bool = False
+    #: The model takes ``None`` for the field (else a NULL reads as its default).
+    optional: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +111,7 @@ def field_specs(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
         checked.update(decorator.info.fields)
     out: list[FieldSpec] = []
     for name, info in model.model_fields.items():
-        base, optional = _optional(info.annotation)
+        base, optional, extra = _optional(info.annotation)
         nested = base if isinstance(base, type) and issubclass(base, BaseModel) else None
         factory = info.default_factory is not None
         out.append(
@@ -118,7 +122,7 @@ def field_specs(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
                 required=info.is_required(),
                 default=None if factory or info.is_required() else info.default,
                 factory=factory,
-                constraints=tuple(m for m in info.metadata if not isinstance(m, Stored)),
+                constraints=tuple(m for m in (*info.metadata, *extra) if not isinstance(m, Stored)),
                 validated=name in checked,
                 model=nested,
             )
@@ -126,13 +130,18 @@ def field_specs(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
     return tuple(out)
 
 
-def _optional(annotation: Any) -> tuple[Any, bool]:
-    """(the annotation without ``None``, whether ``None`` was allowed)."""
+def _optional(annotation: Any) -> tuple[Any, bool, tuple[Any, ...]]:
+    """(the annotation without ``None`` and ``Annotated``, whether ``None`` was
+    allowed, the ``Annotated`` metadata an optional kept inside)."""
+    optional = False
     if get_origin(annotation) in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
         if len(args) == 1:
-            return args[0], len(args) < len(get_args(annotation))
-    return annotation, False
+            annotation, optional = args[0], len(args) < len(get_args(annotation))
+    if get_origin(annotation) is Annotated:
+        base, *extra = get_args(annotation)
+        return base, optional, tuple(extra)
+    return annotation, optional, ()
 
 
 def _stored(metadata: Sequence[Any]) -> Stored:
@@ -165,8 +174,8 @@ def _columns(model: type[BaseModel], prefix: tuple[str, ...]) -> list[Column]:
     for name, info in model.model_fields.items():
         path = (*prefix, name)
         where = ".".join(path)
-        stored = _stored(info.metadata)
-        base, optional = _optional(info.annotation)
+        base, optional, extra = _optional(info.annotation)
+        stored = _stored((*info.metadata, *extra))
         if isinstance(base, type) and issubclass(base, BaseModel):
             for inner in _columns(base, path):
                 out.append(
@@ -178,6 +187,7 @@ def _columns(model: type[BaseModel], prefix: tuple[str, ...]) -> list[Column]:
                         inner.empty_as_null,
                         inner.enum,
                         inner.bounded,
+                        inner.optional,
                     )
                 )
             continue
@@ -187,15 +197,19 @@ def _columns(model: type[BaseModel], prefix: tuple[str, ...]) -> list[Column]:
                 raise ConfigError(f"envelope field {where}", f"unknown column type {stored.type!r}")
             logical = stored.type
         column = stored.column or name
+        empty_default = not info.is_required() and (
+            info.default in ("", {}, []) or info.default_factory in (dict, list)
+        )
         out.append(
             Column(
                 "_".join((*prefix, column)),
                 path,
                 logical,
-                optional or stored.empty_as_null,
+                optional or stored.empty_as_null or empty_default,
                 stored.empty_as_null,
                 enum,
-                _has_max_length(info.metadata),
+                _has_max_length((*info.metadata, *extra)),
+                optional,
             )
         )
     return out
@@ -222,7 +236,7 @@ class EnvelopeLayout:
         self._by_name = {c.name: c for c in self.columns}
         headers: list[tuple[str, str]] = []
         for name, info in model.model_fields.items():
-            header = _stored(info.metadata).header
+            header = _stored((*info.metadata, *_optional(info.annotation)[2])).header
             if header is not None:
                 headers.append((header, name))
         #: ``(Kafka header, field)`` for every field sent as a header too.
@@ -289,7 +303,7 @@ class EnvelopeLayout:
             if value is None and c.empty_as_null:
                 value = ""
             if len(c.path) == 1:
-                if value is not None or c.nullable:
+                if value is not None or c.optional:
                     out[c.name] = value
             else:
                 nested.setdefault(c.path[0], {})[c.path[1]] = value

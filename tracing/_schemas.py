@@ -196,8 +196,10 @@ def _object_breaks(
             out.append(f"{path}: removed (a reader of the previous version reads it)")
             continue
         after = new_props[name]
-        lost = _types(before, old_root) - _types(after, new_root)
-        if lost and "any" not in _types(after, new_root):
+        admitted = _types(after, new_root)
+        # A closed set of strings widened to any string still admits every old value.
+        lost = {t for t in _types(before, old_root) - admitted if t.split(":")[-1] not in admitted}
+        if lost and "any" not in admitted:
             out.append(f"{path}: no longer admits {', '.join(sorted(lost))}")
         gone = _enum(before, old_root) - _enum(after, new_root)
         if gone and _enum(after, new_root):
@@ -216,8 +218,9 @@ def _object_breaks(
 def breaking_changes(previous: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """What in ``current`` would break a reader of ``previous`` (two JSON Schemas).
 
-    Adding an optional field, relaxing a type or adding an enum value are
-    compatible; removing or retyping a field, requiring a new one, or removing an
-    enum value are not. Nested objects are compared field by field.
+    Adding an optional field, relaxing a type (an enum to any string, say) or adding an
+    enum value are compatible: every document of the previous version is still valid.
+    Removing or retyping a field, requiring a new one, or removing an enum value are
+    not. Nested objects are compared field by field.
     """
     return _object_breaks(previous, current, previous, current, "", set())

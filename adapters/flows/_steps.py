@@ -74,7 +74,7 @@ class StepRunner:
         *,
         kind: str,
         step: str,
-        target: System,
+        target: str,
         action: StepAction,
         source: System = System.INTERLOCK,
         policy: RetryPolicy | None = None,
@@ -90,7 +90,7 @@ class StepRunner:
             "interlock.step": step,
             "interlock.correlation_id": cause.correlation_id,
             "interlock.causation_id": cause.event_id,
-            "interlock.target": target.value,
+            "interlock.target": str(target),
         }
         with start_step_span(
             step,

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from collector import Principal, Role, TokenStore
 from collector.api import ControlRoute, Metrics, create_app, require_role
 from collector.lineage import AsyncLineage, LineageStore
-from tracing import Reason, Status, System
+from tracing import SCHEMA_VERSION, Reason, Status, System
 
 
 @pytest.fixture
@@ -255,7 +255,7 @@ async def test_get_transaction(client: httpx.AsyncClient, lineage: AsyncLineage)
         "amount": None,
         "currency": None,
         "customer_id": None,
-        "schema_version": 2,
+        "schema_version": SCHEMA_VERSION,
         "payload": {},
         "error": None,
         "replay_of": None,

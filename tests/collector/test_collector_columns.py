@@ -93,6 +93,14 @@ def test_bodies_the_fast_decoder_leaves_to_event_are_stored_like_event(
     assert columns.last("correlation_id") == reference.correlation_id
 
 
+def test_a_system_no_adapter_ships_is_a_valid_source_on_both_paths() -> None:
+    body = _body(source="servicenow", target="mainframe_2")
+    assert Event.model_validate_json(body).source == "servicenow"
+    columns = EnvelopeColumns()
+    assert columns.add_json(body) is None  # the fast path took it
+    assert (columns.last("source"), columns.last("target")) == ("servicenow", "mainframe_2")
+
+
 @pytest.mark.parametrize(
     "changes",
     [
@@ -100,7 +108,7 @@ def test_bodies_the_fast_decoder_leaves_to_event_are_stored_like_event(
         {"attempt": 0},
         {"event_time": "2026-03-01T09:00:00"},  # no time zone
         {"amount": "NaN"},
-        {"source": "mainframe"},
+        {"source": "Main Frame"},  # not a system name (any lowercase name is one)
         {"payload": [1, 2]},
         {"extra": 1},
         {"correlation_id": _DROP},

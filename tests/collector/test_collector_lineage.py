@@ -11,7 +11,7 @@ import pytest
 from _collector_events import T0, eid, make_event
 
 from collector.lineage import AsyncLineage, LineageStore, WriteResult
-from tracing import Reason, Status, StoreError, System
+from tracing import SCHEMA_VERSION, Reason, Status, StoreError, System
 
 
 @pytest.fixture
@@ -297,7 +297,7 @@ def test_get_transaction_events_in_order_with_since_cause(store: LineageStore) -
         "amount": None,
         "currency": None,
         "customer_id": None,
-        "schema_version": 2,
+        "schema_version": SCHEMA_VERSION,
         # An unmasked address reaching the store is masked there.
         "payload": {"email": "j***@acme.com", "api_key": "[REDACTED]"},
         "error": None,
@@ -424,3 +424,21 @@ def test_a_failed_redo_of_a_dead_letter_does_not_open_a_second_one(store: Lineag
     assert result.inserted == 1 and result.dead_letters_opened == 0
     items, total = store.list_dead_letters(state=None)
     assert total == 1 and items[0]["event_id"] == first.event_id
+
+
+def test_a_read_sees_one_snapshot_while_a_batch_commits() -> None:
+    store = LineageStore()
+    store.open()
+    store.write_batch([make_event("c-1", n=1)])
+
+    def two_queries(cur: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+        first = cur.execute("SELECT count(*) FROM events").fetchone()
+        # A batch commits on the writer between the two queries of one read.
+        store.write_batch([make_event("c-1", n=2, seconds=1)])
+        second = cur.execute("SELECT event_count FROM transactions").fetchone()
+        assert first is not None and second is not None
+        return int(first[0]), int(second[0])
+
+    assert store.read(two_queries) == (1, 1)
+    assert store.read(two_queries) == (2, 2)
+    store.close()

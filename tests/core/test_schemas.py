@@ -76,7 +76,7 @@ def test_a_new_version_keeps_the_readers_of_the_previous_one(schema: Schema) -> 
 
 def test_the_canonical_objects_carry_the_canonical_version() -> None:
     assert {Schema.of(m).version for m in CANONICAL_OBJECTS} == {CANONICAL_VERSION}
-    assert ENVELOPE_SCHEMA.version == SCHEMA_VERSION == 2
+    assert ENVELOPE_SCHEMA.version == SCHEMA_VERSION == 3
     assert ENVELOPE_SCHEMA.oldest == 1
 
 
@@ -239,7 +239,7 @@ def test_the_control_api_publishes_every_schema(tmp_path: Path) -> None:
         listing = httpx.get(f"{api.url}/api/v1/schemas", headers=auth)
         assert listing.status_code == 200, listing.text
         by_name = {s["name"]: s for s in listing.json()["schemas"]}
-        assert by_name["envelope"]["version"] == 2
+        assert by_name["envelope"]["version"] == 3
         assert by_name["envelope"]["oldest_readable"] == 1
         assert by_name["SalesOrder"]["kind"] == "canonical"
         one = httpx.get(f"{api.url}{by_name['SalesOrder']['url']}", headers=auth).json()

@@ -55,11 +55,18 @@ def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
 
 
 def stored_ids(db: Path) -> list[str]:
-    """Every event ID in a lineage file (opened read-only, after the writer exited)."""
+    """Every event ID in a lineage file (opened read-only, after the writer exited).
+
+    A collector killed while it was still starting (a loaded machine: the other one
+    took every partition first) leaves a file without a schema: it holds no events.
+    """
     if not db.exists():
         return []
     con = duckdb.connect(str(db), read_only=True)
     try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "events" not in tables:
+            return []
         return [r[0] for r in con.execute("SELECT event_id FROM events").fetchall()]
     finally:
         con.close()
