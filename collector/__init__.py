@@ -22,7 +22,7 @@ from ._contracts import (
     component,
     require_settings,
 )
-from ._flowspec import Flow, FlowSpec, FlowStep, FlowSteps
+from ._flowspec import Flow, FlowSpec, FlowStep, FlowSteps, PayloadModelConflict
 from ._host import INTERLOCK_SYSTEM, Host
 from ._plugins import ENTRY_POINT_GROUP, discover, ordered, plugin_sections
 from ._roles import ANONYMOUS, Principal, Role, TokenStore, hash_token, load_tokens
@@ -41,6 +41,7 @@ __all__ = [
     "FlowSteps",
     "Handler",
     "Host",
+    "PayloadModelConflict",
     "Plugin",
     "Principal",
     "Role",

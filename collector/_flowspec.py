@@ -40,9 +40,9 @@ from typing import Protocol
 
 import pydantic
 
-from tracing import Event
+from tracing import ConfigError, Event
 
-__all__ = ["Flow", "FlowSpec", "FlowStep", "FlowSteps"]
+__all__ = ["Flow", "FlowSpec", "FlowStep", "FlowSteps", "PayloadModelConflict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +108,10 @@ class FlowSpec:
     ``trigger_kinds`` are the event kinds the flow reacts to; ``money_steps`` the
     steps whose redo creates, changes or moves money; ``entry_steps`` maps steps
     recorded before the table starts (the ingress: ``crm.opportunity.closed_won``)
-    to the kind of their event; ``payload_models`` maps a payload key to the model
-    a corrected payload must still validate as; ``group`` names the flow's bus
+    to the kind of their event; ``payload_models`` maps each payload key its events
+    carry that a replay's corrections must keep valid to the model its value must
+    validate as (the host merges every flow's; one key has one model across the
+    installed flows); ``group`` names the flow's bus
     subscription (its Kafka consumer group: keep it stable once deployed);
     ``rule_files`` are SLA rule files kept beside the flow.
     """
@@ -154,6 +156,33 @@ class FlowSpec:
 
     def steps_of_kind(self, kind: str) -> frozenset[str]:
         return frozenset(step for step, k in self.step_kinds.items() if k == kind)
+
+
+class PayloadModelConflict(ConfigError):
+    """Two installed flows declare the same payload key with different models.
+
+    Replay validates a corrected payload's ``key`` with the one model the installed
+    flows declare for it, so the second flow to declare another one is refused.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        first: tuple[str, type[pydantic.BaseModel]],
+        second: tuple[str, type[pydantic.BaseModel]],
+    ) -> None:
+        (self.first_flow, self.first_model), (self.second_flow, self.second_model) = first, second
+        self.key = key
+        super().__init__(
+            f"flows.{self.second_flow}.payload_models.{key}",
+            f"flow {self.first_flow} declares payload key {key!r} as "
+            f"{_model_name(self.first_model)}, flow {self.second_flow} as "
+            f"{_model_name(self.second_model)}; a payload key has one model",
+        )
+
+
+def _model_name(model: type[pydantic.BaseModel]) -> str:
+    return f"{model.__module__}.{model.__qualname__}"
 
 
 class Flow(Protocol):

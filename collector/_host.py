@@ -6,7 +6,8 @@ components, routers and health checks land here. Everything the rest of
 Interlock needs to know about them is read from the host, declared once:
 
 - ``systems``: the business systems and their lanes (``GET /api/v1/systems``);
-- ``flows``: their step tables, trigger kinds, money steps and probes;
+- ``flows``: their step tables, trigger kinds, money steps, probes and payload
+  models (what replay validates a corrected payload against);
 - ``rule_steps``: the steps each SLA rule measures (replay's selection by rule).
 
     >>> host = Host(Settings(), bus=EmbeddedBus(), api_url="http://127.0.0.1:1")
@@ -21,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
@@ -30,7 +32,7 @@ from tracing import ENVELOPE_SCHEMA, ConfigError, Event, Schema
 from ._bus import Bus
 from ._config import Settings
 from ._contracts import Component, Stage, SystemAdapter, SystemInfo
-from ._flowspec import Flow, FlowSpec
+from ._flowspec import Flow, FlowSpec, PayloadModelConflict
 
 if TYPE_CHECKING:
     from ._roles import TokenStore
@@ -88,6 +90,10 @@ class Host:
         self._flows: list[Flow] = []
         self._specs: list[FlowSpec] = []
         self._money: set[str] = set()
+        #: Payload key -> (the flow that declared it first, its model).
+        self._payload: dict[str, tuple[str, type[BaseModel]]] = {}
+        self._payload_models: dict[str, type[BaseModel]] = {}
+        self._payload_view = MappingProxyType(self._payload_models)
         #: The control audit trail's recorder (``replay.ReplayService.record``), set by
         #: the plug-in that keeps the trail; every control action is recorded through it.
         self.auditor: Any = None
@@ -140,8 +146,15 @@ class Host:
         the flow wrote: the dashboard tests, the benches)."""
         if any(s.name == spec.name for s in self._specs):
             raise ConfigError(f"flows.{spec.name}", "is installed twice")
+        for key, model in spec.payload_models.items():
+            declared = self._payload.get(key)
+            if declared is not None and declared[1] is not model:
+                raise PayloadModelConflict(key, declared, (spec.name, model))
         self._specs.append(spec)
         self._money.update(spec.money_steps)
+        for key, model in spec.payload_models.items():
+            self._payload.setdefault(key, (spec.name, model))
+            self._payload_models.setdefault(key, model)
 
     def add_flow(self, flow: Flow) -> None:
         """Install a running flow: the host subscribes it to its trigger kinds first."""
@@ -198,6 +211,14 @@ class Host:
         """The steps of every flow whose redo moves money (a live view: a flow
         installed later adds its own)."""
         return self._money
+
+    @property
+    def payload_models(self) -> Mapping[str, type[BaseModel]]:
+        """Payload key -> the model its value must validate as, merged from every
+        flow's ``payload_models`` (a live, read-only view: a flow installed later adds
+        its own; a key two flows declare with different models is refused at install
+        with :class:`PayloadModelConflict`)."""
+        return self._payload_view
 
     async def audit(self, *args: Any, **kwargs: Any) -> None:
         """Record a control action in the audit trail (the auditor's signature)."""

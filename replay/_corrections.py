@@ -1,9 +1,11 @@
 """Operator corrections to a payload before replay, validated and diffed.
 
-The corrected payload must still be canonical: every canonical object it holds
-(``order``, ``customer``, ``invoice`` …, or the payload itself when it is a sales
-order) is validated against the canonical models (:mod:`adapters`). The diff (path, before,
-after) goes to the audit trail.
+The corrected payload must stay valid for the flows that read it: each payload key
+an installed flow declares (``FlowSpec.payload_models``: quote-to-cash's ``order``
+and ``customer`` …) is validated with that flow's model; a key no flow declares is
+carried as it is. Replay keeps no list of models of its own: the service is given
+the host's merged map (``Host.payload_models``). The diff (path, before, after)
+goes to the audit trail.
 """
 
 from __future__ import annotations
@@ -15,32 +17,11 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from adapters import (
-    CreditMemo,
-    Customer,
-    Invoice,
-    Payment,
-    SalesOrder,
-    Subscription,
-    SupportCase,
-)
 from tracing import ValidationError, mask_payload
 
 from ._models import Corrections
 
 __all__ = ["apply_corrections", "diff_payloads"]
-
-_CANONICAL: dict[str, type[BaseModel]] = {
-    "order": SalesOrder,
-    "sales_order": SalesOrder,
-    "customer": Customer,
-    "invoice": Invoice,
-    "subscription": Subscription,
-    "payment": Payment,
-    "case": SupportCase,
-    "support_case": SupportCase,
-    "credit_memo": CreditMemo,
-}
 
 
 def _merge_patch(target: Any, patch: Any) -> Any:
@@ -64,19 +45,17 @@ def _order_lines(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return lines
 
 
-def _validate(payload: dict[str, Any]) -> int:
+def _validate(payload: dict[str, Any], models: Mapping[str, type[BaseModel]]) -> int:
+    """Validate each key of ``payload`` a flow declares with its model; how many."""
     checked = 0
-    candidates: list[tuple[str, type[BaseModel], Any]] = [
-        (key, model, payload[key]) for key, model in _CANONICAL.items() if key in payload
-    ]
-    if "order_ref" in payload and "lines" in payload:
-        candidates.append(("", SalesOrder, payload))
-    for key, model, value in candidates:
+    for key, model in models.items():
+        if key not in payload:
+            continue
         try:
-            model.model_validate(value)
+            model.model_validate(payload[key])
         except PydanticValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(part) for part in (key, *first["loc"]) if part != "")
+            where = ".".join(str(part) for part in (key, *first["loc"]))
             raise ValidationError(
                 f"the corrected payload is not a valid {model.__name__}: {where}: {first['msg']}",
                 field=where,
@@ -115,14 +94,20 @@ def apply_corrections(
     payload: Mapping[str, Any],
     corrections: Corrections,
     *,
+    payload_models: Mapping[str, type[BaseModel]],
     known_skus: Collection[str] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The corrected payload and its (masked) diff; :class:`tracing.ValidationError`
     if invalid.
 
+    ``payload_models`` maps a payload key to the model its value must validate as
+    (the installed flows' ``FlowSpec.payload_models``, merged by the host).
+
+    >>> from adapters.flows import SPEC
     >>> order = {"order_ref": "006A", "currency": "USD", "customer": {"customer_id": "001",
     ...          "name": "Acme"}, "lines": [{"sku": "OLD", "quantity": "1", "unit_price": "5"}]}
-    >>> new, diff = apply_corrections({"order": order}, Corrections(sku_map={"OLD": "PLAT-PRO"}))
+    >>> new, diff = apply_corrections({"order": order}, Corrections(sku_map={"OLD": "PLAT-PRO"}),
+    ...                               payload_models=SPEC.payload_models)
     >>> diff[0]["path"], diff[0]["after"]
     ('order.lines[0].sku', 'PLAT-PRO')
     """
@@ -154,9 +139,9 @@ def apply_corrections(
                 holder["payment_terms"] = corrections.payment_terms
             if corrections.currency:
                 holder["currency"] = corrections.currency
-    # A payload without a canonical object (the flow reloads the order from its
+    # A payload without a key a flow declares (the flow reloads the order from its
     # source) is checked field by field by the Corrections model instead.
-    _validate(corrected)
+    _validate(corrected, payload_models)
     diff = [_masked(change) for change in diff_payloads(original, corrected)]
     if corrections:
         # The flow re-reads the order from its source and applies these itself.

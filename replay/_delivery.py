@@ -10,10 +10,12 @@ fail, silence past ``outcome_timeout`` is a timeout.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from pydantic import BaseModel
 
 from collector import Bus
 from tracing import Event, InterlockError, Status, new_event_id
@@ -67,7 +69,8 @@ class Redelivery:
 
     One lane per target system: at most ``concurrency`` items in flight and
     ``rate_per_second`` publishes, across all replays. ``on_event`` is the bus
-    handler that settles the waiting items.
+    handler that settles the waiting items. Corrections are applied (and validated
+    again) with ``payload_models``, the installed flows' payload models.
     """
 
     def __init__(
@@ -79,8 +82,10 @@ class Redelivery:
         burst: int,
         outcome_timeout: float,
         clock: Callable[[], datetime],
+        payload_models: Mapping[str, type[BaseModel]],
     ) -> None:
         self._bus = bus
+        self._payload_models = payload_models
         self.rate_per_second = rate_per_second
         self.concurrency = concurrency
         self._burst = burst
@@ -124,7 +129,9 @@ class Redelivery:
             await lane.limiter.acquire()
             payload = source.payload
             if corrections:
-                payload, _ = apply_corrections(source.payload, corrections)
+                payload, _ = apply_corrections(
+                    source.payload, corrections, payload_models=self._payload_models
+                )
             now = self._clock()
             replayed = source.model_copy(
                 update={

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
+from pydantic import BaseModel
 
 from collector import Bus, Principal, Role
 from tracing import Event, InterlockError, ValidationError, new_event_id
@@ -88,7 +89,10 @@ class ReplayService:
     ``sla_rule_steps`` maps an SLA rule ID to the steps it measures (for
     selections by rule; read at each selection, so it may be filled later);
     ``money_steps`` are the flows' steps whose redo moves money (four eyes);
-    ``audit_head`` keeps the audit chain's head outside the
+    ``payload_models`` maps each payload key the flows declare to the model a
+    corrected payload's value must validate as (``Host.payload_models``; read at
+    each correction, so a flow installed later counts; a key no flow declares is
+    carried unchecked); ``audit_head`` keeps the audit chain's head outside the
     table (default: in memory); ``auto_execute`` runs a replay as soon as it is
     approved (or needs no approval); ``known_skus`` (the product catalogue) lets
     corrections be checked against it; ``bus_group`` names its subscription to
@@ -109,6 +113,7 @@ class ReplayService:
         audit_head: AuditHead | None = None,
         sla_rule_steps: Mapping[str, Collection[str]] | None = None,
         money_steps: Collection[str] = (),
+        payload_models: Mapping[str, type[BaseModel]] | None = None,
         auto_execute: bool = True,
         known_skus: Collection[str] | None = None,
         bus_group: str = "replay",
@@ -133,6 +138,9 @@ class ReplayService:
             sla_rule_steps if sla_rule_steps is not None else {}
         )
         self._money_steps = money_steps  # by reference, like the rule steps
+        self._payload_models: Mapping[str, type[BaseModel]] = (
+            payload_models if payload_models is not None else {}
+        )  # by reference too
         self._auto_execute = auto_execute
         self._known_skus = frozenset(known_skus) if known_skus is not None else None
         self._bus_group = bus_group
@@ -143,6 +151,7 @@ class ReplayService:
             burst=burst,
             outcome_timeout=outcome_timeout,
             clock=clock,
+            payload_models=self._payload_models,
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._live: dict[str, Live] = {}
@@ -453,7 +462,10 @@ class ReplayService:
             diff: list[dict[str, Any]] = []
             if corrections:
                 _, diff = apply_corrections(
-                    source.payload, corrections, known_skus=self._known_skus
+                    source.payload,
+                    corrections,
+                    payload_models=self._payload_models,
+                    known_skus=self._known_skus,
                 )
             async with semaphore:
                 holds = await self._probe_one(event)

@@ -1,8 +1,9 @@
 """The replay plug-in: dead-letter actions, replays and the control audit trail.
 
 Replay reads from the host what the flows declare: which steps move money (four
-eyes), each flow's dry-run probe, and the steps each SLA rule measures (the SLA
-plug-in fills that map after this one installs, for selection by rule).
+eyes), each flow's dry-run probe, the payload models a correction is validated
+against, and the steps each SLA rule measures (the SLA plug-in fills that map
+after this one installs, for selection by rule).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class ReplayPlugin:
             audit_head=head,
             sla_rule_steps=host.rule_steps,
             money_steps=host.money_steps,
+            payload_models=host.payload_models,
             **self.options,
         )
         host.auditor = service.record

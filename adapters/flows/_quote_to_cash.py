@@ -22,7 +22,7 @@ from typing import Any
 from collector import Bus, FlowSpec, FlowStep, FlowSteps
 from tracing import Event, MappingError, Status, System, ValidationError
 
-from .._canonical import Invoice, OrderLine, SalesOrder
+from .._canonical import Customer, Invoice, OrderLine, SalesOrder
 from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
 from ._steps import StepOutcome, StepRunner
 
@@ -377,14 +377,18 @@ _REACTIONS: dict[str, Callable[[QuoteToCash, Event], Awaitable[None]]] = {
 }
 #: The kinds this flow reacts to.
 TRIGGER_KINDS = frozenset(_REACTIONS)
-#: Quote-to-cash as the rest of Interlock reads it: replay's four-eyes rule and
-#: probes, the SLA rules' step check and the lineage's step table.
+#: Quote-to-cash as the rest of Interlock reads it: replay's four-eyes rule, probes
+#: and corrections' models, the SLA rules' step check and the lineage's step table.
+#: ``payload_models`` are the payload keys of its events that a replay's corrections
+#: must keep valid: the ``order`` a closed-won trigger may carry and the ``customer``
+#: of ``order.created``. Its other events carry flat fields (IDs, states, amounts as
+#: strings) and no object of a canonical model.
 SPEC = FlowSpec(
     name="quote-to-cash",
     steps=STEPS,
     trigger_kinds=TRIGGER_KINDS,
     money_steps=MONEY_STEPS,
     entry_steps={"crm.opportunity.closed_won": "opportunity.closed_won"},
-    payload_models={"order": SalesOrder},
+    payload_models={"order": SalesOrder, "customer": Customer},
     group="quote_to_cash",
 )

@@ -20,7 +20,11 @@ from adapters.flows import SPEC
 from collector import (
     ENTRY_POINT_GROUP,
     EmbeddedBus,
+    FlowSpec,
+    FlowStep,
+    FlowSteps,
     Host,
+    PayloadModelConflict,
     Role,
     Settings,
     Stage,
@@ -176,6 +180,50 @@ def test_systems_are_declared_once_in_lane_order() -> None:
         host.add_system(SystemInfo("erp", "ERP"))
     with pytest.raises(ConfigError, match="no adapter"):
         host.adapter("erp")
+
+
+# -- payload models ------------------------------------------------------------------------
+
+
+class _Shipment(BaseModel):
+    carrier: str
+
+
+class _OtherOrder(BaseModel):
+    ref: str
+
+
+def _flow(name: str, **payload_models: type[BaseModel]) -> FlowSpec:
+    steps = FlowSteps(name, f"{name}.started", (FlowStep(f"{name}.do", timedelta(minutes=5)),))
+    return FlowSpec(
+        name=name,
+        steps=steps,
+        trigger_kinds=frozenset({f"{name}.started"}),
+        payload_models=payload_models,
+    )
+
+
+def test_the_flows_payload_models_merge_and_a_key_has_one_model() -> None:
+    host = Host(Settings(), bus=EmbeddedBus(), api_url="http://127.0.0.1:1")
+    models = host.payload_models  # a live view: flows declared later add theirs
+    host.declare_flow(SPEC)
+    host.declare_flow(_flow("shipping", shipment=_Shipment, order=SPEC.payload_models["order"]))
+    assert dict(models) == {**SPEC.payload_models, "shipment": _Shipment}
+    with pytest.raises(PayloadModelConflict) as info:
+        host.declare_flow(_flow("resale", order=_OtherOrder, extra=_Shipment))
+    conflict = info.value
+    assert isinstance(conflict, ConfigError)
+    assert (conflict.key, conflict.first_flow, conflict.second_flow) == (
+        "order", "quote-to-cash", "resale"
+    )  # fmt: skip
+    message = str(conflict)
+    assert "'order'" in message and "quote-to-cash" in message and "resale" in message
+    assert "SalesOrder" in message and "_OtherOrder" in message
+    # The refused flow is not half installed.
+    assert [s.name for s in host.flow_specs] == ["quote-to-cash", "shipping"]
+    assert "extra" not in models
+    with pytest.raises(TypeError):
+        models["x"] = _Shipment  # type: ignore[index]
 
 
 # -- rules against the flows ----------------------------------------------------------------

@@ -10,7 +10,7 @@ from pydantic import ValidationError as PydanticValidationError
 from adapters import DeliveryLedger, RetryPolicy
 from adapters.billing import BillingWebhookIngress
 from adapters.crm import CrmPoller
-from adapters.flows import QuoteToCash, StepRunner, apply_corrections, prevalidate
+from adapters.flows import SPEC, QuoteToCash, StepRunner, apply_corrections, prevalidate
 from collector import EmbeddedBus
 from tracing import Event, MappingError, Reason, Status, System, ValidationError, correlation_id_for
 
@@ -127,6 +127,12 @@ async def test_closed_won_runs_the_whole_chain_under_one_correlation_id(world):
     assert paid.event_time >= sub.event_time
     assert paid.payload["billed_at"] == "2026-05-28T20:26:40+00:00"
     assert list(world["erp"].invoices) == ["in_1"]
+    # Every object the flow's events carry is one its spec declares a payload model
+    # for (what replay validates a correction with), and it validates as that model.
+    carried = {(e.kind, k): v for e in seen for k, v in e.payload.items() if isinstance(v, dict)}
+    assert sorted(carried) == [("order.created", "customer")]
+    for (_, key), value in carried.items():
+        SPEC.payload_models[key].model_validate(value)
 
 
 def _invoice(stripe_event):

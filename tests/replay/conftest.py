@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from adapters.flows import SPEC
 from collector import EmbeddedBus
 from collector.api import Metrics
 from collector.lineage import AsyncLineage, Collector, LineageStore
@@ -51,7 +52,8 @@ ServiceFactory = Callable[..., Any]
 async def make_service(
     lineage: AsyncLineage, bus: EmbeddedBus, collector: Collector
 ) -> AsyncIterator[ServiceFactory]:
-    """Build (and start) a replay service; all are stopped at the end."""
+    """Build (and start) a replay service; all are stopped at the end. Its payload
+    models are quote-to-cash's, as on a host with that flow installed."""
     made: list[ReplayService] = []
 
     async def make(**kwargs: Any) -> ReplayService:
@@ -59,6 +61,7 @@ async def make_service(
         kwargs.setdefault("rate_per_second", 1000.0)
         kwargs.setdefault("outcome_timeout", 5.0)
         kwargs.setdefault("bus_group", f"replay-{len(made)}")
+        kwargs.setdefault("payload_models", SPEC.payload_models)
         service = ReplayService(lineage, bus, **kwargs)
         await service.start()
         await bus.start()
