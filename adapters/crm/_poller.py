@@ -34,6 +34,8 @@ class OpportunityChangeLike(Protocol):
     @property
     def account_id(self) -> str | None: ...
     @property
+    def account_name(self) -> str | None: ...
+    @property
     def stage(self) -> str: ...
     @property
     def is_won(self) -> bool: ...
@@ -165,6 +167,7 @@ class CrmPoller:
                 "amount": str(change.amount) if change.amount is not None else None,
                 "currency": change.currency,
                 "account_id": change.account_id,
+                "customer_name": change.account_name,
             },
         )
 

@@ -46,6 +46,9 @@ class OpportunityChange:
 
     opportunity_id: str
     account_id: str | None
+    #: The account's name (a company name, not personal data), read with the change so
+    #: a transaction is named from its first event, even if its first step fails.
+    account_name: str | None
     stage: str
     is_won: bool
     amount: Decimal | None
@@ -171,7 +174,8 @@ class SalesforceAdapter(HttpAdapter):
         at least once, and consumers dedupe by opportunity and content.
         """
         soql = (
-            "SELECT Id, AccountId, StageName, IsWon, Amount, CurrencyIsoCode, SystemModstamp "
+            "SELECT Id, AccountId, Account.Name, StageName, IsWon, Amount, CurrencyIsoCode, "
+            "SystemModstamp "
             f"FROM Opportunity WHERE SystemModstamp > {_soql_datetime(since)} "
             "ORDER BY SystemModstamp ASC, Id ASC"
         )
@@ -179,6 +183,7 @@ class SalesforceAdapter(HttpAdapter):
             OpportunityChange(
                 opportunity_id=r["Id"],
                 account_id=r.get("AccountId"),
+                account_name=(r.get("Account") or {}).get("Name"),
                 stage=r["StageName"],
                 is_won=bool(r.get("IsWon")),
                 amount=_decimal(r.get("Amount"), "Amount"),

@@ -168,6 +168,7 @@ async def test_opportunity_changes_since_a_time(adapter: SalesforceAdapter, seed
     assert [c.opportunity_id for c in changes] == [deal["opp"]]
     change = changes[0]
     assert (change.stage, change.is_won, change.account_id) == ("Closed Won", True, deal["account"])
+    assert change.account_name is not None and change.account_name.startswith("Acme ")
     assert (change.amount, change.currency) == (Decimal("1250.5"), "EUR")
     assert change.modstamp > since
     assert await adapter.opportunity_changes(change.modstamp) == []

@@ -219,6 +219,8 @@ async def test_an_erp_outage_beyond_the_retry_policy_is_a_dead_letter(stack: Sta
     assert dead["error"]["reason"] == "downstream_unavailable"
     assert dead["attempt"] == 4
     assert tx["state"] == "dead_lettered"
+    # Named from the CRM's change itself: the order never reached the step that reads the account.
+    assert tx["customer_name"] and not tx["customer_name"].startswith("001")
     letters = (await stack.api.get("/api/v1/dead-letters", params={"state": "open"})).json()
     assert dead["event_id"] in {d["event_id"] for d in letters["items"]}
 

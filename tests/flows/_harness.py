@@ -43,6 +43,7 @@ class Change:
 
     def __init__(self, opp: str, modstamp: datetime) -> None:
         self.opportunity_id, self.modstamp, self.is_won = opp, modstamp, True
+        self.account_name = "Acme GmbH"
         self.account_id, self.stage = "001A", "Closed Won"
         self.amount, self.currency = Decimal("398"), "USD"
 

@@ -28,6 +28,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 class Change:
     def __init__(self, opp: str, modstamp: datetime, won: bool = True) -> None:
         self.opportunity_id, self.modstamp, self.is_won = opp, modstamp, won
+        self.account_name = "Acme GmbH"
         self.account_id, self.stage = "001A", "Closed Won" if won else "Prospecting"
         self.amount, self.currency = Decimal("398"), "USD"
 

@@ -24,6 +24,7 @@ async def _no_sleep(_: float) -> None:
 class Change:
     def __init__(self, opp: str, modstamp: datetime, won: bool = True):
         self.opportunity_id, self.modstamp, self.is_won = opp, modstamp, won
+        self.account_name = "Acme GmbH"
         self.account_id, self.stage = "001A", "Closed Won" if won else "Prospecting"
         self.amount, self.currency = Decimal("398"), "USD"
 
