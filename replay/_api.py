@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from collector import Principal, Role
 from collector.api import MAX_OFFSET, ControlRoute, IsoDateTime, not_found, require_role, responses
-from tracing import Reason, System, ValidationError
+from tracing import Reason, SystemName, ValidationError
 
 from ._access import to_json
 from ._api_models import (
@@ -97,7 +97,7 @@ def _filters(
     state: str | None,
     reason: Reason | None,
     step: str | None,
-    target: System | None,
+    target: SystemName | None,
     since: datetime | None,
     until: datetime | None,
     sla_rule: str | None,
@@ -140,7 +140,7 @@ def _filter_params(
     ] = "open",
     reason: Reason | None = None,
     step: str | None = None,
-    target: System | None = None,
+    target: SystemName | None = None,
     since: IsoDateTime | None = None,
     until: IsoDateTime | None = None,
     sla_rule: str | None = None,

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tracing import Reason, System
+from tracing import Reason, SystemName
 
 __all__ = [
     "REPLAYABLE_STATES",
@@ -87,7 +87,7 @@ class Selection(BaseModel):
     correlation_id: str | None = None
     group: str | None = None
     reason: Reason | None = None
-    target: System | None = None
+    target: SystemName | None = None
     step: str | None = None
     since: datetime | None = Field(None, description="first failure at or after")
     until: datetime | None = Field(None, description="first failure before")

@@ -105,7 +105,7 @@ def where_clause(
     if selection.reason:
         add("reason = ?", selection.reason.value)
     if selection.target:
-        add("target = ?", selection.target.value)
+        add("target = ?", selection.target)
     if selection.step:
         add("step = ?", selection.step)
     if selection.since:

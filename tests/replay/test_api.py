@@ -89,6 +89,11 @@ async def test_groups_and_dead_letter_views(lineage, client) -> None:
         "/api/v1/dead-letters/search", params={"reason": "mapping", "target": "erp"}
     )
     assert search.json()["total"] == 1
+    # Any system a plug-in adds is a target to select by; a name no system can have is not.
+    other = await client.get("/api/v1/dead-letters/search", params={"target": "servicenow"})
+    assert other.status_code == 200 and other.json()["total"] == 0
+    wrong = await client.get("/api/v1/dead-letters/search", params={"target": "Service Now"})
+    assert wrong.status_code == 422
     one = (await client.get(f"/api/v1/dead-letters/{dead.event_id}")).json()
     assert one["amount"] == "1300000.00" and one["currency"] == "USD"
     assert one["input_event"]["payload"]["order"]["customer"]["email"] == "a***@acme.test"
