@@ -205,10 +205,6 @@ def _codec(layout: EnvelopeLayout) -> _Codec:
     return _Codec(layout)
 
 
-class _Customer(msgspec.Struct):
-    name: object = None
-
-
 class _PayloadPeek(msgspec.Struct):
     """The only payload fields the store reads (for ``customer_name``)."""
 
