@@ -18,21 +18,22 @@ removed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 import duckdb
+import pyarrow as pa
 
 from tracing import EnvelopeLayout, StoreError
 
+from ._dead_letters import absorb_dead_letters
 from ._event_schema import SQL_TYPES, table_columns
-from ._schema import DEAD_LETTER_COLUMNS
 
-if TYPE_CHECKING:
-    from ._lineage import LineageStore
+__all__ = ["ABSORB_CHUNK", "AbsorbResult", "AbsorbTarget", "absorb_file", "remove_lineage_file"]
 
-__all__ = ["ABSORB_CHUNK", "AbsorbResult", "absorb_file", "remove_lineage_file"]
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -71,24 +72,37 @@ def _select_chunk(present: set[str], layout: EnvelopeLayout) -> str:
     )
 
 
-# An operator's later decision on a dead letter (ignored, replay requested ...)
-# is carried over; the lifecycle the events imply was rebuilt by the pipeline.
-_CARRY_DEAD_LETTER_STATE = f"""
-UPDATE dead_letters SET
-    state = s.state, state_changed_at = s.state_changed_at,
-    state_changed_by = s.state_changed_by, state_note = s.state_note,
-    resolved_by_event = coalesce(dead_letters.resolved_by_event, s.resolved_by_event)
-FROM {_SRC}.dead_letters AS s
-WHERE dead_letters.event_id = s.event_id
-  AND s.state_changed_at > dead_letters.state_changed_at
-  AND s.state_changed_by IS DISTINCT FROM 'collector'
-"""
-
 _ADD_COUNTERS = f"""
 INSERT INTO ingest_counters SELECT name, value FROM {_SRC}.ingest_counters
 WHERE name NOT LIKE 'absorbed:%'
 ON CONFLICT (name) DO UPDATE SET value = ingest_counters.value + excluded.value
 """
+
+
+class AbsorbTarget(Protocol):
+    """The store a sibling file is absorbed into: what the absorb needs of it.
+
+    ``LineageStore.absorb`` hands one over; this module knows no store class.
+    """
+
+    @property
+    def envelope(self) -> EnvelopeLayout:
+        """The layout of the store's ``events`` table."""
+        ...
+
+    def on_writer(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run ``fn`` on the writer connection, under the writer lock, outside a
+        transaction (ATTACH, DETACH and reads of the attached file)."""
+        ...
+
+    def store_chunk(self, batch: pa.Table) -> int:
+        """Store a chunk of events through the batch pipeline in one transaction,
+        without counting the ones already stored as duplicates; how many were new."""
+        ...
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run ``fn`` in one write transaction (``LineageStore.write``)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -103,7 +117,7 @@ class AbsorbResult:
 
 
 def absorb_file(
-    store: LineageStore,
+    store: AbsorbTarget,
     path: Path,
     *,
     group: tuple[str, str] | None = None,
@@ -116,24 +130,27 @@ def absorb_file(
     only read; the caller removes it (``remove_lineage_file``) once this returns.
     Raises ``StoreError`` if the file is not a lineage file or a write fails.
     """
-    conn = store._writer()
-    with store._write_lock:
+
+    def attach(conn: duckdb.DuckDBPyConnection) -> bool:
         try:
             # ATTACH takes no parameters; quote the path as a SQL string literal.
             literal = "'" + str(path).replace("'", "''") + "'"
             conn.execute(f"ATTACH {literal} AS {_SRC} (READ_ONLY)")
         except duckdb.Error as exc:
             if _held(exc):
-                return None  # a live collector owns it
+                return False  # a live collector owns it
             raise StoreError(f"cannot open lineage file {path} to absorb it: {exc}") from exc
+        return True
+
+    if not store.on_writer(attach):
+        return None
     try:
-        if group is not None and not _written_for(conn, group):
+        if group is not None and not store.on_writer(lambda c: _written_for(c, group)):
             log.info("not absorbing %s: not a lineage file of group %s on %s", path, *group)
             return None
-        return _absorb_attached(store, conn, path, chunk)
+        return _absorb_attached(store, path, chunk)
     finally:
-        with store._write_lock:
-            conn.execute(f"DETACH {_SRC}")
+        store.on_writer(lambda c: c.execute(f"DETACH {_SRC}"))
 
 
 def _held(exc: duckdb.Error) -> bool:
@@ -156,9 +173,8 @@ def _written_for(conn: duckdb.DuckDBPyConnection, group: tuple[str, str]) -> boo
     return bool(row and row[0])
 
 
-def _absorb_attached(
-    store: LineageStore, conn: duckdb.DuckDBPyConnection, path: Path, chunk: int
-) -> AbsorbResult:
+def _inspect(conn: duckdb.DuckDBPyConnection, path: Path) -> tuple[set[str], int, int | None]:
+    """The attached file's ``events`` columns, event count and last rowid."""
     tables = {
         row[0]
         for row in conn.execute(
@@ -175,36 +191,43 @@ def _absorb_attached(
             [_SRC],
         ).fetchall()
     }
-    select_chunk = _select_chunk(present, store.envelope)
     row = conn.execute(f"SELECT count(*), max(rowid) FROM {_SRC}.events").fetchone()
     total, last = (int(row[0]), row[1]) if row else (0, None)
-    inserted = 0
-    if last is not None:
-        for lo in range(0, int(last) + 1, chunk):
-            with store._write_lock:
-                batch = conn.execute(select_chunk, [lo, lo + chunk]).to_arrow_table()
-            if not batch.num_rows:
-                continue
-            # Rows already here are not deliveries: the sibling's own duplicate
-            # count is carried over below instead.
-            outcome = store._commit(batch, batch.num_rows, count_duplicates=False)
-            inserted += outcome.result.inserted
-    dl = ", ".join(DEAD_LETTER_COLUMNS)
-    # Counters are added once per sibling, even if a crash makes us absorb it again.
+    return present, total, None if last is None else int(last)
+
+
+def _read_chunk(sql: str, lo: int, hi: int) -> Callable[[duckdb.DuckDBPyConnection], pa.Table]:
+    return lambda conn: conn.execute(sql, [lo, hi]).to_arrow_table()
+
+
+def _marker(conn: duckdb.DuckDBPyConnection, total: int) -> str:
+    """The name this sibling's counters are recorded as added under."""
     marker = conn.execute(
         f"SELECT 'absorbed:' || md5(string_agg(event_id, ',' ORDER BY event_id)) "
         f"FROM (SELECT event_id FROM {_SRC}.events ORDER BY event_id LIMIT 1000)"
     ).fetchone()
-    marker_name = f"{marker[0] if marker and marker[0] else 'absorbed:empty'}:{total}"
+    return f"{marker[0] if marker and marker[0] else 'absorbed:empty'}:{total}"
+
+
+def _absorb_attached(store: AbsorbTarget, path: Path, chunk: int) -> AbsorbResult:
+    present, total, last = store.on_writer(lambda c: _inspect(c, path))
+    select_chunk = _select_chunk(present, store.envelope)
+    inserted = 0
+    if last is not None:
+        for lo in range(0, last + 1, chunk):
+            batch = store.on_writer(_read_chunk(select_chunk, lo, lo + chunk))
+            if not batch.num_rows:
+                continue
+            # Rows already here are not deliveries: the sibling's own duplicate
+            # count is carried over below instead.
+            inserted += store.store_chunk(batch)
+    # Counters are added once per sibling, even if a crash makes us absorb it again.
+    marker_name = store.on_writer(lambda c: _marker(c, total))
 
     def carry(c: duckdb.DuckDBPyConnection) -> None:
-        # Dead letters the events did not reopen (their event was a duplicate here)
-        # keep the sibling's record; later operator decisions win.
-        c.execute(
-            f"INSERT INTO dead_letters ({dl}) SELECT {dl} FROM {_SRC}.dead_letters "
-            "ON CONFLICT DO NOTHING"
-        )
-        c.execute(_CARRY_DEAD_LETTER_STATE)
+        # Dead letters the events did not reopen keep the sibling's record; later
+        # decisions on the sibling win where the lifecycle allows them.
+        absorb_dead_letters(c, _SRC)
         if _has_table(c, "consumer_groups"):
             c.execute(
                 f"INSERT INTO consumer_groups SELECT * FROM {_SRC}.consumer_groups "

@@ -11,30 +11,38 @@ checked before the request body is read: 401/403 come before any 400/422.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Annotated, Any
 
 import duckdb
-from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tracing import NotFoundError, StoreError, ValidationError
+from tracing import (
+    SYSTEM_NAME_PATTERN,
+    NotFoundError,
+    Reason,
+    StoreError,
+    System,
+    ValidationError,
+    is_system_name,
+)
 
-from ._api_docs import Limit, Offset, not_found, ok, responses
+from ._api_docs import IsoDateTime, Limit, Offset, not_found, ok, responses
 from ._api_models import DeadLetterPage, Health, Stats, TransactionDetail, TransactionPage
 from ._auth import ControlRoute, Role, TokenStore, require_role
+from ._dead_letters import DEAD_LETTER_STATES, DeadLetterFilter
 from ._lineage import TRANSACTION_STATES, AsyncLineage
 from ._metrics import Metrics
 from ._problem import PROBLEM_JSON, install_problem_handlers
-from ._schema import UNRESOLVED_DEAD_LETTER_STATES
 
 __all__ = ["DEAD_LETTER_STATES", "create_app"]
 
-#: Every state a dead letter can be in (``all`` or empty in a query means any).
-DEAD_LETTER_STATES = (*UNRESOLVED_DEAD_LETTER_STATES, "resolved", "ignored")
+REASONS = tuple(r.value for r in Reason)
+SYSTEMS = tuple(s.value for s in System)
 TransactionStateParam = Annotated[
     str,
     Query(
@@ -42,11 +50,29 @@ TransactionStateParam = Annotated[
         json_schema_extra={"enum": ["", "all", *TRANSACTION_STATES]},
     ),
 ]
-DeadLetterStateParam = Annotated[
+DeadLetterStatesParam = Annotated[
     str,
     Query(
-        description="a dead-letter state; empty or all: any",
-        json_schema_extra={"enum": ["", "all", *DEAD_LETTER_STATES]},
+        description="dead-letter states, comma-separated ("
+        + ", ".join(DEAD_LETTER_STATES)
+        + "); empty or all: any",
+    ),
+]
+ReasonParam = Annotated[
+    str | None, Query(json_schema_extra={"enum": ["", *REASONS]}, description="a failure reason")
+]
+TargetParam = Annotated[
+    str | None,
+    Query(
+        examples=list(SYSTEMS),
+        description="a target system: any system name (the built-in ones or a plug-in's)",
+    ),
+]
+GroupParam = Annotated[
+    str | None,
+    Query(
+        pattern=rf"^(|({'|'.join(REASONS)}):.+)$",
+        description="a group of /dead-letter-groups: reason:step",
     ),
 ]
 
@@ -61,8 +87,34 @@ def _choice(name: str, raw: str | None, allowed: Sequence[str]) -> str | None:
     return raw
 
 
+def _system(name: str, raw: str | None) -> str | None:
+    if raw is None or raw == "all":
+        return None
+    if not is_system_name(raw):
+        raise ValidationError(
+            f"{name} {raw!r} is not a system name ({SYSTEM_NAME_PATTERN})", field=name
+        )
+    return raw
+
+
 def _text(raw: str | None) -> str | None:
     return raw.strip() or None if raw is not None else None
+
+
+def _states(raw: str | None) -> tuple[str, ...]:
+    """``open,replaying`` → both; empty or ``all`` → any (an empty tuple)."""
+    if raw is None or raw.strip() in ("", "all"):
+        return ()
+    return tuple(
+        _choice("state", part.strip(), DEAD_LETTER_STATES) or "" for part in raw.split(",")
+    )
+
+
+def _group(raw: str | None) -> tuple[str, str] | None:
+    if not raw:
+        return None
+    reason, _, step = raw.partition(":")
+    return reason, step
 
 
 def _routes(routes: Sequence[Any]) -> list[APIRoute]:
@@ -224,21 +276,59 @@ def create_app(
 
     @api.get("/dead-letters", response_model=None, responses=ok(DeadLetterPage))
     async def list_dead_letters(
-        state: DeadLetterStateParam = "open",
-        reason: str | None = None,
+        request: Request,
+        state: DeadLetterStatesParam = "open",
+        reason: ReasonParam = None,
+        target: TargetParam = None,
         step: str | None = None,
+        correlation_id: str | None = None,
+        group: GroupParam = None,
+        since: IsoDateTime | None = None,
+        until: IsoDateTime | None = None,
+        sla_rule: str | None = None,
         limit: Limit = 100,
         offset: Offset = 0,
+        cursor: str | None = None,
     ) -> dict[str, Any]:
-        """Dead letters (open ones by default), most recent failure first."""
-        items, total = await lineage.list_dead_letters(
-            state=_choice("state", state, DEAD_LETTER_STATES),
-            reason=_text(reason),
-            step=_text(step),
+        """Dead letters (open ones by default), most recent failure first: the one list.
+
+        Filters combine with AND. ``next_cursor`` continues after this page (pass it
+        as ``cursor``); ``total`` counts every match.
+        """
+        steps = None
+        if rule := _text(sla_rule):
+            known: Mapping[str, Collection[str]] = getattr(request.app.state, "rule_steps", {})
+            if rule not in known:
+                raise ValidationError(f"no SLA rule {rule!r} is known", field="sla_rule")
+            steps = frozenset(known[rule])
+        page = await lineage.dead_letter_page(
+            DeadLetterFilter(
+                states=_states(state),
+                reason=_choice("reason", _text(reason), REASONS),
+                target=_system("target", _text(target)),
+                step=_text(step),
+                correlation_id=_text(correlation_id),
+                group=_group(group),
+                since=since,
+                until=until,
+                steps=steps,
+            ),
             limit=limit,
             offset=offset,
+            cursor=_text(cursor),
         )
-        return {"items": items, "total": total}
+        return {"items": page.items, "total": page.total, "next_cursor": page.next_cursor}
+
+    # The list was also served here by replay before it became the one above.
+    api.add_api_route(
+        "/dead-letters/search",
+        list_dead_letters,
+        methods=["GET"],
+        response_model=None,
+        responses=ok(DeadLetterPage),
+        deprecated=True,
+        summary="List Dead Letters (deprecated alias of /api/v1/dead-letters)",
+    )
 
     app.include_router(api)
     for router in routers:

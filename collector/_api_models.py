@@ -130,6 +130,9 @@ class DeadLetterSummary(_Out):
 class DeadLetterPage(_Out):
     items: list[DeadLetterSummary]
     total: int
+    next_cursor: str | None = Field(
+        None, description="pass as cursor for the page after this one; null on the last"
+    )
 
 
 class LatencyFigures(_Out):

@@ -39,6 +39,13 @@ from tracing import ENVELOPE, EnvelopeLayout, Event, Status, StoreError
 
 from ._absorb import AbsorbResult, absorb_file
 from ._columns import EnvelopeColumns, batch_table
+from ._dead_letters import (
+    DeadLetterFilter,
+    DeadLetterListing,
+    dead_letters_page,
+    open_dead_letters,
+    resolve_by_event,
+)
 from ._event_keys import EventKeys, Keys
 from ._event_schema import insert_events
 from ._invalid import (
@@ -52,7 +59,6 @@ from ._lineage_errors import StoreWriteError, WriteErrorKind, classify_write_err
 from ._lineage_guard import MemoryGuard, end_transaction, unregister
 from ._lineage_queries import (
     TRANSACTION_STATES,
-    dead_letters_page,
     lineage_stats,
     transaction_detail,
     transactions_page,
@@ -67,7 +73,7 @@ from ._lineage_sql import (
     drop_event_id_key,
     stored_ids,
 )
-from ._schema import DEAD_LETTER_COLUMNS, SCHEMA_VERSION, ddl, upgrades
+from ._schema import SCHEMA_VERSION, ddl, upgrades
 from ._waiting import FlowSteps
 
 __all__ = ["TRANSACTION_STATES", "AsyncLineage", "BatchOutcome", "LineageStore", "WriteResult"]
@@ -395,7 +401,7 @@ class LineageStore:
         Returns None, touching nothing, when another process holds that file, or
         ``group`` (consumer group, topic) is given and the file is not that group's.
         """
-        return absorb_file(self, Path(path), group=group)
+        return absorb_file(_AbsorbPort(self), Path(path), group=group)
 
     def claim_group(self, group: str, topic: str) -> None:
         """Mark this file as written by a collector of ``group`` consuming ``topic``."""
@@ -521,8 +527,7 @@ class LineageStore:
         dead = new.filter(pc.equal(new["status"], Status.DEAD_LETTERED.value)).to_pylist()
         if not dead:
             return 0
-        now = datetime.now(UTC)
-        rows = []
+        failures: list[dict[str, Any]] = []
         for event in dead:
             if (
                 event["replay_of"]
@@ -545,38 +550,24 @@ class LineageStore:
                 [event["correlation_id"], event["step"], *_FAILING, event["event_time"]],
             ).fetchone()
             first_failed = first[0] if first and first[0] is not None else event["event_time"]
-            rows.append(
-                [
-                    event["event_id"],
-                    event["correlation_id"],
-                    event["step"],
-                    event["kind"],
-                    event["target"],
-                    event["error_reason"] or "unknown",
-                    event["error_message"],
-                    event["attempt"],
-                    event["amount"],
-                    event["currency"],
-                    event["customer_id"],
-                    first_failed,
-                    event["event_time"],
-                    "open",
-                    now,
-                    "collector",
-                    None,
-                    None,
-                ]
+            failures.append(
+                {
+                    "event_id": event["event_id"],
+                    "correlation_id": event["correlation_id"],
+                    "step": event["step"],
+                    "kind": event["kind"],
+                    "target": event["target"],
+                    "reason": event["error_reason"] or "unknown",
+                    "error_message": event["error_message"],
+                    "attempts": event["attempt"],
+                    "amount": event["amount"],
+                    "currency": event["currency"],
+                    "customer_id": event["customer_id"],
+                    "first_failed_at": first_failed,
+                    "last_failed_at": event["event_time"],
+                }
             )
-        placeholders = ", ".join("?" * len(DEAD_LETTER_COLUMNS))
-        opened = 0
-        for row in rows:
-            got = conn.execute(
-                f"INSERT INTO dead_letters ({', '.join(DEAD_LETTER_COLUMNS)}) "
-                f"VALUES ({placeholders}) ON CONFLICT DO NOTHING RETURNING event_id",
-                row,
-            ).fetchall()
-            opened += len(got)
-        return opened
+        return open_dead_letters(conn, failures, at=datetime.now(UTC))
 
     def _resolve_dead_letters(self, conn: duckdb.DuckDBPyConnection, new: pa.Table) -> int:
         # Candidates: unresolved dead letters of the transactions this batch touched.
@@ -600,13 +591,13 @@ class LineageStore:
             ).fetchone()
             if row is None:
                 continue
-            conn.execute(
-                "UPDATE dead_letters SET state = 'resolved', state_changed_at = ?, "
-                "state_changed_by = 'collector', state_note = ?, resolved_by_event = ? "
-                "WHERE event_id = ?",
-                [now, "resolved by a later successful event of the same step", row[0], dl_id],
+            resolved += resolve_by_event(
+                conn,
+                dl_id,
+                outcome_event_id=row[0],
+                at=now,
+                note="resolved by a later successful event of the same step",
             )
-            resolved += 1
         return resolved
 
     def _open_count(self) -> int:
@@ -654,11 +645,26 @@ class LineageStore:
         limit: int = 100,
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Dead letters, most recent failure first, and the total matching."""
+        """Dead letters, most recent failure first, and the total matching
+        (``dead_letter_page`` takes every filter and a cursor)."""
+        selected = DeadLetterFilter(
+            states=(state,) if state else (), reason=reason or None, step=step or None
+        )
+        page = self.dead_letter_page(selected, limit=limit, offset=offset)
+        return page.items, page.total
+
+    def dead_letter_page(
+        self,
+        selected: DeadLetterFilter,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        cursor: str | None = None,
+    ) -> DeadLetterListing:
+        """The dead letters ``selected`` picks, most recent failure first
+        (``collector._dead_letters.dead_letters_page``)."""
         return self.read(
-            lambda cur: dead_letters_page(
-                cur, state=state, reason=reason, step=step, limit=limit, offset=offset
-            )
+            lambda cur: dead_letters_page(cur, selected, limit=limit, offset=offset, cursor=cursor)
         )
 
     def stats(self, *, now: datetime | None = None) -> dict[str, Any]:
@@ -668,6 +674,29 @@ class LineageStore:
         """
         when = now or datetime.now(UTC)
         return self.read(lambda cur: lineage_stats(cur, self.flows, when))
+
+
+class _AbsorbPort:
+    """What ``collector._absorb`` needs of a store (``AbsorbTarget``), so it reaches
+    none of the store's insides."""
+
+    def __init__(self, store: LineageStore) -> None:
+        self._store = store
+
+    @property
+    def envelope(self) -> EnvelopeLayout:
+        return self._store.envelope
+
+    def on_writer(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        with self._store._write_lock:
+            return fn(self._store._writer())
+
+    def store_chunk(self, batch: pa.Table) -> int:
+        outcome = self._store._commit(batch, batch.num_rows, count_duplicates=False)
+        return outcome.result.inserted
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        return self._store.write(fn)
 
 
 class AsyncLineage:
@@ -765,6 +794,19 @@ class AsyncLineage:
             lambda: self.store.list_dead_letters(
                 state=state, reason=reason, step=step, limit=limit, offset=offset
             )
+        )
+
+    async def dead_letter_page(
+        self,
+        selected: DeadLetterFilter,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        cursor: str | None = None,
+    ) -> DeadLetterListing:
+        """See ``LineageStore.dead_letter_page``."""
+        return await self._on_reader(
+            lambda: self.store.dead_letter_page(selected, limit=limit, offset=offset, cursor=cursor)
         )
 
     async def stats(self, *, now: datetime | None = None) -> dict[str, Any]:

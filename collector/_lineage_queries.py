@@ -1,5 +1,5 @@
 """The lineage store's read queries: transaction summaries (with what each waits
-for), one transaction's events, dead letters and the overview counts
+for), one transaction's events and the overview counts
 (``LineageStore`` runs them on a reader cursor)."""
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from tracing import ENVELOPE, EnvelopeLayout
 
 from ._lineage_rows import SUMMARY_COLUMNS, event_dict, iso, money, summary_dict
 from ._lineage_sql import SUMMARY_SELECT, count_open
-from ._schema import DEAD_LETTER_COLUMNS
 from ._waiting import FlowSteps, waiting_for, waiting_sql
 
 __all__ = [
     "TRANSACTION_STATES",
-    "dead_letters_page",
     "lineage_stats",
     "transaction_detail",
     "transactions_page",
@@ -151,39 +149,6 @@ def transaction_detail(
         events.append(item)
     out["events"] = events
     return out
-
-
-def dead_letters_page(
-    cur: duckdb.DuckDBPyConnection,
-    *,
-    state: str | None,
-    reason: str | None,
-    step: str | None,
-    limit: int,
-    offset: int,
-) -> tuple[list[dict[str, Any]], int]:
-    """Dead letters, most recent failure first, and the total matching."""
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in (("state", state), ("reason", reason), ("step", step)):
-        if value:
-            where.append(f"{column} = ?")
-            params.append(value)
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
-    total_row = cur.execute(f"SELECT count(*) FROM dead_letters{clause}", params).fetchone()
-    rows = cur.execute(
-        f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM dead_letters{clause} "
-        "ORDER BY last_failed_at DESC, event_id DESC LIMIT ? OFFSET ?",
-        [*params, limit, offset],
-    ).fetchall()
-    items = []
-    for r in rows:
-        item = dict(zip(DEAD_LETTER_COLUMNS, r, strict=True))
-        item["amount"] = money(item["amount"])
-        for key in ("first_failed_at", "last_failed_at", "state_changed_at"):
-            item[key] = iso(item[key])
-        items.append(item)
-    return items, int(total_row[0]) if total_row else 0
 
 
 def lineage_stats(

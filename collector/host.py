@@ -207,6 +207,8 @@ class Interlock:
             health=host.health,
             require_auth_for_reads=s.api.require_auth_for_reads,
         )
+        # The dead-letter list selects by SLA rule from the steps the SLA plug-in named.
+        self.app.state.rule_steps = host.rule_steps
         config = uvicorn.Config(
             self.app,
             host=s.api.host,

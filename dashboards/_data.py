@@ -42,7 +42,6 @@ __all__ = [
     "clear_cache",
     "dead_letter",
     "dead_letter_groups",
-    "dead_letter_search",
     "dead_letters",
     "health",
     "ignore_dead_letter",
@@ -122,21 +121,6 @@ def _transaction(url: str, token: str | None, correlation_id: str) -> Json:
 
 
 @st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
-def _dead_letters(
-    url: str,
-    token: str | None,
-    state: str | None,
-    reason: str | None,
-    step: str | None,
-    limit: int,
-    offset: int,
-) -> Json:
-    return client_for(url, token).dead_letters(
-        state=state, reason=reason, step=step, limit=limit, offset=offset
-    )
-
-
-@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
 def _get(url: str, token: str | None, path: str, params: tuple[tuple[str, Any], ...]) -> Any:
     return client_for(url, token).get_json(path, **dict(params))
 
@@ -173,14 +157,32 @@ def dead_letters(
     *,
     state: str | None = "open",
     reason: str | None = None,
+    target: str | None = None,
     step: str | None = None,
-    limit: int = 50,
+    correlation_id: str | None = None,
+    group: str | None = None,
+    limit: int = 100,
     offset: int = 0,
+    cursor: str | None = None,
 ) -> Json:
-    """Dead letters of the core API: ``{"items": [...], "total": n}``."""
-    return _dead_letters(
-        api_url(), api_token(), state or None, reason or None, step or None, limit, offset
+    """The dead-letter list, by any filter (``state`` may list several, comma separated;
+    ``group`` is a group ID of ``dead_letter_groups``): ``{"items": [...], "total": n,
+    "next_cursor": ...}``."""
+    path = f"{_API}/dead-letters"
+    page = _read(
+        path,
+        state=state,
+        reason=reason,
+        target=target,
+        step=step,
+        correlation_id=correlation_id,
+        group=group,
+        limit=limit,
+        offset=offset or None,
+        cursor=cursor,
     )
+    _list(page, "items", path)
+    return page
 
 
 def systems() -> list[Json]:
@@ -255,26 +257,6 @@ def dead_letter_groups(
 ) -> Json:
     """Dead letters grouped by reason and step: ``{"items": [...], "total": n}``."""
     return _read(f"{_API}/dead-letter-groups", state=state, reason=reason, target=target)
-
-
-def dead_letter_search(
-    *,
-    group: str | None = None,
-    correlation_id: str | None = None,
-    state: str | None = "open",
-    reason: str | None = None,
-    target: str | None = None,
-) -> Json:
-    """Dead-letter records by group or filter (``state`` may list several, comma
-    separated): ``{"items": [...], "total": n}``."""
-    return _read(
-        f"{_API}/dead-letters/search",
-        group=group,
-        correlation_id=correlation_id,
-        state=state,
-        reason=reason,
-        target=target,
-    )
 
 
 def dead_letter(event_id: str) -> Json:
@@ -394,5 +376,5 @@ def ignore_dead_letter(event_id: str, *, reason: str) -> Json:
 
 def clear_cache() -> None:
     """Forget every cached read (after a control action, a sign-in, or on "Refresh")."""
-    for cached in (_health, _stats, _transactions, _transaction, _dead_letters, _get):
+    for cached in (_health, _stats, _transactions, _transaction, _get):
         cached.clear()

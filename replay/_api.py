@@ -27,7 +27,6 @@ from ._api_models import (
     AuditVerdict,
     DeadLetterGroupPage,
     DeadLetterRecord,
-    DeadLetterRecordPage,
     PlanAnswer,
     ReplayAnswer,
     ReplayPage,
@@ -151,11 +150,6 @@ def _filter_params(
 
 
 Filters = Annotated[Selection, Depends(_filter_params)]
-#: A group ID as the grouped view names it: ``<reason>:<step>``.
-GroupParam = Annotated[
-    str | None,
-    Query(pattern=rf"^(|({'|'.join(r.value for r in Reason)}):.+)$", description="reason:step"),
-]
 
 
 def replay_router(service: ReplayService) -> APIRouter:
@@ -175,20 +169,6 @@ def replay_router(service: ReplayService) -> APIRouter:
         """Dead letters grouped by reason and step ("412 ERP timeouts worth $1.3M")."""
         items = await service.groups(selection)
         return _out({"items": items, "total": len(items)})
-
-    @router.get("/dead-letters/search", response_model=DeadLetterRecordPage)
-    async def search(
-        _: Viewer,
-        selection: Filters,
-        group: GroupParam = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    ) -> Response:
-        """Dead letters by any filter (state, reason, step, target, time, SLA rule, group)."""
-        if group:
-            selection = _selection({**selection.model_dump(exclude_defaults=True), "group": group})
-        items, total = await service.dead_letters(selection, limit=limit, offset=offset)
-        return _out({"items": items, "total": total})
 
     @router.get("/dead-letters/{event_id}", response_model=DeadLetterRecord, responses=missing)
     async def dead_letter(_: Viewer, event_id: str) -> Response:

@@ -17,7 +17,6 @@ __all__ = [
     "DeadLetterGroup",
     "DeadLetterGroupPage",
     "DeadLetterRecord",
-    "DeadLetterRecordPage",
     "PlanAnswer",
     "ReplayAnswer",
     "ReplayPage",
@@ -62,11 +61,6 @@ class DeadLetterRecord(_Out):
     state: str
     amount: str | None
     currency: str | None
-
-
-class DeadLetterRecordPage(_Out):
-    items: list[DeadLetterRecord]
-    total: int
 
 
 class ReplayRecord(_Out):

@@ -11,16 +11,11 @@ from typing import Any
 
 import duckdb
 
+from collector.lineage import move_dead_letters, reopen_failed_replays, resolve_replayed
+
 from ._delivery import ItemResult
 from ._models import REPLAYABLE_STATES, DeadLetterState, ItemState, ReplayState, Selection
-from ._queries import (
-    ITEM_COLUMNS,
-    allowed_states,
-    json_value,
-    set_dead_letter_state,
-    states_of,
-    update_from_values,
-)
+from ._queries import ITEM_COLUMNS, allowed_states, json_value, states_of, update_from_values
 
 __all__ = ["claim_replay", "finish_replay"]
 
@@ -70,7 +65,7 @@ def claim_replay(
         after=[replay_id],
     )
     deliver = [i["dead_letter_id"] for i in items if i["action"] == "deliver"]
-    set_dead_letter_state(
+    move_dead_letters(
         conn,
         deliver,
         DeadLetterState.REPLAYING,
@@ -81,7 +76,7 @@ def claim_replay(
     )
     if DeadLetterState.RESOLVED in allowed:
         # An explicit redo of resolved ones: they are being replayed again.
-        set_dead_letter_state(
+        move_dead_letters(
             conn,
             deliver,
             DeadLetterState.REPLAYING,
@@ -95,7 +90,7 @@ def claim_replay(
         for i in items
         if i["action"] == "skip" and i["skip_reason"] == "target already holds the effect"
     ]
-    set_dead_letter_state(
+    move_dead_letters(
         conn,
         held,
         DeadLetterState.RESOLVED,
@@ -146,39 +141,19 @@ def finish_replay(
         before=[now],
         after=[replay_id],
     )
-    replayable = [state.value for state in REPLAYABLE_STATES]
-    update_from_values(
+    resolve_replayed(
         conn,
-        "UPDATE dead_letters AS d SET state = 'resolved', state_changed_at = {b0}, "
-        "state_changed_by = 'interlock', state_note = {b1}, "
-        "resolved_by_event = v.outcome FROM (VALUES {values}) AS v(dl, outcome) "
-        "WHERE d.event_id = v.dl AND d.state IN ({a0}, {a1}, {a2})",
-        [[r.dead_letter_id, r.outcome_event_id] for r in succeeded],
-        before=[now, f"replay {replay_id} succeeded"],
-        after=replayable,
+        [(r.dead_letter_id, r.outcome_event_id) for r in succeeded],
+        by="interlock",
+        at=now,
+        note=f"replay {replay_id} succeeded",
     )
-    reopened = set(
-        set_dead_letter_state(
-            conn,
-            [r.dead_letter_id for r in failed],
-            DeadLetterState.OPEN,
-            by="interlock",
-            at=now,
-            note=f"replay {replay_id} failed",
-            from_states=(DeadLetterState.REPLAYING, DeadLetterState.REPLAY_REQUESTED),
-        )
-    )
-    update_from_values(
+    reopen_failed_replays(
         conn,
-        "UPDATE dead_letters AS d SET attempts = d.attempts + 1, last_failed_at = {b0}, "
-        "error_message = v.error FROM (VALUES {values}) AS v(dl, error) "
-        "WHERE d.event_id = v.dl",
-        [
-            [r.dead_letter_id, r.error or f"replay {replay_id} failed"]
-            for r in failed
-            if r.dead_letter_id in reopened
-        ],
-        before=[now],
+        [(r.dead_letter_id, r.error or f"replay {replay_id} failed") for r in failed],
+        by="interlock",
+        at=now,
+        note=f"replay {replay_id} failed",
     )
     conn.execute(
         "UPDATE replays SET state = ?, finished_at = ?, skipped = ?, delivered = ?, "

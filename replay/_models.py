@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from collector.lineage import DeadLetterState
 from tracing import Reason, SystemName
 
 __all__ = [
@@ -37,14 +38,6 @@ def is_money_step(step: str, kind: str, money_steps: Collection[str] = ()) -> bo
     """Whether redoing this step can create, change or move money: the flows declare
     their money steps (``FlowSpec.money_steps``); a kind of a money entity counts too."""
     return step in money_steps or kind.startswith(_MONEY_KIND_PREFIXES)
-
-
-class DeadLetterState(StrEnum):
-    OPEN = "open"
-    REPLAY_REQUESTED = "replay_requested"
-    REPLAYING = "replaying"
-    RESOLVED = "resolved"
-    IGNORED = "ignored"
 
 
 class ReplayState(StrEnum):

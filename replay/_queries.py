@@ -1,5 +1,6 @@
-"""SQL over the lineage's dead letters and replay's tables: filters, groups, one dead
-letter, state changes, bulk updates.
+"""SQL over the lineage's dead letters and replay's tables: selections, groups, one
+dead letter, bulk updates of replay's own tables. Every write to ``dead_letters``
+(and the filter) is the collector's (``collector.lineage``: ``move_dead_letters`` …).
 
 Every function takes a DuckDB connection and runs inside the collector's
 ``read``/``write``; values always go as parameters.
@@ -15,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from collector.lineage import DEAD_LETTER_COLUMNS
+from collector.lineage import DEAD_LETTER_COLUMNS, DeadLetterFilter, dead_letter_where
 from tracing import Event, mask_payload
 
 from ._access import EVENT_COLUMNS, event_from_row
@@ -31,12 +32,11 @@ __all__ = [
     "dead_letter_groups",
     "get_dead_letter",
     "insert_items",
-    "list_dead_letters",
     "list_replays",
     "load_events",
     "read_replay",
     "select_dead_letters",
-    "set_dead_letter_state",
+    "selected_by",
     "states_of",
     "update_from_values",
     "where_clause",
@@ -84,44 +84,33 @@ ITEM_COLUMNS = (
 _SELECT = f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM dead_letters"
 
 
+def selected_by(
+    selection: Selection, rule_steps: Collection[str] | None = None
+) -> DeadLetterFilter:
+    """The lineage's dead-letter filter for a selection (``rule_steps``: its SLA rule's)."""
+    group = None
+    if selection.group:
+        reason, _, step = selection.group.partition(":")
+        group = (reason, step)
+    return DeadLetterFilter(
+        states=tuple(state.value for state in selection.states),
+        event_id=selection.event_id,
+        correlation_id=selection.correlation_id,
+        group=group,
+        reason=selection.reason.value if selection.reason else None,
+        target=selection.target,
+        step=selection.step,
+        since=selection.since,
+        until=selection.until,
+        steps=frozenset(rule_steps) if rule_steps is not None else None,
+    )
+
+
 def where_clause(
     selection: Selection, rule_steps: Collection[str] | None = None
 ) -> tuple[str, list[Any]]:
     """`` WHERE …`` and its parameters for a selection (``rule_steps``: its SLA rule's)."""
-    clauses: list[str] = []
-    params: list[Any] = []
-
-    def add(sql: str, *values: Any) -> None:
-        clauses.append(sql)
-        params.extend(values)
-
-    if selection.event_id:
-        add("event_id = ?", selection.event_id)
-    if selection.correlation_id:
-        add("correlation_id = ?", selection.correlation_id)
-    if selection.group:
-        reason, _, step = selection.group.partition(":")
-        add("reason = ? AND step = ?", reason, step)
-    if selection.reason:
-        add("reason = ?", selection.reason.value)
-    if selection.target:
-        add("target = ?", selection.target)
-    if selection.step:
-        add("step = ?", selection.step)
-    if selection.since:
-        add("first_failed_at >= ?", selection.since)
-    if selection.until:
-        add("first_failed_at < ?", selection.until)
-    if rule_steps is not None:
-        steps = sorted(rule_steps)
-        if steps:
-            add(f"step IN ({', '.join('?' for _ in steps)})", *steps)
-        else:
-            clauses.append("FALSE")
-    if selection.states:
-        states = [state.value for state in selection.states]
-        add(f"state IN ({', '.join('?' for _ in states)})", *states)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+    return dead_letter_where(selected_by(selection, rule_steps))
 
 
 def _row(row: Sequence[Any]) -> dict[str, Any]:
@@ -138,24 +127,6 @@ def select_dead_letters(
         [*params, selection.limit],
     ).fetchall()
     return [_row(row) for row in rows]
-
-
-def list_dead_letters(
-    conn: duckdb.DuckDBPyConnection,
-    selection: Selection,
-    rule_steps: Collection[str] | None,
-    *,
-    limit: int,
-    offset: int,
-) -> tuple[list[dict[str, Any]], int]:
-    """A page of dead letters (newest failure first) and the total matching."""
-    where, params = where_clause(selection, rule_steps)
-    total = conn.execute("SELECT count(*) FROM dead_letters" + where, params).fetchone()
-    rows = conn.execute(
-        _SELECT + where + " ORDER BY last_failed_at DESC, event_id LIMIT ? OFFSET ?",
-        [*params, limit, offset],
-    ).fetchall()
-    return [_row(row) for row in rows], int(total[0]) if total else 0
 
 
 def dead_letter_groups(
@@ -260,34 +231,6 @@ def get_dead_letter(conn: duckdb.DuckDBPyConnection, event_id: str) -> dict[str,
     letter["event"] = _event_view(event)
     letter["input_event"] = _event_view(input_event)
     return letter
-
-
-def set_dead_letter_state(
-    conn: duckdb.DuckDBPyConnection,
-    event_ids: Sequence[str],
-    state: DeadLetterState,
-    *,
-    by: str,
-    at: datetime,
-    note: str | None,
-    from_states: Collection[DeadLetterState],
-    resolved_by_event: str | None = None,
-) -> list[str]:
-    """Move dead letters in one of ``from_states`` to ``state``; the IDs that moved."""
-    moved: list[str] = []
-    froms = [s.value for s in from_states]
-    marks = ", ".join("?" for _ in froms)
-    for start in range(0, len(event_ids), 500):
-        chunk = list(event_ids[start : start + 500])
-        ids = ", ".join("?" for _ in chunk)
-        rows = conn.execute(
-            f"UPDATE dead_letters SET state = ?, state_changed_at = ?, state_changed_by = ?, "
-            f"state_note = ?, resolved_by_event = coalesce(?, resolved_by_event) "
-            f"WHERE event_id IN ({ids}) AND state IN ({marks}) RETURNING event_id",
-            [state.value, at, by, note, resolved_by_event, *chunk, *froms],
-        ).fetchall()
-        moved.extend(str(row[0]) for row in rows)
-    return moved
 
 
 def json_value(value: Any) -> Any:

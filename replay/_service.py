@@ -25,6 +25,12 @@ import duckdb
 from pydantic import BaseModel
 
 from collector import Bus, Principal, Role
+from collector.lineage import (
+    DeadLetterStateError,
+    dead_letters_page,
+    move_dead_letters,
+    transition,
+)
 from tracing import Event, InterlockError, ValidationError, new_event_id
 
 from ._access import LineageAccess, to_json
@@ -57,12 +63,11 @@ from ._queries import (
     get_dead_letter,
     insert_items,
     json_value,
-    list_dead_letters,
     list_replays,
     load_events,
     read_replay,
     select_dead_letters,
-    set_dead_letter_state,
+    selected_by,
 )
 
 __all__ = ["ReplayService", "TargetProbe"]
@@ -203,7 +208,7 @@ class ReplayService:
                         [replay_id],
                     ).fetchall()
                 ]
-                set_dead_letter_state(
+                move_dead_letters(
                     conn,
                     ids,
                     DeadLetterState.OPEN,
@@ -318,10 +323,11 @@ class ReplayService:
         self, selection: Selection, *, limit: int = 100, offset: int = 0
     ) -> tuple[list[dict[str, Any]], int]:
         """A page of dead letters matching ``selection`` and the total."""
-        steps = self._steps_for(selection)
-        return await self._lineage.read(
-            lambda conn: list_dead_letters(conn, selection, steps, limit=limit, offset=offset)
+        selected = selected_by(selection, self._steps_for(selection))
+        page = await self._lineage.read(
+            lambda conn: dead_letters_page(conn, selected, limit=limit, offset=offset)
         )
+        return page.items, page.total
 
     async def dead_letter(self, event_id: str) -> dict[str, Any]:
         """One dead letter with its dead-lettered event and input event (masked)."""
@@ -355,20 +361,21 @@ class ReplayService:
                 return "missing", self._audit_fields(
                     principal, action, event_id, why, {}, "refused: no such dead letter"
                 )
-            moved = set_dead_letter_state(
-                conn,
-                [event_id],
-                state,
-                by=principal.name,
-                at=self._clock(),
-                note=why,
-                from_states=(DeadLetterState.OPEN,),
-            )
-            outcome = state.value if moved else f"refused: it is {row[0]}"
             what = {"step": row[1], "amount": row[2], "currency": row[3], "from": row[0]}
-            return (None if moved else row[0]), self._audit_fields(
-                principal, action, event_id, why, what, outcome
-            )
+            try:
+                transition(
+                    conn,
+                    event_id,
+                    state,
+                    by=principal.name,
+                    at=self._clock(),
+                    note=why,
+                    from_states=(DeadLetterState.OPEN,),
+                )
+            except DeadLetterStateError:
+                refusal = f"refused: it is {row[0]}"
+                return row[0], self._audit_fields(principal, action, event_id, why, what, refusal)
+            return None, self._audit_fields(principal, action, event_id, why, what, state.value)
 
         refused = await self._write_audited(fn)
         if refused == "missing":
@@ -543,7 +550,7 @@ class ReplayService:
                 ],
             )
             insert_items(conn, replay_id, plan.items, now)
-            set_dead_letter_state(
+            move_dead_letters(
                 conn,
                 [i.dead_letter_id for i in plan.items if i.action == "deliver"],
                 DeadLetterState.REPLAY_REQUESTED,
@@ -638,7 +645,7 @@ class ReplayService:
                         [replay_id],
                     ).fetchall()
                 ]
-                set_dead_letter_state(
+                move_dead_letters(
                     conn,
                     ids,
                     DeadLetterState.OPEN,

@@ -102,7 +102,7 @@ if detail.get("state") != "completed":
         st.markdown(link)
 
 ALL_STATES = "open,replay_requested,replaying,resolved,ignored"
-letters = call(data.optional, data.dead_letter_search, correlation_id=cid, state=ALL_STATES)
+letters = call(data.dead_letters, correlation_id=cid, state=ALL_STATES)
 if letters is not None and letters["items"]:
     st.subheader("Dead letters of this transaction")
     keep = ("event_id", "step", "target", "reason", "error_message", "attempts", "state")

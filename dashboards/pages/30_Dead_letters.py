@@ -38,7 +38,7 @@ target = right.selectbox(
     key="dl_target",
     format_func=lambda t: "any system" if t == ANY else t,
 )
-filters = {
+filters: dict[str, str | None] = {
     "state": state,
     "reason": None if reason == ANY else reason,
     "target": None if target == ANY else target,
@@ -53,7 +53,13 @@ for group in groups["items"]:
     link = runbook_link(REASON_RUNBOOKS.get(str(group.get("reason"))))
     st.markdown(f"- **{group['label']}** (`{group['group_id']}`)" + (f" · {link}" if link else ""))
 group_id = st.selectbox("Group", [g["group_id"] for g in groups["items"]], key="dl_group")
-page = call(data.dead_letter_search, group=group_id, **filters)
+page = call(
+    data.dead_letters,
+    group=group_id,
+    state=filters["state"],
+    reason=filters["reason"],
+    target=filters["target"],
+)
 columns = [
     "event_id",
     "correlation_id",

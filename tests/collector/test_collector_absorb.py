@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from _collector_events import make_event
 
+import collector._absorb as absorb
 from collector._absorb import remove_lineage_file
 from collector.lineage import LineageStore
 from tracing import Reason, Status, StoreError, System
@@ -115,8 +117,8 @@ def test_an_operators_decision_on_a_dead_letter_is_kept(tmp_path: Path) -> None:
     dead.write_batch(events)
     dead.write(
         lambda c: c.execute(
-            "UPDATE dead_letters SET state = 'ignored', state_changed_at = now() + INTERVAL 1 "
-            "SECOND, state_changed_by = 'ops@example.com', state_note = 'customer cancelled'"
+            "UPDATE dead_letters SET state = 'ignored', state_changed_at = now(), "
+            "state_changed_by = 'ops@example.com', state_note = 'customer cancelled'"
         )
     )
     dead.close()
@@ -203,3 +205,47 @@ def test_only_files_of_the_same_group_and_topic_are_absorbed(tmp_path: Path) -> 
     # The survivor's file now says it holds that group's lineage too.
     claims = survivor.read(lambda c: c.execute("SELECT * FROM consumer_groups").fetchall())
     assert claims == [group]
+
+
+def test_the_absorb_knows_no_store_class() -> None:
+    """``collector._absorb`` takes an ``AbsorbTarget``: it imports nothing of the lineage
+    store (not even for type checking), so ``_lineage`` -> ``_absorb`` is one way only."""
+    tree = ast.parse(Path(absorb.__file__).read_text(encoding="utf-8"))
+    imported = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+    }
+    assert not any(name.startswith("_lineage") for name in imported), imported
+    private = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "store"
+        and node.attr.startswith("_")
+    }
+    assert not private, private
+
+
+def test_a_sibling_decision_the_lifecycle_forbids_is_not_carried(tmp_path: Path) -> None:
+    resolving = "00000000-0000-7000-8000-000000000013"
+    events = _stream()
+    dead = _open(tmp_path / "dead.duckdb")
+    dead.write_batch([e for e in events if e.event_id != resolving])
+    dead.write(
+        lambda c: c.execute(
+            "UPDATE dead_letters SET state = 'ignored', state_changed_at = now(), "
+            "state_changed_by = 'ops@example.com'"
+        )
+    )
+    dead.close()
+    # The survivor saw the step succeed: the dead letter is resolved here, and
+    # resolved -> ignored is not a move the lifecycle allows.
+    survivor = _open(tmp_path / "survivor.duckdb")
+    survivor.write_batch([e for e in events if e.event_id == resolving])
+    survivor.absorb(tmp_path / "dead.duckdb")
+    rows = survivor.read(
+        lambda c: c.execute("SELECT state, resolved_by_event FROM dead_letters").fetchall()
+    )
+    assert rows == [("resolved", resolving)]

@@ -7,7 +7,9 @@ import importlib
 import pytest
 
 MODULES = [
+    "collector._absorb",
     "collector._api",
+    "collector._dead_letters",
     "collector._ingest",
     "collector._lineage",
     "collector._lineage_queries",

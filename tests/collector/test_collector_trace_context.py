@@ -9,7 +9,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from collector._absorb import absorb_file
 from collector._kafka_codec import decode_columns
 from collector.lineage import DDL, EVENT_COLUMNS, SCHEMA_VERSION, EnvelopeColumns, LineageStore
 from tests.collector._collector_events import make_event
@@ -105,7 +104,7 @@ def test_a_sibling_file_of_schema_3_is_absorbed_with_unknown_trace_context(tmp_p
     old = _schema_3_file(tmp_path)
     store = LineageStore(tmp_path / "survivor.duckdb")
     store.open()
-    result = absorb_file(store, old)
+    result = store.absorb(old)
     assert result is not None and result.inserted == 3
     assert [row[1:] for row in _stored(store)] == [(None, None)] * 3
     store.close()

@@ -305,17 +305,15 @@ def test_replay_selects_dead_letters_by_sla_rule_and_reads_need_a_token(tmp_path
     try:
         auth = {"Authorization": "Bearer tok-viewer"}
         with httpx.Client(base_url=running.url, timeout=10) as api:
-            assert api.get("/api/v1/dead-letters/search").status_code == 401
+            assert api.get("/api/v1/dead-letters").status_code == 401
             answer = api.get(
-                "/api/v1/dead-letters/search",
+                "/api/v1/dead-letters",
                 params={"sla_rule": "closed-won-to-erp-order"},
                 headers=auth,
             )
             assert answer.status_code == 200, answer.text
             assert [d["correlation_id"] for d in answer.json()["items"]] == ["c-order"]
-            unknown = api.get(
-                "/api/v1/dead-letters/search", params={"sla_rule": "nope"}, headers=auth
-            )
+            unknown = api.get("/api/v1/dead-letters", params={"sla_rule": "nope"}, headers=auth)
             assert unknown.status_code == 422
             systems = api.get("/api/v1/systems", headers=auth).json()["systems"]
             assert [s["name"] for s in systems] == ["crm", "interlock", "erp", "billing", "support"]
