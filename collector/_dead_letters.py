@@ -63,6 +63,7 @@ __all__ = [
     "resolve_by_event",
     "resolve_replayed",
     "transition",
+    "update_from_values",
 ]
 
 
@@ -260,7 +261,7 @@ def resolve_by_event(
     return bool(moved)
 
 
-def _update_from_values(
+def update_from_values(
     conn: duckdb.DuckDBPyConnection,
     sql: str,
     rows: Sequence[Sequence[Any]],
@@ -302,7 +303,7 @@ def resolve_replayed(
     for src in UNRESOLVED:
         check_move(src.value, DeadLetterState.RESOLVED.value)
     marks = ", ".join(f"{{a{i}}}" for i in range(len(UNRESOLVED)))
-    _update_from_values(
+    update_from_values(
         conn,
         "UPDATE dead_letters AS d SET state = {b0}, state_changed_at = {b1}, "
         "state_changed_by = {b2}, state_note = {b3}, resolved_by_event = v.outcome "
@@ -337,7 +338,7 @@ def reopen_failed_replays(
         note=note,
     )
     moved = set(reopened)
-    _update_from_values(
+    update_from_values(
         conn,
         "UPDATE dead_letters AS d SET attempts = d.attempts + 1, last_failed_at = {b0}, "
         "error_message = v.error FROM (VALUES {values}) AS v(dl, error) "

@@ -21,6 +21,7 @@ from ._dead_letters import (
     reopen_failed_replays,
     resolve_replayed,
     transition,
+    update_from_values,
 )
 from ._ingest import Collector
 from ._lineage import (
@@ -67,6 +68,7 @@ __all__ = [
     "reopen_failed_replays",
     "resolve_replayed",
     "transition",
+    "update_from_values",
     "waiting_for",
     "waiting_sql",
 ]

@@ -11,11 +11,16 @@ from typing import Any
 
 import duckdb
 
-from collector.lineage import move_dead_letters, reopen_failed_replays, resolve_replayed
+from collector.lineage import (
+    move_dead_letters,
+    reopen_failed_replays,
+    resolve_replayed,
+    update_from_values,
+)
 
 from ._delivery import ItemResult
 from ._models import REPLAYABLE_STATES, DeadLetterState, ItemState, ReplayState, Selection
-from ._queries import ITEM_COLUMNS, allowed_states, json_value, states_of, update_from_values
+from ._queries import ITEM_COLUMNS, allowed_states, json_value, states_of
 
 __all__ = ["claim_replay", "finish_replay"]
 

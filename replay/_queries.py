@@ -38,7 +38,6 @@ __all__ = [
     "select_dead_letters",
     "selected_by",
     "states_of",
-    "update_from_values",
     "where_clause",
 ]
 
@@ -236,35 +235,6 @@ def get_dead_letter(conn: duckdb.DuckDBPyConnection, event_id: str) -> dict[str,
 def json_value(value: Any) -> Any:
     """A JSON column's value as Python (DuckDB hands JSON back as text)."""
     return json.loads(value) if isinstance(value, str) else value
-
-
-def update_from_values(
-    conn: duckdb.DuckDBPyConnection,
-    sql: str,
-    rows: Sequence[Sequence[Any]],
-    *,
-    before: Sequence[Any] = (),
-    after: Sequence[Any] = (),
-) -> None:
-    """Run an ``UPDATE … FROM (VALUES {values})`` over ``rows`` in chunks: one
-    statement per chunk instead of one per row (values travel as parameters)."""
-    if not rows:
-        return
-    width = len(rows[0])
-    # Numbered parameters: DuckDB binds an UPDATE's FROM before its SET, so plain
-    # ``?`` would be numbered in an order other than the text's.
-    fixed = {f"b{i}": f"${i + 1}" for i in range(len(before))}
-    for start in range(0, len(rows), 500):
-        chunk = rows[start : start + 500]
-        n = len(before)
-        marks = []
-        for _ in chunk:
-            cells = ", ".join(f"CAST(${n + k + 1} AS VARCHAR)" for k in range(width))
-            marks.append(f"({cells})")
-            n += width
-        tail = {f"a{i}": f"${n + i + 1}" for i in range(len(after))}
-        params = [*before, *(value for row in chunk for value in row), *after]
-        conn.execute(sql.format(values=", ".join(marks), **fixed, **tail), params)
 
 
 def allowed_states(selection: Selection) -> frozenset[str]:

@@ -271,20 +271,6 @@ class EnvelopeLayout:
             if len(c.path) == 1 and c.type == "text" and not c.enum and not c.bounded
         )
 
-    def values(self, event: BaseModel) -> list[Any]:
-        """``event``'s column values in column order (a payload stays a mapping)."""
-        out: list[Any] = []
-        for c in self.columns:
-            value: Any = event
-            for part in c.path:
-                value = getattr(value, part)
-                if value is None:
-                    break
-            if c.empty_as_null and value == "":
-                value = None
-            out.append(value)
-        return out
-
     def fields_of(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The envelope's fields from a stored row (by column name).
 

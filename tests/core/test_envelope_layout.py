@@ -179,8 +179,10 @@ def test_a_stored_row_reads_back_as_the_same_envelope() -> None:
         tracestate="",
         trace_flags=1,
     )
-    row = dict(zip(LAYOUT.names, LAYOUT.values(event), strict=True))
-    row["payload"] = json.dumps(event.payload)
+    # The row as the store writes it: the columns' own getters, the payload as JSON.
+    columns = EnvelopeColumns(LAYOUT)
+    assert columns.add_json(event.to_json()) is None
+    row = columns.row_values(0)
     assert LAYOUT.event(row) == event
     assert event_dict(row, LAYOUT)["error"]["status_code"] == 409
 
