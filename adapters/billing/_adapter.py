@@ -22,7 +22,7 @@ import httpx
 
 from adapters._canonical import BillingInterval, Customer, Invoice, SalesOrder, Subscription
 from adapters._http import HttpAdapter, json_or_error, translate_transport_error
-from tracing import ConflictError, IntegrationError, ValidationError
+from tracing import ConflictError, IntegrationError, MappingError, ValidationError
 
 from ._form import FormValue, encode_form, to_minor_units
 from ._mapping import (
@@ -290,6 +290,49 @@ class BillingAdapter(HttpAdapter):
         ]
         events.sort(key=lambda e: (_int_or_zero(e.get("created")), str(e.get("id"))))
         return events
+
+    async def subscriptions(self) -> list[Subscription]:
+        """Every subscription Interlock made (any status, canceled included), paged.
+
+        One whose metadata lacks the order or customer (made by hand in billing) is
+        left out: reconciliation reads subscriptions by the order they serve.
+        """
+        found: list[Subscription] = []
+        async for obj in self._list("/v1/subscriptions", {"status": "all"}):
+            metadata = (obj.get("metadata") or {}) if isinstance(obj, Mapping) else {}
+            if ORDER_REF_KEY in metadata and CUSTOMER_ID_KEY in metadata:
+                found.append(subscription_from_stripe(obj))
+        return found
+
+    async def paid_invoices(self, since: int, until: int) -> list[Invoice]:
+        """Paid invoices created in ``[since, until)`` (unix seconds), paged, each mapped
+        to its order through its subscription (read once per subscription)."""
+        metadata: dict[str, dict[str, str]] = {}
+        found: list[Invoice] = []
+        async for inv in self._list("/v1/invoices", {}):
+            if not isinstance(inv, Mapping) or inv.get("status") != "paid":
+                continue
+            if not since <= _int_or_zero(inv.get("created")) < until:
+                continue
+            sub = str(inv.get("subscription") or "")
+            if sub and sub not in metadata:
+                metadata[sub] = await self.get_subscription_metadata(sub)
+            try:
+                found.append(invoice_from_stripe(inv, extra_metadata=metadata.get(sub, {})))
+            except MappingError:
+                log.warning("paid invoice %s is not Interlock's; left out", inv.get("id"))
+        return found
+
+    async def customers_by_interlock_id(self) -> dict[str, list[str]]:
+        """Billing customer IDs by the Interlock customer ID in their metadata."""
+        out: dict[str, list[str]] = {}
+        async for cus in self._list("/v1/customers", {}):
+            key = ((cus.get("metadata") or {}) if isinstance(cus, Mapping) else {}).get(
+                INTERLOCK_CUSTOMER_KEY
+            )
+            if key:
+                out.setdefault(str(key), []).append(str(cus["id"]))
+        return out
 
     async def get_subscription_metadata(self, subscription_id: str) -> dict[str, str]:
         sub = await self._request("GET", f"/v1/subscriptions/{subscription_id}")

@@ -2,6 +2,6 @@
 and the poller that reads its change feed."""
 
 from ._poller import CrmPoller
-from ._salesforce import OpportunityChange, SalesforceAdapter
+from ._salesforce import OpportunityChange, SalesforceAdapter, WonDeal
 
-__all__ = ["CrmPoller", "OpportunityChange", "SalesforceAdapter"]
+__all__ = ["CrmPoller", "OpportunityChange", "SalesforceAdapter", "WonDeal"]

@@ -26,7 +26,7 @@ from tracing import (
 from .._canonical import BillingInterval, Customer, OrderLine, SalesOrder
 from .._http import HttpAdapter, raise_for_response, tls_verify, translate_transport_error
 
-__all__ = ["OpportunityChange", "SalesforceAdapter"]
+__all__ = ["OpportunityChange", "SalesforceAdapter", "WonDeal"]
 
 SYSTEM = "crm"
 _ID_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
@@ -54,6 +54,18 @@ class OpportunityChange:
     amount: Decimal | None
     currency: str | None
     modstamp: datetime
+
+
+@dataclass(frozen=True)
+class WonDeal:
+    """A closed-won opportunity as the CRM holds it (what reconciliation compares)."""
+
+    opportunity_id: str
+    account_id: str | None
+    account_name: str | None
+    amount: Decimal | None
+    currency: str | None
+    close_date: date
 
 
 def _soql_datetime(value: datetime) -> str:
@@ -189,6 +201,27 @@ class SalesforceAdapter(HttpAdapter):
                 amount=_decimal(r.get("Amount"), "Amount"),
                 currency=r.get("CurrencyIsoCode"),
                 modstamp=parse_salesforce_datetime(r["SystemModstamp"]),
+            )
+            for r in await self._query(soql)
+        ]
+
+    async def won_deals(self, start: date, end: date) -> list[WonDeal]:
+        """Closed-won opportunities with a ``CloseDate`` in ``[start, end)``, paged through
+        ``nextRecordsUrl``: what the CRM holds, whatever the change feed delivered."""
+        soql = (
+            "SELECT Id, AccountId, Account.Name, Amount, CurrencyIsoCode, CloseDate "
+            "FROM Opportunity WHERE IsWon = true "
+            f"AND CloseDate >= {start.isoformat()} AND CloseDate < {end.isoformat()} "
+            "ORDER BY CloseDate ASC, Id ASC"
+        )
+        return [
+            WonDeal(
+                opportunity_id=r["Id"],
+                account_id=r.get("AccountId"),
+                account_name=(r.get("Account") or {}).get("Name"),
+                amount=_decimal(r.get("Amount"), "Amount"),
+                currency=r.get("CurrencyIsoCode"),
+                close_date=date.fromisoformat(str(r["CloseDate"])[:10]),
             )
             for r in await self._query(soql)
         ]

@@ -23,6 +23,8 @@ reference.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -50,6 +52,8 @@ _SALE_FIELDS = [
 ]
 _INVOICE_FIELDS = ["number", "reference", "state", "total_amount"]
 _ID_ASC = [["id", "ASC"]]
+#: Rows (or IDs in an ``in`` domain) per call when reading many.
+_PAGE = 500
 
 
 class TrytonAdapter(HttpAdapter):
@@ -154,6 +158,61 @@ class TrytonAdapter(HttpAdapter):
             _SALE_FIELDS,
         )
         return _sale(found[0]) if found else None
+
+    async def sales(
+        self, references: Sequence[str] = (), *, dated: tuple[date, date] | None = None
+    ) -> list[ErpSale]:
+        """Every sale with one of ``references``, and (with ``dated``) every sale dated in
+        ``[start, end)``, whatever its reference: what the ERP holds, duplicates and
+        hand-keyed orders included. Read in pages of ``_PAGE``."""
+        found: dict[int, ErpSale] = {}
+        refs = sorted(set(references))
+        for start in range(0, len(refs), _PAGE):
+            for row in await self._search_all(
+                "sale.sale", [["reference", "in", refs[start : start + _PAGE]]], _SALE_FIELDS
+            ):
+                found[int(row["id"])] = _sale(row)
+        if dated is not None:
+            domain = [["sale_date", ">=", dated[0]], ["sale_date", "<", dated[1]]]
+            for row in await self._search_all("sale.sale", domain, _SALE_FIELDS):
+                found[int(row["id"])] = _sale(row)
+        return [found[k] for k in sorted(found)]
+
+    async def invoices(self, references: Sequence[str]) -> list[ErpInvoice]:
+        """Every customer invoice with one of ``references`` (billing invoice IDs)."""
+        found: list[ErpInvoice] = []
+        refs = sorted(set(references))
+        for start in range(0, len(refs), _PAGE):
+            domain = [["reference", "in", refs[start : start + _PAGE]], ["type", "=", "out"]]
+            found += [
+                _invoice(r)
+                for r in await self._search_all("account.invoice", domain, _INVOICE_FIELDS)
+            ]
+        return found
+
+    async def parties_by_code(self, codes: Sequence[str]) -> dict[str, list[int]]:
+        """The party IDs holding each code (a customer ID): more than one is a duplicate."""
+        out: dict[str, list[int]] = {}
+        wanted = sorted(set(codes))
+        for start in range(0, len(wanted), _PAGE):
+            rows = await self._search_all(
+                "party.party", [["code", "in", wanted[start : start + _PAGE]]], ["code"]
+            )
+            for row in rows:
+                out.setdefault(str(row["code"]), []).append(int(row["id"]))
+        return out
+
+    async def _search_all(
+        self, model: str, domain: list[Any], fields: list[str]
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = await self._rpc.call(
+                f"model.{model}.search_read", domain, len(rows), _PAGE, _ID_ASC, fields
+            )
+            rows += page
+            if len(page) < _PAGE:
+                return rows
 
     async def create_sale(self, order: SalesOrder, *, idempotency_key: str) -> tuple[ErpSale, bool]:
         """A draft sale for ``order`` (manual invoicing, lines by product code).

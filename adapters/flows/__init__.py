@@ -5,17 +5,20 @@ The events they react to come in through each system's own ingress (the CRM poll
 
 from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
 from ._quote_to_cash import (
+    ENTITLEMENT_KEY_PREFIX,
     MONEY_STEPS,
     SPEC,
     STEPS,
     TRIGGER_KINDS,
     QuoteToCash,
     apply_corrections,
+    entitlement_key,
     prevalidate,
 )
 from ._steps import StepOutcome, StepRunner
 
 __all__ = [
+    "ENTITLEMENT_KEY_PREFIX",
     "MONEY_STEPS",
     "SPEC",
     "STEPS",
@@ -28,5 +31,6 @@ __all__ = [
     "StepRunner",
     "SupportPort",
     "apply_corrections",
+    "entitlement_key",
     "prevalidate",
 ]

@@ -27,12 +27,14 @@ from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
 from ._steps import StepOutcome, StepRunner
 
 __all__ = [
+    "ENTITLEMENT_KEY_PREFIX",
     "MONEY_STEPS",
     "SPEC",
     "STEPS",
     "TRIGGER_KINDS",
     "QuoteToCash",
     "apply_corrections",
+    "entitlement_key",
     "prevalidate",
 ]
 
@@ -67,6 +69,13 @@ STEPS = FlowSteps(
     ),
 )
 _ACTIONABLE = frozenset({Status.OK, Status.REPLAYED})
+#: The support desk keeps the entitlement's idempotency key as its case's external ID.
+ENTITLEMENT_KEY_PREFIX = "support.entitlement:"
+
+
+def entitlement_key(order_ref: str) -> str:
+    """The idempotency key (and the desk's external ID) of an order's entitlement."""
+    return ENTITLEMENT_KEY_PREFIX + order_ref
 
 
 def prevalidate(
@@ -293,7 +302,7 @@ class QuoteToCash:
                 order.customer, idempotency_key=f"support.org:{order.customer.customer_id}"
             )
             case = await self._support.activate_entitlement(
-                org_id, order, idempotency_key=f"support.entitlement:{order.order_ref}"
+                org_id, order, idempotency_key=entitlement_key(order.order_ref)
             )
             return StepOutcome(
                 "support_case",

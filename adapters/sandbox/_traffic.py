@@ -215,7 +215,9 @@ class TrafficGenerator:
     async def close(self, opportunity_id: str, *, won: bool = True) -> None:
         stage = "Closed Won" if won else "Closed Lost"
         response = await self._client.patch(
-            f"{_API}/sobjects/Opportunity/{opportunity_id}", json={"StageName": stage}
+            f"{_API}/sobjects/Opportunity/{opportunity_id}",
+            # A deal closes today: its close date is the day it was won or lost.
+            json={"StageName": stage, "CloseDate": date.today().isoformat()},
         )
         response.raise_for_status()
         if won:

@@ -8,7 +8,9 @@ header), so a redelivered event never opens a second ticket.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -87,6 +89,36 @@ class ZendeskAdapter(HttpAdapter):
         except InterlockError:
             return False
         return True
+
+    async def _each(self, path: str, key: str) -> AsyncIterator[dict[str, Any]]:
+        """Every record of a list endpoint, by cursor pagination (``page[size]``)."""
+        page = await self._call("GET", path, params={"page[size]": "100"})
+        while True:
+            for row in page.get(key) or []:
+                yield row
+            following = (page.get("links") or {}).get("next")
+            if not (page.get("meta") or {}).get("has_more") or not following:
+                return
+            after = parse_qs(urlsplit(following).query).get("page[after]", [""])[0]
+            page = await self._call("GET", path, params={"page[size]": "100", "page[after]": after})
+
+    async def tickets_by_external_id(self, prefix: str) -> dict[str, list[str]]:
+        """Ticket IDs by ``external_id``, for every ticket whose external ID starts with
+        ``prefix`` (the entitlement step's key): more than one is a duplicate."""
+        out: dict[str, list[str]] = {}
+        async for ticket in self._each("/tickets.json", "tickets"):
+            external = str(ticket.get("external_id") or "")
+            if external.startswith(prefix):
+                out.setdefault(external, []).append(str(ticket["id"]))
+        return out
+
+    async def organizations_by_external_id(self) -> dict[str, list[str]]:
+        """Organization IDs by ``external_id`` (the Interlock customer ID)."""
+        out: dict[str, list[str]] = {}
+        async for org in self._each("/organizations.json", "organizations"):
+            if org.get("external_id"):
+                out.setdefault(str(org["external_id"]), []).append(str(org["id"]))
+        return out
 
     async def _find_organization(self, external_id: str) -> int | None:
         found = await self._call(

@@ -1,0 +1,182 @@
+"""The reconciliation plug-in: the ``[reconcile]`` section, the runs' routes, the
+schedule, and ``interlock reconcile``.
+
+Reconciliation reads the four systems through their adapters (the CRM's won deals,
+the ERP's sales, invoices and parties, billing's subscriptions, paid invoices and
+customers, the support desk's entitlement tickets and organizations) and compares
+them; see docs/reconciliation.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, cast
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from collector import Host, Principal, Role, Stage, component
+from tracing import ConfigError, ConflictError
+
+from ._api import reconcile_router
+from ._holdings import (
+    BillingHoldings,
+    CrmHoldings,
+    ErpHoldings,
+    Holdings,
+    SupportHoldings,
+    read_holdings,
+)
+from ._model import Check, Period, period_for
+from ._service import Reconciler
+
+__all__ = ["ReconcilePlugin", "ReconcileSettings", "Schedule", "parse_schedule", "plugin"]
+
+log = logging.getLogger(__name__)
+
+#: Who a scheduled run is recorded as.
+SCHEDULER = Principal("scheduler", Role.OPERATOR)
+_SYSTEMS = ("crm", "erp", "billing", "support")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Run over the last ``period`` every ``every_seconds``."""
+
+    period: str
+    every_seconds: float
+
+
+def parse_schedule(text: str) -> tuple[Schedule, ...]:
+    """``"day@3600,month@86400"``: each ``period@seconds``; empty: no schedule."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        period, _, every = part.partition("@")
+        if period not in ("day", "week", "month"):
+            raise ValueError(f"{part!r}: the period is day, week or month")
+        try:
+            seconds = float(every)
+        except ValueError:
+            raise ValueError(f"{part!r}: expected period@seconds, e.g. day@3600") from None
+        if seconds <= 0:
+            raise ValueError(f"{part!r}: the interval must be positive")
+        out.append(Schedule(period, seconds))
+    return tuple(out)
+
+
+class ReconcileSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: ``period@seconds`` pairs: hourly over the last day and nightly over the last
+    #: month by default; empty turns the schedule off (runs on demand only).
+    schedule: str = "day@3600,month@86400"
+    #: The first scheduled run waits this long after start (the systems warm up).
+    first_run_after_seconds: float = Field(300.0, ge=0)
+    #: A transaction the lineage shows moving within this window is in flight: what
+    #: it has not written yet is not reported missing.
+    settle_minutes: float = Field(15.0, ge=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    @property
+    def schedules(self) -> tuple[Schedule, ...]:
+        return parse_schedule(self.schedule)
+
+
+class ReconcilePlugin:
+    """Installs reconciliation across the systems."""
+
+    name = "reconcile"
+    after = ("crm", "erp", "billing", "support", "replay")
+    sections: Mapping[str, type[BaseModel]] = {"reconcile": ReconcileSettings}
+
+    async def install(self, host: Host) -> None:
+        s = host.section("reconcile", ReconcileSettings)
+
+        async def read(period: Period) -> Holdings:
+            missing = [name for name in _SYSTEMS if name not in host.adapter_systems]
+            if missing:
+                raise ConfigError(
+                    "reconcile", f"needs the {', '.join(missing)} adapter(s), not installed"
+                )
+            return await read_holdings(
+                period,
+                crm=cast(CrmHoldings, host.adapter("crm")),
+                erp=cast(ErpHoldings, host.adapter("erp")),
+                billing=cast(BillingHoldings, host.adapter("billing")),
+                support=cast(SupportHoldings, host.adapter("support")),
+            )
+
+        async def resync(item: dict[str, Any]) -> int:
+            if item["check"] == Check.PAID_INVOICE_TO_ERP.value:
+                # Billing owns the invoice: read its events again; the ledger skips
+                # the ones already handled, so only what never arrived is published.
+                webhooks = host.shared("billing.webhooks", _not_installed("billing"))
+                count: int = await webhooks.catch_up(host.adapter("billing"))
+                return count
+            raise ConflictError(
+                f"re-reading a {item['check']} record from {item['system']} is not built; "
+                "replay the transaction or explain the discrepancy",
+            )
+
+        reconciler = Reconciler(
+            host.lineage,
+            read,
+            settle=timedelta(minutes=s.settle_minutes),
+            audit=host.audit if host.auditor is not None else None,
+            resync=resync,
+        )
+        host.shared("reconcile.service", lambda: reconciler)
+        host.add_component(reconciler, Stage.SERVICE, name="reconcile")
+        host.add_router(reconcile_router(reconciler))
+        if s.schedules:
+            host.add_component(_scheduler(reconciler, s), Stage.TRAFFIC, name="reconcile-schedule")
+
+    def register_cli(self, sub: Any) -> None:
+        """The ``interlock reconcile`` sub-command."""
+        from ._cli import register_cli
+
+        register_cli(sub)
+
+
+def _not_installed(system: str) -> Any:
+    def fail() -> Any:
+        raise ConfigError("reconcile", f"re-sync needs the {system} ingress, not installed")
+
+    return fail
+
+
+def _scheduler(reconciler: Reconciler, s: ReconcileSettings) -> Any:
+    tasks: list[asyncio.Task[None]] = []
+
+    async def every(schedule: Schedule) -> None:
+        await asyncio.sleep(s.first_run_after_seconds)
+        while True:
+            try:
+                await reconciler.run(period_for(schedule.period), trigger="schedule", by=SCHEDULER)
+            except Exception:
+                log.exception("scheduled reconciliation (%s) failed", schedule.period)
+            await asyncio.sleep(schedule.every_seconds)
+
+    async def start() -> None:
+        tasks.extend(asyncio.create_task(every(x)) for x in s.schedules)
+
+    async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return component("reconcile-schedule", start=start, stop=stop)
+
+
+plugin = ReconcilePlugin()
