@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from . import _data as data
+from . import _kept as kept
 from ._client import ControlApiError
 from ._nav import PageSpec
 
@@ -26,8 +27,10 @@ __all__ = [
     "Principal",
     "can",
     "current",
+    "restore_sign_in",
     "sign_in",
     "sign_out",
+    "token_accepted",
     "view",
     "visible_pages",
 ]
@@ -85,15 +88,38 @@ def sign_in(token: str, chosen_view: str = "operations") -> Principal:
     body = data.check_token(token.strip() or None)
     st.session_state["api_token"] = token.strip()
     st.session_state["view"] = chosen_view if chosen_view in VIEWS else "operations"
+    st.session_state.pop("signed_out", None)
+    if token.strip():  # kept for a reload or a deep link (dashboards/_kept.py)
+        kept.keep(token.strip(), st.session_state["view"])
+    else:
+        kept.forget()
     data.clear_cache()
     return Principal(str(body.get("name", "?")), str(body.get("role", "viewer")))
 
 
 def sign_out() -> None:
-    """Forget this session's token and view."""
+    """Forget this session's token and view, and the browser's kept sign-in (the
+    server-side entry and the cookie)."""
+    kept.forget()
     st.session_state["api_token"] = ""
+    st.session_state["signed_out"] = True
     st.session_state.pop("view", None)
     data.clear_cache()
+
+
+def token_accepted(token: str) -> bool:
+    """Whether the control API still takes ``token`` (a kept sign-in is restored only
+    then). An unreachable API is not a refusal: the page explains it and the sign-in stays."""
+    try:
+        data.check_token(token)
+    except ControlApiError as exc:
+        return exc.status not in (401, 403)
+    return True
+
+
+def restore_sign_in() -> bool:
+    """Sign a new session (a reload, a deep link) in again from the browser's kept ID."""
+    return kept.restore(token_accepted)
 
 
 def visible_pages(
