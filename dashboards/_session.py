@@ -5,13 +5,14 @@ every action the pages offer is also refused by the API for a role below it. The
 dashboard only hides what a role cannot do, so nobody is offered a button that fails.
 
 Two views: ``operations`` (opens on the operations home) and ``executive`` (opens on the
-SLA report, with the SLA pages only). The view is a presentation choice, not a role.
+SLA report, its home, with the SLA pages only). The view is a presentation choice, not a
+role.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
@@ -21,6 +22,7 @@ from ._client import ControlApiError
 from ._nav import PageSpec
 
 __all__ = [
+    "EXECUTIVE_HOME",
     "EXECUTIVE_PAGES",
     "ROLES",
     "VIEWS",
@@ -38,8 +40,12 @@ __all__ = [
 #: Roles in increasing power, as the control API orders them.
 ROLES = ("viewer", "operator", "approver", "admin")
 VIEWS = ("operations", "executive")
-#: URL paths of the pages the executive view shows; the first is where it opens.
-EXECUTIVE_PAGES = ("Reports", "SLAs", "Alerts", "Overview")
+#: URL paths of the pages the executive view shows; the first is its home (the SLA
+#: report: the period, the trend against the previous one, the top incidents by impact).
+#: The operations home is not among them: an executive switches view to see it.
+EXECUTIVE_PAGES = ("Reports", "SLAs", "Alerts")
+#: The navigation title of the executive view's first page.
+EXECUTIVE_HOME = "Home: SLA report"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,4 +140,6 @@ def visible_pages(
     if chosen_view == "executive":
         order = {path: i for i, path in enumerate(EXECUTIVE_PAGES)}
         shown = sorted((s for s in shown if s.url_path in order), key=lambda s: order[s.url_path])
+        if shown:
+            shown[0] = replace(shown[0], title=EXECUTIVE_HOME)
     return shown

@@ -61,6 +61,9 @@ with st.sidebar:
     write_cookie()
     if me is not None and st.session_state.get("api_token"):
         st.markdown(f"Signed in as **{me.name}** · role **{me.role}** · {chosen_view} view")
+        if me.role == "viewer":
+            st.caption("A viewer reads only, as visitors who have not signed in do here; acting "
+                       "needs an operator, approver or admin token.")  # fmt: skip
         st.button("Sign out", key="sign_out", on_click=_sign_out)
     else:
         if me is None:
@@ -85,6 +88,9 @@ with st.sidebar:
             st.form_submit_button("Sign in", on_click=_sign_in)
         if problem := st.session_state.get("signin_error"):
             st.error(problem)
+    # A link, not a widget: the new page load keeps the sign-in (dashboards/_kept.py).
+    other = "operations" if chosen_view == "executive" else "executive"
+    st.markdown(f"[Switch to the {other} view](./?view={other})")
     st.divider()
     st.caption(f"Control API: `{api_url()}`")
     try:

@@ -79,7 +79,10 @@ def test_navigation_follows_the_role_and_the_view() -> None:
     assert "Approvals" not in paths("operator")
     assert "Approvals" in paths("approver") and "Approvals" in paths("admin")
     assert paths("viewer")[0] == "Overview"
-    assert paths("viewer", "executive") == ["Reports", "SLAs", "Alerts", "Overview"]
+    # The executive's home is the SLA report; the operations home is not in that view.
+    assert paths("viewer", "executive") == ["Reports", "SLAs", "Alerts"]
+    home = visible_pages(specs, Principal("x", "viewer"), "executive")[0]
+    assert home.title == "Home: SLA report"
     # Down or refused: every page, each explains the problem itself.
     assert len(visible_pages(specs, None, "operations")) == len(specs)
 
@@ -195,6 +198,52 @@ def test_executive_view_opens_on_the_sla_report(open_as: Opener) -> None:
     assert not at.exception
     assert at.title[0].value == "Executive SLA report"
     assert "executive view" in "\n".join(m.value for m in at.sidebar.markdown)
+
+
+def test_the_executive_home_is_the_sla_report_and_stays_it_after_a_reload(
+    open_as: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_as("app.py", None)
+    at.sidebar.text_input(key="signin_token").input("tok-exec")
+    at.sidebar.radio(key="signin_view").set_value("executive")
+    at.sidebar.button[0].click().run()
+    sid = at.session_state["kept_sid"]
+    home = _load(monkeypatch, sid)
+    assert not home.exception
+    assert home.title[0].value == "Executive SLA report"
+    assert home.selectbox[0].label == "Period"
+    report = home.dataframe[0].value
+    assert {"Previous period", "Trend"} <= set(report.columns)
+    assert "Top incidents by business impact" in [s.value for s in home.subheader]
+    assert "Operations home" not in [t.value for t in home.title]
+    assert "[Switch to the operations view](./?view=operations)" in texts(home)
+    # A link naming the other view wins over the one signed in with.
+    ops = _load(monkeypatch, sid, view="operations")
+    assert ops.title[0].value == "Operations home"
+
+
+def _main_area(at: AppTest) -> list[tuple[str, str]]:
+    """What the page shows outside the sidebar: element types and their labels/headings."""
+    shown = [("title", t.value) for t in at.main.title] + [("h", h.value) for h in at.main.header]
+    shown += [("sub", h.value) for h in at.main.subheader]
+    shown += [("metric", m.label) for m in at.main.metric]
+    shown += [("button", b.label) for b in at.main.button]
+    shown += [("table", ",".join(map(str, d.value.columns))) for d in at.main.dataframe]
+    return shown
+
+
+@pytest.mark.parametrize("spec", discover_pages(), ids=lambda s: s.path.name)
+def test_a_viewer_who_signs_in_sees_what_a_visitor_sees(
+    spec: PageSpec, open_as: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in the demo: the dashboard reads with a viewer token of its own before sign-in."""
+    at = open_as(f"pages/{spec.path.name}", "viewer")
+    monkeypatch.setenv("INTERLOCK_API_TOKEN", "tok-exec")
+    st.cache_data.clear()
+    visitor = AppTest.from_file(str(DASHBOARDS / f"pages/{spec.path.name}"), default_timeout=60)
+    visitor.run()
+    assert not visitor.exception and not at.exception
+    assert _main_area(visitor) == _main_area(at)
 
 
 def test_operations_home_shows_slas_alerts_dead_letters_and_adapters(open_as: Opener) -> None:
