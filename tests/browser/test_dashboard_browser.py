@@ -254,6 +254,13 @@ async def test_sign_in_find_a_transaction_dry_run_and_screenshot_every_page(stac
             await settle(page, "Executive SLA report")
             await shoot(page, "executive")
             await signed_in(page)
+            # The sidebar's view switch opens a new tab (a new session), still signed in.
+            async with context.expect_page() as opened:
+                await page.get_by_role("link", name="Switch to the operations view").click()
+            ops = await opened.value
+            await settle(ops, "Operations home")
+            await signed_in(ops)
+            await ops.close()
 
             # Signing out ends the kept sign-in: a reload asks for a token again.
             await page.get_by_role("button", name="Sign out").click()
