@@ -29,7 +29,7 @@ REASON_RUNBOOKS = {
     "downstream_unavailable": "retry-and-replay",
     "rate_limit": "retry-and-replay",
     "unknown": "retry-and-replay",
-    "auth": "retry-and-replay",
+    "auth": "credentials",
     "conflict": "manual-intervention",
     "validation": "manual-intervention",
     "mapping": "manual-intervention",

@@ -3,7 +3,9 @@
 The sidebar signs in with a role token (checked by the control API's ``whoami``); the
 navigation then lists the pages of ``dashboards/pages/`` that role may use (see
 ``dashboards/_nav.py``). The executive view opens on the SLA report and shows only the
-SLA pages; ``?view=executive`` links straight to it.
+SLA pages; ``?view=executive`` links straight to it. A sign-in survives a reload and a
+deep link: the browser keeps a cookie with an opaque session ID, never the token
+(``dashboards/_kept.py``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,17 @@ import streamlit as st
 
 from dashboards._client import ControlApiError, ControlApiUnavailable, api_url
 from dashboards._data import clear_cache, health
+from dashboards._kept import write_cookie
 from dashboards._nav import discover_pages
-from dashboards._session import VIEWS, current, sign_in, sign_out, view, visible_pages
+from dashboards._session import (
+    VIEWS,
+    current,
+    restore_sign_in,
+    sign_in,
+    sign_out,
+    view,
+    visible_pages,
+)
 
 st.set_page_config(page_title="Interlock", page_icon=":link:", layout="wide")
 
@@ -37,6 +48,7 @@ def _sign_out() -> None:
     clear_cache()
 
 
+restore_sign_in()  # a reload or a deep link keeps the sign-in (dashboards/_kept.py)
 me = current()
 chosen_view = view()
 specs = visible_pages(discover_pages(), me, chosen_view)
@@ -46,8 +58,12 @@ pages = [
 navigation = st.navigation(pages)
 
 with st.sidebar:
+    write_cookie()
     if me is not None and st.session_state.get("api_token"):
         st.markdown(f"Signed in as **{me.name}** · role **{me.role}** · {chosen_view} view")
+        if me.role == "viewer":
+            st.caption("A viewer reads only, as visitors who have not signed in do here; acting "
+                       "needs an operator, approver or admin token.")  # fmt: skip
         st.button("Sign out", key="sign_out", on_click=_sign_out)
     else:
         if me is None:
@@ -72,6 +88,9 @@ with st.sidebar:
             st.form_submit_button("Sign in", on_click=_sign_in)
         if problem := st.session_state.get("signin_error"):
             st.error(problem)
+    # A link, not a widget: the new page load keeps the sign-in (dashboards/_kept.py).
+    other = "operations" if chosen_view == "executive" else "executive"
+    st.markdown(f"[Switch to the {other} view](./?view={other})")
     st.divider()
     st.caption(f"Control API: `{api_url()}`")
     try:

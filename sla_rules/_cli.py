@@ -77,7 +77,7 @@ def register_cli(subparsers: Any) -> None:
         "--dashboard-url",
         default=None,
         help="base URL of the dashboard the alerts' runbook_url points into "
-        f"(INTERLOCK_DASHBOARD_URL, {DEFAULT_DASHBOARD_URL})",
+        f"(default: $INTERLOCK_DASHBOARD_URL, else {DEFAULT_DASHBOARD_URL})",
     )
     export.add_argument(
         "--rules", nargs="+", type=Path, default=None,
@@ -85,18 +85,24 @@ def register_cli(subparsers: Any) -> None:
     )  # fmt: skip
     export.set_defaults(func=_export)
 
-    report = subparsers.add_parser(
-        "report",
-        help="the executive SLA report, from the control API",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,  # --help shows the defaults
-    )
-    report.add_argument("--period", choices=PERIODS, default="last-7d", help="report period")
-    report.add_argument("--start", help="ISO 8601 start (custom period)")
-    report.add_argument("--end", help="ISO 8601 end (custom period)")
+    # Each help names its default: the environment-or-builtin ones are not argparse
+    # defaults, so ArgumentDefaultsHelpFormatter would print "(default: None)" for them.
+    report = subparsers.add_parser("report", help="the executive SLA report, from the control API")
     report.add_argument(
-        "--format", choices=("pdf", "csv", "json"), default="pdf", help="what to write"
+        "--period", choices=PERIODS, default="last-7d", help="report period (default: last-7d)"
     )
-    report.add_argument("--out", type=Path, required=True, help="file to write")
-    report.add_argument("--api", help=f"control API URL (INTERLOCK_API_URL, {DEFAULT_API_URL})")
-    report.add_argument("--token", help="API token (INTERLOCK_API_TOKEN)")
+    report.add_argument("--start", help="ISO 8601 start; custom period only (no default)")
+    report.add_argument("--end", help="ISO 8601 end, exclusive; custom period only (no default)")
+    report.add_argument(
+        "--format", choices=("pdf", "csv", "json"), default="pdf",
+        help="what to write (default: pdf)",
+    )  # fmt: skip
+    report.add_argument("--out", type=Path, required=True, help="file to write (required)")
+    report.add_argument(
+        "--api",
+        help=f"control API URL (default: $INTERLOCK_API_URL, else {DEFAULT_API_URL})",
+    )
+    report.add_argument(
+        "--token", help="API token, viewer or above (default: $INTERLOCK_API_TOKEN, else none)"
+    )
     report.set_defaults(func=_report)

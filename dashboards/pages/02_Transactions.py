@@ -61,6 +61,8 @@ if not items:
 else:
     st.dataframe(transaction_table(items), hide_index=True, column_config=TRANSACTION_COLUMNS)
     st.caption(f"Showing {len(items)} of {page['total']:,}; click a column header to sort.")
+    if any(item.get("state") == "stalled" for item in items) and (link := runbook_link("stalled")):
+        st.markdown(link)  # overdue with no dead letter: what to do about them
 
 labels = {str(item["correlation_id"]): describe_transaction(item) for item in items}
 options = list(labels)
@@ -97,7 +99,10 @@ if detail.get("state") != "completed":
     # A stalled or failed transaction: the runbook for why it stopped.
     reasons = [str((e.get("error") or {}).get("reason")) for e in detail.get("events") or []
                if e.get("status") in ("dead_lettered", "failed") and e.get("error")]  # fmt: skip
-    name = REASON_RUNBOOKS.get(reasons[-1]) if reasons else "manual-intervention"
+    if detail.get("state") == "stalled":  # overdue with no open dead letter
+        name: str | None = "stalled"
+    else:
+        name = REASON_RUNBOOKS.get(reasons[-1]) if reasons else "manual-intervention"
     if link := runbook_link(name):
         st.markdown(link)
 

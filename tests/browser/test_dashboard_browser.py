@@ -170,6 +170,12 @@ async def sign_in(page: Page, heading: str) -> None:
     await settle(page, heading)
 
 
+async def signed_in(page: Page) -> None:
+    """The sidebar names the admin: this page load was signed in without typing a token."""
+    await page.get_by_test_id("stSidebar").get_by_text("Signed in as").wait_for(timeout=20_000)
+    assert await page.get_by_test_id("stSidebar").get_by_label("Role token").count() == 0
+
+
 async def open_page(page: Page, title: str, heading: str) -> None:
     """Follow the sidebar navigation (keeps the signed-in session, unlike a reload)."""
     await page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
@@ -188,13 +194,24 @@ async def test_sign_in_find_a_transaction_dry_run_and_screenshot_every_page(stac
             await settle(page, "Operations home")
 
             await sign_in(page, "Operations home")
+            assert not await page.get_by_role("button", name="Deploy").count()
             await shoot(page, "home")
 
-            # The flagship: a completed quote-to-cash transaction, linked by ?cid=.
+            # The sign-in survives a reload; the browser holds an opaque ID, not the token.
+            await page.reload()
+            await settle(page, "Operations home")
+            await signed_in(page)
+            cookies = {c["name"]: c["value"] for c in await context.cookies()}
+            assert cookies.get("interlock_session")
+            assert ADMIN_TOKEN not in str(cookies)
+
+            # The flagship: a completed quote-to-cash transaction, linked by ?cid=; the same
+            # browser stays signed in and the URL carries no token.
             cid = stack.completed["correlation_id"]
             await page.goto(f"{stack.dashboard}/Transactions?cid={cid}")
             await settle(page, "Transactions")
-            await sign_in(page, "Transactions")
+            await signed_in(page)
+            assert ADMIN_TOKEN not in page.url
             await page.get_by_text("Path across the systems").wait_for(timeout=20_000)
             await settle(page, "Transactions")
             await shoot_down_to(page, page.get_by_text("One lane per system"), "transaction")
@@ -236,6 +253,22 @@ async def test_sign_in_find_a_transaction_dry_run_and_screenshot_every_page(stac
             await page.goto(f"{stack.dashboard}/?view=executive")
             await settle(page, "Executive SLA report")
             await shoot(page, "executive")
+            await signed_in(page)
+            # The sidebar's view switch opens a new tab (a new session), still signed in.
+            async with context.expect_page() as opened:
+                await page.get_by_role("link", name="Switch to the operations view").click()
+            ops = await opened.value
+            await settle(ops, "Operations home")
+            await signed_in(ops)
+            await ops.close()
+
+            # Signing out ends the kept sign-in: a reload asks for a token again.
+            await page.get_by_role("button", name="Sign out").click()
+            await page.get_by_label("Role token", exact=True).wait_for(timeout=20_000)
+            await page.reload()  # still /?view=executive
+            await settle(page, "Executive SLA report")
+            await page.get_by_label("Role token", exact=True).wait_for(timeout=20_000)
+            assert "interlock_session" not in {c["name"] for c in await context.cookies()}
             dark = await browser.new_context(
                 viewport={"width": 1440, "height": 900}, color_scheme="dark"
             )

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import streamlit as st
-from _sample import Chain
+from _sample import OPEN, Chain
 from stack_api import COMPLETED, DEAD, StackApi
 from streamlit.testing.v1 import AppTest
 
@@ -315,6 +315,25 @@ def test_alerts_slas_and_dead_letters_link_to_runbooks_in_the_app(open_as: Opene
     assert table["Runbook"].str.startswith("./Runbooks?name=").all()
     stalled = clean(open_as("pages/02_Transactions.py", "viewer", cid=DEAD))
     assert "./Runbooks?name=retry-and-replay" in texts(stalled)
+
+
+def test_a_stalled_transaction_links_the_stalled_runbook(sample_api, use_api, run_page) -> None:
+    use_api(sample_api)
+    at = run_page("pages/02_Transactions.py", cid=OPEN)
+    assert not at.exception
+    shown = "\n".join(m.value for m in at.markdown)
+    assert "(./Runbooks?name=stalled)" in shown
+    listed = run_page("pages/02_Transactions.py")  # the list holds the stalled one too
+    assert "(./Runbooks?name=stalled)" in "\n".join(m.value for m in listed.markdown)
+
+
+def test_every_dead_letter_reason_has_a_runbook_the_app_serves() -> None:
+    from dashboards._runbooks import REASON_RUNBOOKS, runbook_name
+
+    assert {r.value for r in Reason} <= set(REASON_RUNBOOKS)
+    assert all(runbook_name(name) for name in REASON_RUNBOOKS.values())
+    # Bad credentials are not fixed by retrying: their own runbook says what is.
+    assert REASON_RUNBOOKS["auth"] == "credentials"
 
 
 def test_runbooks_page_serves_one_by_name(open_as: Opener) -> None:
