@@ -289,6 +289,16 @@ def audit(*, action: str | None = None, limit: int = 100) -> Json:
     return _read(f"{_API}/audit", action=action, limit=limit)
 
 
+def reconciliations(*, limit: int = 50) -> Json:
+    """Reconciliation runs, newest first: ``{"items": [...], "total": n}``."""
+    return _read(f"{_API}/reconciliations", limit=limit)
+
+
+def reconciliation(run_id: str, *, kind: str | None = None, system: str | None = None) -> Json:
+    """One run and its discrepancies (``items``), most money first."""
+    return _read(f"{_API}/reconciliations/{_segment(run_id)}", kind=kind, system=system)
+
+
 def optional(read: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
     """``read(...)``, but ``None`` when this collector does not serve its route (404):
     ``optional(sla_rules)``."""
@@ -372,6 +382,23 @@ def resolve_dead_letter(event_id: str, *, reason: str) -> Json:
 def ignore_dead_letter(event_id: str, *, reason: str) -> Json:
     """Close an open dead letter as nothing to do (recorded with ``reason``)."""
     return _write(f"{_API}/dead-letters/{_segment(event_id)}/ignore", {"reason": reason})
+
+
+def start_reconciliation(period: str) -> Json:
+    """Start a run over the last ``period`` (operator): ``{"run_id": ..., "status": ...}``."""
+    return _write(f"{_API}/reconciliations", {"period": period})
+
+
+def explain_discrepancy(run_id: str, discrepancy_id: str, *, reason: str) -> Json:
+    """Mark a discrepancy explained, with the reason (operator)."""
+    path = f"{_API}/reconciliations/{_segment(run_id)}/discrepancies/{_segment(discrepancy_id)}"
+    return _write(f"{path}/explain", {"reason": reason})
+
+
+def resync_discrepancy(run_id: str, discrepancy_id: str) -> Json:
+    """Re-read a discrepancy's record from its owning system (operator)."""
+    path = f"{_API}/reconciliations/{_segment(run_id)}/discrepancies/{_segment(discrepancy_id)}"
+    return _write(f"{path}/resync", {})
 
 
 def clear_cache() -> None:

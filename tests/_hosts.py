@@ -90,12 +90,14 @@ def serve(
     workdir: Path,
     replay: Mapping[str, Any] | None = None,
     sla: bool = True,
+    extra: Sequence[Plugin] = (),
 ) -> InterlockThread:
-    """A started host over a lineage seeded with ``events``; ``stop()`` it after."""
+    """A started host over a lineage seeded with ``events`` (and ``extra`` plug-ins);
+    ``stop()`` it after."""
     port = free_port()
     interlock = Interlock(
         reading_settings(port, tokens_file=workdir / "tokens.json"),
-        [SeedLineage(events), *reading_plugins(replay=replay, sla=sla)],
+        [SeedLineage(events), *reading_plugins(replay=replay, sla=sla), *extra],
         demo=False,
         api_port=port,
         tokens=token_store(tokens),

@@ -32,7 +32,7 @@ from ._holdings import (
     read_holdings,
 )
 from ._model import Check, Period, period_for
-from ._service import Reconciler
+from ._service import Reader, Reconciler
 
 __all__ = ["ReconcilePlugin", "ReconcileSettings", "Schedule", "parse_schedule", "plugin"]
 
@@ -98,10 +98,16 @@ class ReconcilePlugin:
     after = ("crm", "erp", "billing", "support", "replay")
     sections: Mapping[str, type[BaseModel]] = {"reconcile": ReconcileSettings}
 
+    def __init__(self, *, read: Reader | None = None, scheduled: bool = True) -> None:
+        #: What the systems hold (tests and benches pass their own); default: read the
+        #: host's crm, erp, billing and support adapters.
+        self.read = read
+        self.scheduled = scheduled
+
     async def install(self, host: Host) -> None:
         s = host.section("reconcile", ReconcileSettings)
 
-        async def read(period: Period) -> Holdings:
+        async def read_systems(period: Period) -> Holdings:
             missing = [name for name in _SYSTEMS if name not in host.adapter_systems]
             if missing:
                 raise ConfigError(
@@ -129,7 +135,7 @@ class ReconcilePlugin:
 
         reconciler = Reconciler(
             host.lineage,
-            read,
+            self.read or read_systems,
             settle=timedelta(minutes=s.settle_minutes),
             audit=host.audit if host.auditor is not None else None,
             resync=resync,
@@ -137,7 +143,7 @@ class ReconcilePlugin:
         host.shared("reconcile.service", lambda: reconciler)
         host.add_component(reconciler, Stage.SERVICE, name="reconcile")
         host.add_router(reconcile_router(reconciler))
-        if s.schedules:
+        if s.schedules and self.scheduled:
             host.add_component(_scheduler(reconciler, s), Stage.TRAFFIC, name="reconcile-schedule")
 
     def register_cli(self, sub: Any) -> None:
