@@ -129,6 +129,17 @@ class DemoPlugin:
             },
         )
         host.add_component(traffic, Stage.TRAFFIC, name="demo traffic")
+        if s.demo.faults:
+            from ._silent import SilentFaults
+
+            # Behind Interlock's back: only reconciliation finds these.
+            silent = SilentFaults(
+                erp=(ep.direct["erp"], ep.erp_database, ep.erp_user, ep.erp_password),
+                billing_url=ep.direct["billing"],
+                billing_key=ep.billing_api_key,
+                webhooks=landscape.webhook_proxy,
+            )
+            host.add_component(silent, Stage.TRAFFIC, name="demo silent faults")
 
 
 plugin = DemoPlugin()

@@ -21,6 +21,7 @@ import pytest_asyncio
 from adapters.erp import TrytonAdapter
 from adapters.sandbox import free_port
 from adapters.sandbox._landscape import Landscape, LandscapeEndpoints
+from adapters.sandbox._silent import SilentFaults
 from adapters.sandbox._traffic import TrafficGenerator
 from adapters.sandbox.plugin import with_landscape
 from collector import Role, load_settings
@@ -189,3 +190,30 @@ async def test_faults_no_event_reported_are_found_and_repairs_clear_them(stack: 
     assert {"reconciliation.run", "reconciliation.explain", "reconciliation.resync"} <= set(actions)
     listing = (await stack.api.get("/api/v1/reconciliations")).json()
     assert listing["total"] == 3 and listing["items"][0]["run_id"] == after["run_id"]
+
+
+async def test_the_demos_silent_faults_are_each_found_by_reconciliation(stack: Stack) -> None:
+    deals = [await stack.traffic.create_deal(close="won") for _ in range(2)]
+    for opp in deals:
+        await stack.settled(opp, "entitlement.activated", "invoice.posted")
+    silent = SilentFaults(
+        erp=(stack.ep.direct["erp"], stack.ep.erp_database, stack.ep.erp_user,
+             stack.ep.erp_password),
+        billing_url=stack.ep.direct["billing"],
+        billing_key=stack.ep.billing_api_key,
+        webhooks=stack.landscape.webhook_proxy,
+        every=0.05,
+        webhook_outage=0.5,
+    )  # fmt: skip
+    await silent.start()
+    try:
+        for _ in range(300):
+            if len(silent.done) >= 4:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await silent.stop()
+    assert len(silent.done) >= 4, silent.done
+    run = await stack.reconcile()
+    kinds = {(d["kind"], d["system"]) for d in run["items"] if not d["explained"]}
+    assert {("duplicate", "erp"), ("orphan", "erp"), ("state_mismatch", "billing")} <= kinds
