@@ -1,13 +1,14 @@
-"""A ServiceNow sandbox per session, pysnc against it."""
+"""A ServiceNow sandbox per session, pysnc against it, and the adapter."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from pysnc import ServiceNowClient
 
 from adapters.sandbox.servicenow import ServiceNowSandbox
+from adapters.servicenow import ServiceNowAdapter
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +25,15 @@ def snc(sn_sandbox: ServiceNowSandbox, monkeypatch: pytest.MonkeyPatch) -> Servi
     return ServiceNowClient(
         sn_sandbox.url, (sn_sandbox.username, sn_sandbox.password), verify=sn_sandbox.ca_file
     )
+
+
+@pytest.fixture
+async def adapter(sn_sandbox: ServiceNowSandbox) -> AsyncIterator[ServiceNowAdapter]:
+    async with ServiceNowAdapter(
+        sn_sandbox.url,
+        username=sn_sandbox.username,
+        password=sn_sandbox.password,
+        ca_file=sn_sandbox.ca_file,
+        timeout=5.0,
+    ) as sn:
+        yield sn

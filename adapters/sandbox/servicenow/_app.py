@@ -239,6 +239,12 @@ def create_app(store: Store, credentials: Credentials) -> Starlette:
             }
         )
 
+    async def revoke(request: Request) -> Response:
+        """``POST /_sandbox/revoke_tokens``: every access token issued so far stops working."""
+        revoked = len(credentials.tokens)
+        credentials.tokens.clear()
+        return JSONResponse({"revoked": revoked})
+
     async def unknown(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 400)
         if status == 405:
@@ -262,6 +268,7 @@ def create_app(store: Store, credentials: Credentials) -> Starlette:
             Route("/oauth_token.do", oauth_token, methods=["POST"]),
             Route("/_sandbox/faults", loopback_only(faults_endpoint(faults)), methods=["POST"]),
             Route("/_sandbox/stats", loopback_only(stats), methods=["GET"]),
+            Route("/_sandbox/revoke_tokens", loopback_only(revoke), methods=["POST"]),
         ],
     )
 
