@@ -245,6 +245,18 @@ def create_app(store: Store, credentials: Credentials) -> Starlette:
         credentials.tokens.clear()
         return JSONResponse({"revoked": revoked})
 
+    async def data_policy(request: Request) -> Response:
+        """``POST /_sandbox/data_policy`` ``{"table", "field", "mandatory"}``: an admin's
+        data policy, so tests can make the instance refuse a write the way a real one would."""
+        try:
+            body = json.loads(await request.body() or b"{}")
+            store.set_data_policy(
+                str(body["table"]), str(body["field"]), mandatory=bool(body.get("mandatory", True))
+            )
+        except (ValueError, KeyError, TypeError, UnknownTable) as exc:
+            return JSONResponse({"error": f"bad data policy: {exc}"}, 400)
+        return JSONResponse({"data_policies": sorted(map(list, store.data_policies))})
+
     async def unknown(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 400)
         if status == 405:
@@ -269,6 +281,7 @@ def create_app(store: Store, credentials: Credentials) -> Starlette:
             Route("/_sandbox/faults", loopback_only(faults_endpoint(faults)), methods=["POST"]),
             Route("/_sandbox/stats", loopback_only(stats), methods=["GET"]),
             Route("/_sandbox/revoke_tokens", loopback_only(revoke), methods=["POST"]),
+            Route("/_sandbox/data_policy", loopback_only(data_policy), methods=["POST"]),
         ],
     )
 

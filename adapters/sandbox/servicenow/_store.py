@@ -7,7 +7,7 @@ with the ``sys_*`` fields:
 - ``customer_account``: name (mandatory), number (ACC…), notes, u_external_id, active;
 - ``sn_customerservice_case``: number (CS…), short_description (mandatory),
   description, account (reference to customer_account), priority 1–4, state,
-  active, correlation_id, u_tags, contact_type, work_notes, comments;
+  active, correlation_id, contact, u_tags, contact_type, work_notes, comments;
 - ``incident``: number (INC…), short_description (mandatory), description,
   priority 1–5, state, active, correlation_id, work_notes, comments;
 - ``sys_journal_field``: element_id, name, element, value (one row per work note
@@ -132,6 +132,7 @@ TABLES: dict[str, TableSpec] = {
             "state": FieldSpec("State", "choice", _CASE_STATES, default="1"),
             "active": FieldSpec("Active", "boolean", default="true", read_only=True),
             "correlation_id": FieldSpec("Correlation ID"),
+            "contact": FieldSpec("Contact"),
             "u_tags": FieldSpec("Tags"),
             "contact_type": FieldSpec(
                 "Channel",
@@ -195,6 +196,8 @@ class Store:
         self.records: dict[str, dict[str, Record]] = {name: {} for name in TABLES}
         self._numbers = {name: itertools.count(1001) for name in TABLES}
         self._seq = itertools.count(1)
+        #: Data policies an administrator added: (table, field) pairs made mandatory.
+        self.data_policies: set[tuple[str, str]] = set()
 
     @staticmethod
     def spec(table: str) -> TableSpec:
@@ -320,6 +323,17 @@ class Store:
             self._journal(spec, current, journal, now)
             return dict(current)
 
+    def set_data_policy(self, table: str, name: str, *, mandatory: bool) -> None:
+        """Make ``table.name`` mandatory (or not), as an administrator's data policy does."""
+        spec = self.spec(table)
+        if name not in spec.fields:
+            raise ValueError(f"{table} has no field {name!r}")
+        with self._lock:
+            if mandatory:
+                self.data_policies.add((table, name))
+            else:
+                self.data_policies.discard((table, name))
+
     def delete(self, table: str, sys_id: str) -> None:
         spec = self._writable(table)
         with self._lock:
@@ -361,7 +375,11 @@ class Store:
         return journal
 
     def _check(self, spec: TableSpec, record: Record) -> None:
-        missing = [f.label for n, f in spec.fields.items() if f.mandatory and not record.get(n)]
+        missing = [
+            f.label
+            for n, f in spec.fields.items()
+            if (f.mandatory or (spec.name, n) in self.data_policies) and not record.get(n)
+        ]
         if missing:
             # What a data policy answers: 403 "Operation Failed".
             raise Invalid(
