@@ -232,7 +232,10 @@ def adapter_rows(
 ) -> list[dict[str, Any]]:
     """Per system: the health check, derived circuit, error rate, p95 and last success."""
     figures = {s["system"]: s for s in (adapters or {}).get("systems", [])}
-    systems = [s for s in ("crm", "erp", "billing", "support") if s in checks or s in figures]
+    # Every system the collector reports calls for (in lane order, ServiceNow or any other a
+    # plug-in adds), then the shipped ones that only have a health check so far.
+    shipped = [s for s in ("crm", "erp", "billing", "support") if s in checks]
+    systems = list(dict.fromkeys([*figures, *shipped]))
     rows = []
     for system in systems:
         f = figures.get(system, {})

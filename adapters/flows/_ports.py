@@ -72,7 +72,13 @@ class BillingPort(Protocol):
 
 
 class SupportPort(Protocol):
-    async def ensure_organization(self, customer: Customer, *, idempotency_key: str) -> int: ...
+    """A support desk (Zendesk, ServiceNow). Its organization IDs are strings at this
+    boundary whatever the desk keeps (Zendesk numbers, ServiceNow sys_ids); ``system``
+    is the name its steps are recorded against in the lineage."""
+
+    @property
+    def system(self) -> str: ...
+    async def ensure_organization(self, customer: Customer, *, idempotency_key: str) -> str: ...
     async def activate_entitlement(
-        self, organization_id: int, order: SalesOrder, *, idempotency_key: str
+        self, organization_id: str, order: SalesOrder, *, idempotency_key: str
     ) -> SupportCase: ...

@@ -6,8 +6,9 @@ a support entitlement, and — when billing invoices it — a posted ERP invoice
     invoice.paid (signed webhook) ─▶ erp.invoice.post
 
 Every step is idempotent against its target (ERP sale by reference, billing
-subscription by metadata, support ticket by external ID, ERP invoice by
-reference), so at-least-once delivery and replays never double an effect.
+subscription by metadata, support ticket by external ID or ServiceNow case by
+correlation ID, ERP invoice by reference), so at-least-once delivery and
+replays never double an effect.
 Steps reload the order from the CRM instead of trusting a stored payload: the
 lineage keeps only masked payloads, and the CRM owns the deal.
 """
@@ -316,7 +317,7 @@ class QuoteToCash:
             cause,
             kind="entitlement.activated",
             step="support.entitlement.activate",
-            target=System.SUPPORT,
+            target=self._support.system,
             action=action,
         )
 

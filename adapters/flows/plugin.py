@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from collector import Host
 
 from .._retry import RetryPolicy
+from ..support.plugin import SupportSettings
 from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
 from ._quote_to_cash import SPEC, QuoteToCash
 from ._steps import StepRunner
@@ -18,14 +19,15 @@ __all__ = ["QuoteToCashPlugin", "plugin"]
 
 
 class QuoteToCashPlugin:
-    """Installs the quote-to-cash flow; needs the crm, erp, billing and support systems.
+    """Installs the quote-to-cash flow; needs the crm, erp and billing systems and the
+    support desk ``[support] desk`` chooses (Zendesk's ``support`` or ``servicenow``).
 
     ``run=False`` declares the flow's facts (steps, kinds, money steps) without
     running it: for a host that only reads a lineage the flow wrote.
     """
 
     name = "quote_to_cash"
-    after = ("crm", "erp", "billing", "support")
+    after = ("crm", "erp", "billing", "support", "servicenow")
     sections: Mapping[str, type[BaseModel]] = {}
 
     def __init__(self, *, run: bool = True) -> None:
@@ -42,13 +44,14 @@ class QuoteToCashPlugin:
             max_delay=r.max_delay,
             max_retry_after=r.max_retry_after,
         )
+        desk = host.section("support", SupportSettings).desk_system
         flow = QuoteToCash(
             host.bus,
             StepRunner(host.bus, policy),
             crm=cast(CrmPort, host.adapter("crm")),
             erp=cast(ErpPort, host.adapter("erp")),
             billing=cast(BillingPort, host.adapter("billing")),
-            support=cast(SupportPort, host.adapter("support")),
+            support=cast(SupportPort, host.adapter(desk)),
         )
         host.add_flow(flow)
 

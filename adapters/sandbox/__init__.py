@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .kafka import TansuBroker
     from .localstripe import LocalStripeServer
     from .salesforce import SalesforceSandbox
+    from .servicenow import ServiceNowSandbox
     from .tryton import TrytonServer
     from .zendesk import ZendeskSandbox
 
@@ -23,6 +24,7 @@ __all__ = [
     "ManagedProcess",
     "ManagedServer",
     "SalesforceSandbox",
+    "ServiceNowSandbox",
     "TansuBroker",
     "TrytonServer",
     "ZendeskSandbox",
@@ -33,6 +35,7 @@ __all__ = [
 _LAZY = {
     "LocalStripeServer": ".localstripe",
     "SalesforceSandbox": ".salesforce",
+    "ServiceNowSandbox": ".servicenow",
     "TansuBroker": ".kafka",
     "TrytonServer": ".tryton",
     "ZendeskSandbox": ".zendesk",

@@ -1,5 +1,6 @@
 """The demo landscape: the real ERP and billing emulator, the CRM and support
-sandboxes, and fault proxies in front of the ERP and billing, all on 127.0.0.1.
+sandboxes (Zendesk and ServiceNow, both always: each is one small process), and
+fault proxies in front of the ERP and billing, all on 127.0.0.1.
 
 ``Landscape.start()`` brings everything up and returns the connection settings
 the runtime needs; ``stop()`` stops every process it started (safe twice).
@@ -38,6 +39,12 @@ class LandscapeEndpoints:
     support_url: str
     support_email: str
     support_token: str
+    servicenow_url: str
+    servicenow_username: str
+    servicenow_password: str
+    servicenow_client_id: str
+    servicenow_client_secret: str
+    servicenow_ca_file: str
     #: Direct addresses, bypassing the proxies (for checks and set-up).
     direct: dict[str, str] = field(default_factory=dict)
 
@@ -60,10 +67,11 @@ class Landscape:
         # Imported here: the launchers pull in their servers' dependencies.
         from .localstripe import LocalStripeServer
         from .salesforce import SalesforceSandbox
+        from .servicenow import ServiceNowSandbox
         from .tryton import TrytonServer
         from .zendesk import ZendeskSandbox
 
-        for sub in ("tryton", "salesforce"):
+        for sub in ("tryton", "salesforce", "servicenow"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         try:
             log.info("starting Tryton (ERP)")
@@ -72,11 +80,13 @@ class Landscape:
             log.info("starting localstripe (billing)")
             billing = LocalStripeServer().start()
             self._stack.append(billing)
-            log.info("starting the Salesforce and Zendesk sandboxes")
+            log.info("starting the Salesforce, Zendesk and ServiceNow sandboxes")
             crm = SalesforceSandbox(workdir=self.workdir / "salesforce").start()
             self._stack.append(crm)
             support = ZendeskSandbox().start()
             self._stack.append(support)
+            servicenow = ServiceNowSandbox(workdir=self.workdir / "servicenow").start()
+            self._stack.append(servicenow)
             self.erp_proxy = FaultProxy(erp.url, name="ERP").start()
             self._stack.append(self.erp_proxy)
             self.billing_proxy = FaultProxy(billing.url, name="billing").start()
@@ -106,6 +116,12 @@ class Landscape:
             support_url=support.url,
             support_email=support.email,
             support_token=support.api_token,
+            servicenow_url=servicenow.url,
+            servicenow_username=servicenow.username,
+            servicenow_password=servicenow.password,
+            servicenow_client_id=servicenow.client_id,
+            servicenow_client_secret=servicenow.client_secret,
+            servicenow_ca_file=servicenow.ca_file,
             direct={"erp": erp.url, "billing": billing.url},
         )
         return self.endpoints

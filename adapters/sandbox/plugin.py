@@ -1,5 +1,6 @@
-"""The demo landscape plug-in: real Tryton and localstripe, the Salesforce and
-Zendesk sandboxes behind fault proxies, and a traffic generator.
+"""The demo landscape plug-in: real Tryton and localstripe, the Salesforce, Zendesk
+and ServiceNow sandboxes, fault proxies in front of the ERP and billing, and a
+traffic generator.
 
 Installed first when the demo is on (``[demo] enabled``, the default of ``make
 run``): it starts the landscape and points the systems' settings sections at it,
@@ -18,6 +19,7 @@ from pydantic import BaseModel, SecretStr
 from adapters.billing.plugin import WEBHOOK_PATH, BillingSettings
 from adapters.crm.plugin import CrmSettings
 from adapters.erp.plugin import ErpSettings
+from adapters.servicenow.plugin import ServiceNowSettings
 from adapters.support.plugin import SupportSettings
 from collector import Host, Settings, Stage, component
 
@@ -32,6 +34,7 @@ def with_landscape(s: Settings, ep: LandscapeEndpoints) -> Settings:
     billing = s.section("billing", BillingSettings)
     crm = s.section("crm", CrmSettings)
     support = s.section("support", SupportSettings)
+    servicenow = s.section("servicenow", ServiceNowSettings)
     return (
         s.with_section(
             "erp",
@@ -76,6 +79,20 @@ def with_landscape(s: Settings, ep: LandscapeEndpoints) -> Settings:
                     "url": ep.support_url,
                     "email": ep.support_email,
                     "api_token": SecretStr(ep.support_token),
+                }
+            ),
+        )
+        .with_section(
+            "servicenow",
+            servicenow.model_copy(
+                update={
+                    "url": ep.servicenow_url,
+                    "username": ep.servicenow_username,
+                    "password": SecretStr(ep.servicenow_password),
+                    # The demo speaks OAuth (the password grant), as a production install would.
+                    "client_id": ep.servicenow_client_id,
+                    "client_secret": SecretStr(ep.servicenow_client_secret),
+                    "ca_file": ep.servicenow_ca_file,
                 }
             ),
         )

@@ -127,15 +127,16 @@ class ZendeskAdapter(HttpAdapter):
         orgs = found.get("organizations") or []
         return int(orgs[0]["id"]) if orgs else None
 
-    async def ensure_organization(self, customer: Customer, *, idempotency_key: str) -> int:
-        """The organization whose ``external_id`` is the customer ID, created if missing.
+    async def ensure_organization(self, customer: Customer, *, idempotency_key: str) -> str:
+        """The ID of the organization whose ``external_id`` is the customer ID, created if
+        missing. Zendesk's number, as a string: the support port's IDs are strings.
 
         Safe to repeat with any key: the unique ``external_id`` is the guard.
         ``idempotency_key`` is accepted so every write takes one, as flows expect.
         """
         existing = await self._find_organization(customer.customer_id)
         if existing is not None:
-            return existing
+            return str(existing)
         body = {
             "organization": {
                 "name": customer.name,
@@ -152,18 +153,19 @@ class ZendeskAdapter(HttpAdapter):
             if exc.field == "external_id":
                 again = await self._find_organization(customer.customer_id)
                 if again is not None:
-                    return again
+                    return str(again)
             raise
-        return int(created["organization"]["id"])
+        return str(created["organization"]["id"])
 
     async def activate_entitlement(
-        self, organization_id: int, order: SalesOrder, *, idempotency_key: str
+        self, organization_id: str, order: SalesOrder, *, idempotency_key: str
     ) -> SupportCase:
         """Mark the organization entitled to the order's plans and open one onboarding ticket."""
+        org = _organization_number(organization_id)
         skus = sorted({line.sku for line in order.lines})
         await self._call(
             "PUT",
-            f"/organizations/{int(organization_id)}.json",
+            f"/organizations/{org}.json",
             body={
                 "organization": {
                     "organization_fields": {
@@ -192,7 +194,7 @@ class ZendeskAdapter(HttpAdapter):
                                 f"{', '.join(skus)}. Please schedule onboarding."
                             )
                         },
-                        "organization_id": int(organization_id),
+                        "organization_id": org,
                         "external_id": idempotency_key,
                         "type": "task",
                         "priority": "normal",
@@ -209,6 +211,17 @@ class ZendeskAdapter(HttpAdapter):
             priority=ticket.get("priority") or "normal",
             organization_id=ticket.get("organization_id"),
         )
+
+
+def _organization_number(organization_id: str) -> int:
+    """Zendesk's organization number from the port's string ID."""
+    if not str(organization_id).isdigit():
+        raise ValidationError(
+            f"not a Zendesk organization ID: {organization_id!r}",
+            field="organization_id",
+            system=SYSTEM,
+        )
+    return int(organization_id)
 
 
 def _record_invalid(response: httpx.Response) -> ValidationError:

@@ -32,9 +32,11 @@ state = left.selectbox("State", STATES, key="dl_state")
 reason = mid.selectbox(
     "Reason", REASONS, key="dl_reason", format_func=lambda r: "any reason" if r == ANY else r
 )
+# The installed systems (a second support desk too); the shipped four if none are served.
+targets = [s for s in data.lanes() if s != "interlock"] or ["erp", "billing", "support", "crm"]
 target = right.selectbox(
     "Target system",
-    [ANY, "erp", "billing", "support", "crm"],
+    [ANY, *targets],
     key="dl_target",
     format_func=lambda t: "any system" if t == ANY else t,
 )

@@ -80,6 +80,8 @@ def test_only_the_demo_landscape_turns_the_test_card_on():
         billing_url="http://billing", billing_api_key="sk_test_x", webhook_secret="whsec_x",
         crm_url="https://crm", crm_token="t", crm_ca_file="ca.pem",
         support_url="http://support", support_email="a@b.test", support_token="t",
+        servicenow_url="https://sn", servicenow_username="u", servicenow_password="p",
+        servicenow_client_id="c", servicenow_client_secret="s", servicenow_ca_file="sn.pem",
     )  # fmt: skip
     demo = with_landscape(load_settings(env={}), ep)
     assert demo.section("billing", BillingSettings).attach_test_card is True
@@ -105,10 +107,10 @@ def test_a_plugin_section_is_validated_at_load_and_named(tmp_path):
 
 def test_a_section_no_plugin_owns_is_refused(tmp_path):
     cfg = tmp_path / "interlock.toml"
-    cfg.write_text("[servicenow]\nurl = 'https://x.service-now.com'\n")
+    cfg.write_text("[freshdesk]\nurl = 'https://x.freshdesk.com'\n")
     with pytest.raises(ConfigError, match="not a settings section") as info:
         load_settings(cfg, env={})
-    assert info.value.setting == "servicenow"
+    assert info.value.setting == "freshdesk"
 
 
 def test_secrets_of_plugin_sections_stay_masked():

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dashboards._adapters import adapter_table, error_class_rows, latency_rows
-from dashboards._home import alert_rows, group_rows, sla_health, sla_rows
+from dashboards._home import adapter_rows, alert_rows, group_rows, sla_health, sla_rows
 from dashboards._lineage_view import causation_dot, milestone_rows, recovery_rows, trace_url
 from dashboards._nav import discover_pages, min_role_of
 from dashboards._session import Principal, can
@@ -138,3 +138,9 @@ def test_adapter_rows_keep_numbers_for_sorting() -> None:
     assert "p95 ms" in config
     assert error_class_rows(systems) == [{"system": "erp", "reason": "auth", "errors": 2}]
     assert [r["percentile"] for r in latency_rows(systems)] == ["p50", "p95"]
+
+
+def test_the_home_adapters_table_shows_a_system_a_plugin_adds() -> None:
+    adapters = {"systems": [{"system": "crm", "calls": 3}, {"system": "servicenow", "calls": 2}]}
+    rows = adapter_rows({"erp": "ok", "servicenow": "ok", "lineage": "ok"}, adapters)
+    assert [r["system"] for r in rows] == ["crm", "servicenow", "erp"]

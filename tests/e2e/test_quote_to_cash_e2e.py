@@ -1,12 +1,14 @@
 """Quote-to-cash end to end, against the real ERP (Tryton), the real billing
 emulator (localstripe), the CRM and support sandboxes, through the whole runtime:
 CRM change feed → flow → ERP/billing/support → signed webhook → ERP invoice,
-every step in the DuckDB lineage, read back through the control API."""
+every step in the DuckDB lineage, read back through the control API. The module
+runs once per support desk (``[support] desk``: Zendesk, then ServiceNow)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -38,6 +40,7 @@ class Stack:
         ep: LandscapeEndpoints,
         traffic: TrafficGenerator,
         api: httpx.AsyncClient,
+        desk: str,
     ) -> None:
         self.runtime, self.landscape, self.ep, self.traffic, self.api = (
             runtime,
@@ -46,6 +49,24 @@ class Stack:
             traffic,
             api,
         )
+        self.desk = desk
+
+    def desk_cases(self, key: str) -> list[dict[str, Any]]:
+        """The cases or tickets the chosen desk holds under idempotency ``key``."""
+        if self.desk == "zendesk":
+            r = httpx.get(
+                f"{self.ep.support_url}/api/v2/tickets.json",
+                params={"external_id": key},
+                auth=(f"{self.ep.support_email}/token", self.ep.support_token),
+            )
+            return list(r.json()["tickets"])
+        r = httpx.get(
+            f"{self.ep.servicenow_url}/api/now/table/sn_customerservice_case",
+            params={"sysparm_query": f"correlation_id={key}"},
+            auth=(self.ep.servicenow_username, self.ep.servicenow_password),
+            verify=ssl.create_default_context(cafile=self.ep.servicenow_ca_file),
+        )
+        return list(r.json()["result"])
 
     async def transaction(self, opp_id: str) -> dict[str, Any] | None:
         cid = correlation_id_for("crm", "opportunity", opp_id)
@@ -68,8 +89,11 @@ def _has(kind: str, status: str = "ok"):
     return lambda tx: any(e["kind"] == kind and e["status"] == status for e in tx["events"])
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+@pytest_asyncio.fixture(loop_scope="module", scope="module", params=["zendesk", "servicenow"])
+async def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    desk: str = request.param
     workdir: Path = tmp_path_factory.mktemp("landscape")
     api_port = free_port()
     landscape = Landscape(workdir, webhook_url=f"http://127.0.0.1:{api_port}/webhooks/stripe")
@@ -84,6 +108,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
                 "INTERLOCK_RETRY_MAX_DELAY": "0.2",
                 "INTERLOCK_CRM_POLL_INTERVAL": "0.2",
                 "INTERLOCK_DEMO_ENABLED": "false",
+                "INTERLOCK_SUPPORT_DESK": desk,
             }
         ),
         ep,
@@ -101,7 +126,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     auth = {"Authorization": "Bearer e2e-viewer-token"}
     api = httpx.AsyncClient(base_url=info.api_url, timeout=10, headers=auth)
     try:
-        yield Stack(runtime, landscape, ep, traffic, api)
+        yield Stack(runtime, landscape, ep, traffic, api, desk)
     finally:
         await api.aclose()
         await traffic.stop()
@@ -149,6 +174,17 @@ async def test_closed_won_becomes_order_subscription_entitlement_and_posted_invo
     sub_event = next(e for e in tx["events"] if e["kind"] == "subscription.created")
     subscription = await billing.find_subscription(opp, sub_event["payload"]["billing_customer_id"])
     assert subscription is not None and subscription.subscription_id == sub_event["entity_id"]
+
+    # The chosen desk holds one onboarding case, and the step is recorded against it.
+    entitled = next(e for e in tx["events"] if e["kind"] == "entitlement.activated")
+    assert entitled["target"] == {"zendesk": "support", "servicenow": "servicenow"}[stack.desk]
+    cases = await asyncio.to_thread(stack.desk_cases, f"support.entitlement:{opp}")
+    assert len(cases) == 1
+    case_id = cases[0]["id"] if stack.desk == "zendesk" else cases[0]["sys_id"]
+    assert str(case_id) == entitled["entity_id"]
+    # ... and the explorer has a lane for that system.
+    systems = (await stack.api.get("/api/v1/systems")).json()["systems"]
+    assert entitled["target"] in [s["name"] for s in systems]
 
     # The lineage: one correlation ID, an unbroken causation chain, a trace ID on every step.
     events = [e for e in tx["events"] if e["status"] == "ok"]

@@ -165,9 +165,10 @@ class FakeBilling:
 @dataclass
 class FakeSupport:
     tickets: dict[str, SupportCase] = field(default_factory=dict)
+    system: str = "support"
 
-    async def ensure_organization(self, customer: Customer, *, idempotency_key: str) -> int:
-        return 42
+    async def ensure_organization(self, customer: Customer, *, idempotency_key: str) -> str:
+        return "42"
 
     async def activate_entitlement(self, organization_id, order, *, idempotency_key):
         if idempotency_key not in self.tickets:
@@ -176,6 +177,6 @@ class FakeSupport:
                 customer_id=order.customer.customer_id,
                 subject="Welcome",
                 status="open",
-                organization_id=organization_id,
+                organization_id=int(organization_id),
             )
         return self.tickets[idempotency_key]
