@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from adapters.support.plugin import SupportSettings
 from collector import Host, Principal, Role, Stage, component
 from tracing import ConfigError, ConflictError
 
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 
 #: Who a scheduled run is recorded as.
 SCHEDULER = Principal("scheduler", Role.OPERATOR)
-_SYSTEMS = ("crm", "erp", "billing", "support")
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class ReconcilePlugin:
     """Installs reconciliation across the systems."""
 
     name = "reconcile"
-    after = ("crm", "erp", "billing", "support", "replay")
+    after = ("crm", "erp", "billing", "support", "servicenow", "replay")
     sections: Mapping[str, type[BaseModel]] = {"reconcile": ReconcileSettings}
 
     def __init__(self, *, read: Reader | None = None, scheduled: bool = True) -> None:
@@ -107,8 +107,12 @@ class ReconcilePlugin:
     async def install(self, host: Host) -> None:
         s = host.section("reconcile", ReconcileSettings)
 
+        # The support desk is the one quote-to-cash writes to: Zendesk or ServiceNow.
+        desk = host.section("support", SupportSettings).desk_system
+
         async def read_systems(period: Period) -> Holdings:
-            missing = [name for name in _SYSTEMS if name not in host.adapter_systems]
+            wanted = ("crm", "erp", "billing", desk)
+            missing = [name for name in wanted if name not in host.adapter_systems]
             if missing:
                 raise ConfigError(
                     "reconcile", f"needs the {', '.join(missing)} adapter(s), not installed"
@@ -118,7 +122,7 @@ class ReconcilePlugin:
                 crm=cast(CrmHoldings, host.adapter("crm")),
                 erp=cast(ErpHoldings, host.adapter("erp")),
                 billing=cast(BillingHoldings, host.adapter("billing")),
-                support=cast(SupportHoldings, host.adapter("support")),
+                support=cast(SupportHoldings, host.adapter(desk)),
             )
 
         async def resync(item: dict[str, Any]) -> int:

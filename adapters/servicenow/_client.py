@@ -229,6 +229,27 @@ class ServiceNowAdapter(HttpAdapter):
         )
         return str(created["sys_id"])
 
+    async def tickets_by_external_id(self, prefix: str) -> dict[str, list[str]]:
+        """Case sys_ids by idempotency key (the task's ``correlation_id``), for every case
+        whose key starts with ``prefix``: more than one is a duplicate."""
+        rows = await self._query(
+            CASE_TABLE, f"correlation_idSTARTSWITH{_value(prefix)}", fields="sys_id,correlation_id"
+        )
+        out: dict[str, list[str]] = {}
+        for row in rows:
+            out.setdefault(str(row["correlation_id"]), []).append(str(row["sys_id"]))
+        return out
+
+    async def organizations_by_external_id(self) -> dict[str, list[str]]:
+        """Account sys_ids by ``u_external_id`` (the Interlock customer ID)."""
+        rows = await self._query(
+            ACCOUNT_TABLE, "u_external_idISNOTEMPTY", fields="sys_id,u_external_id"
+        )
+        out: dict[str, list[str]] = {}
+        for row in rows:
+            out.setdefault(str(row["u_external_id"]), []).append(str(row["sys_id"]))
+        return out
+
     async def find_case(self, idempotency_key: str) -> SupportCase | None:
         """The case created under ``idempotency_key`` (its ``correlation_id``), if any."""
         found = await self._query(CASE_TABLE, f"correlation_id={_value(idempotency_key)}", limit=1)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from adapters import Customer, OrderLine, RetryPolicy, SalesOrder, retry_call
+from adapters.flows import ENTITLEMENT_KEY_PREFIX, entitlement_key
 from adapters.sandbox import free_port
 from adapters.sandbox.servicenow import ServiceNowSandbox
 from adapters.servicenow import ServiceNowAdapter
@@ -213,3 +214,17 @@ async def test_unavailable_and_unreachable(
         with pytest.raises(DownstreamUnavailable):
             await gone.ensure_organization(_customer(), idempotency_key="g")
         assert await gone.health() is False
+
+
+async def test_reconciliation_reads_cases_by_key_and_accounts_by_customer(
+    adapter: ServiceNowAdapter,
+) -> None:
+    customer = _customer()
+    order = _order(customer)
+    key = entitlement_key(order.order_ref)
+    account = await adapter.ensure_organization(customer, idempotency_key=key)
+    case = await adapter.activate_entitlement(account, order, idempotency_key=key)
+    cases = await adapter.tickets_by_external_id(ENTITLEMENT_KEY_PREFIX)
+    assert cases[key] == [case.case_id]
+    accounts = await adapter.organizations_by_external_id()
+    assert accounts[customer.customer_id] == [account]
