@@ -134,6 +134,7 @@ class JwtBearerAuth:
         *,
         margin: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._token_url = config.login_url.rstrip("/") + "/services/oauth2/token"
@@ -147,6 +148,7 @@ class JwtBearerAuth:
             session_seconds - margin if session_seconds > 2 * margin else (session_seconds / 2)
         )
         self._clock = clock
+        self._wall = wall  # the assertion's exp is wall-clock time (a test can skew it)
         self._lock = asyncio.Lock()
         self._session: str | None = None
         self._expires = 0.0
@@ -175,7 +177,7 @@ class JwtBearerAuth:
             return await self._request()
 
     def _assertion(self) -> str:
-        now = int(time.time())
+        now = int(self._wall())
         claims = {
             "iss": self._consumer_key,
             "sub": self._username,

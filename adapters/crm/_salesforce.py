@@ -156,6 +156,7 @@ class SalesforceAdapter(HttpAdapter):
         access_token: str | None = None,
         *,
         jwt: JwtBearer | None = None,
+        auth: SessionAuth | None = None,
         api_version: str = "v60.0",
         verify: bool | str = True,
         timeout: float = 10.0,
@@ -165,7 +166,9 @@ class SalesforceAdapter(HttpAdapter):
         self._api = f"{self._base}/services/data/{api_version}"
         super().__init__(client, verify=tls_verify(verify), timeout=timeout)
         self._auth: SessionAuth
-        if jwt is not None:
+        if auth is not None:
+            self._auth = auth
+        elif jwt is not None:
             self._auth = JwtBearerAuth(self._client, jwt)
         elif access_token is not None:
             self._auth = StaticToken(access_token)

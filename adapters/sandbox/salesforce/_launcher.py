@@ -82,6 +82,15 @@ class SalesforceSandbox(ManagedServer):
         answer.raise_for_status()
         return answer.json()
 
+    def stats(self) -> dict[str, object]:
+        """``GET /_sandbox/stats``: record counts, faults, token requests by grant type."""
+        answer = httpx.get(
+            f"{self.url}/_sandbox/stats", verify=ssl.create_default_context(cafile=self.ca_file)
+        )
+        answer.raise_for_status()
+        data: dict[str, object] = answer.json()
+        return data
+
     def _launch(self) -> ManagedProcess:
         ensure_certificate(self.workdir / "cert.pem", self.workdir / "key.pem")
         return ManagedProcess.python_module(
