@@ -4,7 +4,8 @@ a support entitlement, and — when billing invoices it — a posted ERP invoice
     opportunity.closed_won ─▶ erp.order.create ─▶ erp.order.confirm
         ─▶ billing.subscription.create ─▶ support.entitlement.activate
     invoice.paid (signed webhook) ─▶ erp.invoice.post
-    order.confirmed ─▶ crm.order.status (the ERP sale state onto the opportunity)
+    order.confirmed, order.state_changed (ERP poll) ─▶ crm.order.status
+        (the ERP sale state onto the opportunity)
 
 Every step is idempotent against its target (ERP sale by reference, billing
 subscription by metadata, support ticket by external ID, ERP invoice by
@@ -260,8 +261,8 @@ class QuoteToCash:
         """The ERP sale state the cause reports, onto the CRM opportunity.
 
         Published where the flow itself moves the sale (confirm answers ``confirmed``
-        or ``processing``); the key carries the state, so each state is written once
-        per order and a replay rewrites the same value.
+        or ``processing``) and for every later state the ERP poll reports; the key
+        carries the state, so a replay rewrites the same value.
         """
         state = str(cause.payload.get("erp_state") or "")
         ref = _order_ref(cause)
@@ -406,6 +407,8 @@ _REACTIONS: dict[str, tuple[_Reaction, ...]] = {
     "order.confirmed": (QuoteToCash._create_subscription, QuoteToCash._publish_status),
     "subscription.created": (QuoteToCash._activate_entitlement,),
     "invoice.paid": (QuoteToCash._post_invoice,),
+    # Tryton's own later moves (processing, done, cancelled), from SaleStatePoller.
+    "order.state_changed": (QuoteToCash._publish_status,),
 }
 #: The kinds this flow reacts to.
 TRIGGER_KINDS = frozenset(_REACTIONS)

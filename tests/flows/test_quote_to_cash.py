@@ -334,3 +334,36 @@ async def test_an_invoice_that_cannot_be_linked_yet_is_refused_and_recorded(worl
     [event] = world["seen"]
     assert event.kind == "webhook.rejected"
     assert event.error.reason == Reason.DOWNSTREAM_UNAVAILABLE
+
+
+async def test_later_erp_sale_states_are_published_to_the_crm(world):
+    from types import SimpleNamespace
+
+    from adapters.flows._sale_states import SaleStatePoller
+
+    class Feed:
+        def __init__(self) -> None:
+            self.rows = []
+
+        async def sale_changes(self, since):
+            return [r for r in self.rows if r[1] >= since]
+
+    feed = Feed()
+    poller = SaleStatePoller(feed, world["bus"], since=datetime(2026, 5, 1, tzinfo=UTC))
+    at = datetime(2026, 5, 2, tzinfo=UTC)
+    feed.rows = [
+        (SimpleNamespace(id=7, number="SO7", reference="006B", state="done"), at),
+        (SimpleNamespace(id=8, number="SO8", reference="006C", state="cancelled"), at),
+        # A sale not from the CRM, and a draft: not published.
+        (SimpleNamespace(id=9, number="SO9", reference="", state="done"), at),
+        (SimpleNamespace(id=10, number=None, reference="006D", state="draft"), at),
+    ]
+    await poller.poll_once()
+    await world["bus"].drain()
+    assert sorted(world["crm"].statuses) == [("006B", "done"), ("006C", "cancelled")]
+    published = [e for e in world["seen"] if e.kind == "order.status.published"]
+    assert {e.correlation_id for e in published} == {
+        correlation_id_for("crm", "opportunity", "006B"),
+        correlation_id_for("crm", "opportunity", "006C"),
+    }
+    assert all(e.step == "crm.order.status" and e.status == Status.OK for e in published)
