@@ -64,6 +64,7 @@ def _private_key(s: CrmSettings) -> str:
             "crm.private_key_file", "is required with crm.consumer_key (or crm.private_key)"
         )
     try:
+        # Read once at install (a few hundred bytes), before any traffic.
         return Path(s.private_key_file).read_text()
     except OSError as exc:
         # The path is configuration, not a secret; the key's text never appears.
@@ -83,6 +84,7 @@ def open_adapter(s: CrmSettings) -> SalesforceAdapter:
             session_seconds=s.session_seconds,
         )
         return SalesforceAdapter(url, jwt=jwt, verify=verify)
+    # Neither way configured: the error names consumer_key, the way to prefer.
     url, token = require_settings("crm", instance_url=s.instance_url, consumer_key=s.access_token)
     return SalesforceAdapter(url, token.get_secret_value(), verify=verify)
 
