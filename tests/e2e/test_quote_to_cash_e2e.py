@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -144,6 +145,23 @@ async def test_closed_won_becomes_order_subscription_entitlement_and_posted_invo
     erp_invoice = await erp.find_invoice(posted["entity_id"])
     assert erp_invoice is not None and erp_invoice.state in {"posted", "paid"}
     assert Decimal(posted["amount"]) == sale.total
+
+    # The ERP state is on the opportunity, written by an adapter signed in as the
+    # connected app (JWT bearer), not with the traffic's static session.
+    tx = await stack.wait_for(opp, _has("order.status.published"))
+    published = [e for e in tx["events"] if e["kind"] == "order.status.published"]
+    assert {e["step"] for e in published} == {"crm.order.status"}
+    verify = ssl.create_default_context(cafile=stack.ep.crm_ca_file)
+    async with httpx.AsyncClient(base_url=stack.ep.crm_url, verify=verify) as crm:
+        record = (
+            await crm.get(
+                f"/services/data/v60.0/sobjects/Opportunity/{opp}",
+                headers={"Authorization": f"Bearer {stack.ep.crm_token}"},
+            )
+        ).json()
+        stats = (await crm.get("/_sandbox/stats")).json()
+    assert record["ERP_Order_Status__c"] in {"confirmed", "processing"}
+    assert stats["token_requests"].get("urn:ietf:params:oauth:grant-type:jwt-bearer", 0) >= 1
 
     # Billing holds the customer's subscription.
     sub_event = next(e for e in tx["events"] if e["kind"] == "subscription.created")
