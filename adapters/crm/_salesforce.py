@@ -25,8 +25,16 @@ from tracing import (
 
 from .._canonical import BillingInterval, Customer, OrderLine, SalesOrder
 from .._http import HttpAdapter, raise_for_response, tls_verify, translate_transport_error
+from ._auth import JwtBearer, JwtBearerAuth, SessionAuth, SessionRejected, StaticToken
 
-__all__ = ["OpportunityChange", "SalesforceAdapter", "WonDeal"]
+__all__ = [
+    "ORDER_STATUSES",
+    "OpportunityChange",
+    "SalesforceAdapter",
+    "SalesforceValidationError",
+    "TaskRef",
+    "WonDeal",
+]
 
 SYSTEM = "crm"
 _ID_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
@@ -38,6 +46,32 @@ _INTERVALS = {
     "annual": BillingInterval.YEAR,
     "annually": BillingInterval.YEAR,
 }
+
+
+class SalesforceValidationError(ValidationError):
+    """The org refused a write's fields (HTTP 400); ``error_code`` is Salesforce's
+    ``errorCode`` (``INVALID_FIELD``, ``DUPLICATE_VALUE``, ...) and ``field`` the
+    first field it names."""
+
+    def __init__(self, message: str, *, field: str | None, system: str, error_code: str) -> None:
+        super().__init__(message, field=field, system=system)
+        self.error_code = error_code
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """A Task the adapter created or found under its idempotency key."""
+
+    task_id: str
+    created: bool
+
+
+#: The ERP sale states the CRM shows on the opportunity (``ERP_Order_Status__c``).
+ORDER_STATUSES = frozenset({"confirmed", "processing", "done", "cancelled"})
+#: The Task field that holds the writer's idempotency key (an external ID, unique).
+TASK_KEY_FIELD = "Interlock_Key__c"
+#: The opportunity field that shows the ERP's sale state.
+ORDER_STATUS_FIELD = "ERP_Order_Status__c"
 
 
 @dataclass(frozen=True)
@@ -92,6 +126,13 @@ def _check_id(value: str, field: str) -> str:
     return value
 
 
+def _soql_text(value: str) -> str:
+    """A string literal's inside for SOQL: backslash and quote escaped."""
+    if len(value) > 255:
+        raise ValidationError("an idempotency key is at most 255 characters", field="key")
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
 def _decimal(value: Any, field: str) -> Decimal | None:
     if value is None:
         return None
@@ -105,13 +146,16 @@ def _decimal(value: Any, field: str) -> Decimal | None:
 class SalesforceAdapter(HttpAdapter):
     """Async client of one Salesforce org's REST API.
 
-    ``verify`` is passed to httpx (a CA bundle path for the sandbox). A
-    ``client`` given by the caller is used as is and not closed by
-    :meth:`aclose`. The access token is sent, never logged or shown in ``repr``.
+    It authenticates either as a connected app (``jwt``: the OAuth 2.0 JWT bearer
+    flow, the session renewed before the org's timeout and once on a 401) or with a
+    static ``access_token``. ``verify`` is passed to httpx (a CA bundle path for the
+    sandbox). A ``client`` given by the caller is used as is and not closed by
+    :meth:`aclose`. Tokens and keys are sent, never logged or shown in ``repr``.
 
     Example::
 
-        async with SalesforceAdapter(url, token) as sf:
+        jwt = JwtBearer(login_url=url, consumer_key=key, username=user, private_key=pem)
+        async with SalesforceAdapter(url, jwt=jwt) as sf:
             for change in await sf.opportunity_changes(since):
                 order = await sf.load_order(change.opportunity_id)
     """
@@ -122,8 +166,10 @@ class SalesforceAdapter(HttpAdapter):
     def __init__(
         self,
         instance_url: str,
-        access_token: str,
+        access_token: str | None = None,
         *,
+        jwt: JwtBearer | None = None,
+        auth: SessionAuth | None = None,
         api_version: str = "v60.0",
         verify: bool | str = True,
         timeout: float = 10.0,
@@ -131,27 +177,84 @@ class SalesforceAdapter(HttpAdapter):
     ) -> None:
         self._base = instance_url.rstrip("/")
         self._api = f"{self._base}/services/data/{api_version}"
-        self._headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
         super().__init__(client, verify=tls_verify(verify), timeout=timeout)
+        self._auth: SessionAuth
+        if auth is not None:
+            self._auth = auth
+        elif jwt is not None:
+            self._auth = JwtBearerAuth(self._client, jwt)
+        elif access_token is not None:
+            self._auth = StaticToken(access_token)
+        else:
+            raise ValueError("SalesforceAdapter needs jwt settings or an access_token")
+
+    @property
+    def auth(self) -> SessionAuth:
+        """The session source (``JwtBearerAuth.requests`` counts token requests)."""
+        return self._auth
 
     def _repr_args(self) -> str:
         return f"instance_url={self._base!r}"
 
     # -- transport ---------------------------------------------------------
-    async def _get(self, url: str, params: dict[str, str] | None = None) -> Any:
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        """One authenticated call; a 401 gets one new session, then ``SessionRejected``."""
+        token = await self._auth.token()
+        response = await self._call(method, url, token, params, body)
+        if response.status_code != 401 or not self._auth.renewable:
+            return response
+        token = await self._auth.renew(token)
+        response = await self._call(method, url, token, params, body)
+        if response.status_code == 401:
+            raise SessionRejected(
+                f"HTTP 401 {_error_code(response) or ''} from {response.request.url.path} "
+                "with a session issued just now",
+                system=SYSTEM,
+                status=401,
+            )
+        return response
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        token: str,
+        params: dict[str, str] | None,
+        body: dict[str, Any] | None,
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         try:
-            response = await self._client.get(url, params=params, headers=self._headers)
+            return await self._client.request(
+                method, url, params=params, headers=headers, json=body
+            )
         except httpx.HTTPError as exc:
             raise translate_transport_error(exc, system=SYSTEM) from exc
+
+    async def _get(self, url: str, params: dict[str, str] | None = None) -> Any:
+        response = await self._send("GET", url, params=params)
         self._raise_for(response)
-        try:
-            # Decimals stay exact: money never passes through float.
-            return json.loads(response.content, parse_float=Decimal)
-        except ValueError as exc:
-            raise RemoteError(f"non-JSON answer: {response.text[:200]}", system=SYSTEM) from exc
+        return _decode(response)
 
     @staticmethod
     def _raise_for(response: httpx.Response) -> None:
+        if response.status_code == 400:
+            first = _first_error(response)
+            if first is not None:
+                fields = first.get("fields") or []
+                raise SalesforceValidationError(
+                    f"HTTP 400 {first.get('errorCode')} from {response.request.method} "
+                    f"{response.request.url.path}: {first.get('message')}",
+                    field=str(fields[0]) if fields else None,
+                    system=SYSTEM,
+                    error_code=str(first.get("errorCode") or ""),
+                )
         if response.status_code == 403 and _error_code(response) == "REQUEST_LIMIT_EXCEEDED":
             # Salesforce signals its API quota with 403, not 429, and no Retry-After.
             raise RateLimited(
@@ -225,6 +328,78 @@ class SalesforceAdapter(HttpAdapter):
             )
             for r in await self._query(soql)
         ]
+
+    # -- writes ------------------------------------------------------------
+    async def update_record(self, sobject: str, record_id: str, fields: dict[str, Any]) -> None:
+        """``PATCH sobjects/{sobject}/{id}``: an update is idempotent by nature (the same
+        fields written twice leave the same record). A refused field raises
+        ``SalesforceValidationError`` naming it."""
+        if not sobject.isidentifier():
+            raise ValueError(f"not an sObject name: {sobject!r}")
+        _check_id(record_id, "record_id")
+        response = await self._send(
+            "PATCH", f"{self._api}/sobjects/{sobject}/{record_id}", body=fields
+        )
+        self._raise_for(response)
+
+    async def publish_order_status(self, opportunity_id: str, status: str) -> None:
+        """Show the ERP sale state on the opportunity (``ERP_Order_Status__c``)."""
+        if status not in ORDER_STATUSES:
+            raise ValidationError(
+                f"ERP state {status!r} is not published to the CRM", field="erp_state"
+            )
+        await self.update_record("Opportunity", opportunity_id, {ORDER_STATUS_FIELD: status})
+
+    async def find_task(self, idempotency_key: str) -> str | None:
+        """The Task written under ``idempotency_key``, if any."""
+        rows = await self._query(
+            f"SELECT Id FROM Task WHERE {TASK_KEY_FIELD} = '{_soql_text(idempotency_key)}' LIMIT 1"
+        )
+        return str(rows[0]["Id"]) if rows else None
+
+    async def create_task(
+        self,
+        *,
+        what_id: str,
+        subject: str,
+        idempotency_key: str,
+        description: str | None = None,
+        priority: str = "Normal",
+        status: str = "Not Started",
+    ) -> TaskRef:
+        """``POST sobjects/Task`` once per ``idempotency_key``.
+
+        The key is stored in the unique external-ID field ``Interlock_Key__c``: a
+        repeat finds the Task by a query before inserting, and a concurrent twin that
+        loses the insert race (``DUPLICATE_VALUE``) returns the winner's Task.
+        """
+        _check_id(what_id, "what_id")
+        found = await self.find_task(idempotency_key)
+        if found is not None:
+            return TaskRef(found, created=False)
+        body: dict[str, Any] = {
+            "WhatId": what_id,
+            "Subject": subject,
+            "Priority": priority,
+            "Status": status,
+            TASK_KEY_FIELD: idempotency_key,
+        }
+        if description is not None:
+            body["Description"] = description
+        response = await self._send("POST", f"{self._api}/sobjects/Task/", body=body)
+        try:
+            self._raise_for(response)
+        except SalesforceValidationError as exc:
+            if exc.error_code != "DUPLICATE_VALUE":
+                raise
+            found = await self.find_task(idempotency_key)
+            if found is None:
+                raise
+            return TaskRef(found, created=False)
+        answer = _decode(response)
+        if not isinstance(answer, dict) or not answer.get("success"):
+            raise RemoteError(f"Task create did not succeed: {answer!r}"[:300], system=SYSTEM)
+        return TaskRef(str(answer["id"]), created=True)
 
     async def get_customer(self, account_id: str) -> Customer:
         """The account as a canonical customer; its ID is the customer ID."""
@@ -361,12 +536,26 @@ class SalesforceAdapter(HttpAdapter):
             ) from exc
 
 
-def _error_code(response: httpx.Response) -> str | None:
+def _decode(response: httpx.Response) -> Any:
+    try:
+        # Decimals stay exact: money never passes through float.
+        return json.loads(response.content, parse_float=Decimal)
+    except ValueError as exc:
+        raise RemoteError(f"non-JSON answer: {response.text[:200]}", system=SYSTEM) from exc
+
+
+def _first_error(response: httpx.Response) -> dict[str, Any] | None:
+    """The first entry of Salesforce's ``[{"message","errorCode","fields"}]`` error list."""
     try:
         body = response.json()
     except ValueError:
         return None
     if isinstance(body, list) and body and isinstance(body[0], dict):
-        code = body[0].get("errorCode")
-        return code if isinstance(code, str) else None
+        return body[0]
     return None
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    first = _first_error(response)
+    code = first.get("errorCode") if first else None
+    return code if isinstance(code, str) else None

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -213,6 +213,23 @@ class TrytonAdapter(HttpAdapter):
             rows += page
             if len(page) < _PAGE:
                 return rows
+
+    async def sale_changes(self, since: datetime) -> list[tuple[ErpSale, datetime]]:
+        """Sales written at or after ``since`` (aware), oldest first, with their
+        ``write_date`` (UTC). Tryton stamps the transaction's start, so callers read
+        with an overlap and de-duplicate."""
+        if since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        naive = since.astimezone(UTC).replace(tzinfo=None)  # Tryton keeps naive UTC
+        rows = await self._rpc.call(
+            "model.sale.sale.search_read",
+            [["write_date", ">=", naive]],
+            0,
+            None,
+            [["write_date", "ASC"], ["id", "ASC"]],
+            [*_SALE_FIELDS, "write_date"],
+        )
+        return [(_sale(r), _utc(r.get("write_date"))) for r in rows]
 
     async def create_sale(self, order: SalesOrder, *, idempotency_key: str) -> tuple[ErpSale, bool]:
         """A draft sale for ``order`` (manual invoicing, lines by product code).
@@ -474,6 +491,12 @@ def _decimal(value: Any) -> Decimal:
     if value is None:
         return Decimal(0)
     raise RemoteError(f"expected a Decimal from Tryton, got {type(value).__name__}", system=SYSTEM)
+
+
+def _utc(value: Any) -> datetime:
+    if not isinstance(value, datetime):
+        raise RemoteError(f"expected a datetime from Tryton, got {value!r}", system=SYSTEM)
+    return value.replace(tzinfo=UTC)
 
 
 def _sale(row: dict[str, Any]) -> ErpSale:

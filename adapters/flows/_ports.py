@@ -42,6 +42,7 @@ class ErpInvoiceRef(Protocol):
 
 class CrmPort(Protocol):
     async def load_order(self, opportunity_id: str) -> SalesOrder: ...
+    async def publish_order_status(self, opportunity_id: str, status: str) -> None: ...
 
 
 class ErpPort(Protocol):

@@ -4,6 +4,8 @@ a support entitlement, and — when billing invoices it — a posted ERP invoice
     opportunity.closed_won ─▶ erp.order.create ─▶ erp.order.confirm
         ─▶ billing.subscription.create ─▶ support.entitlement.activate
     invoice.paid (signed webhook) ─▶ erp.invoice.post
+    order.confirmed, order.state_changed (ERP poll) ─▶ crm.order.status
+        (the ERP sale state onto the opportunity)
 
 Every step is idempotent against its target (ERP sale by reference, billing
 subscription by metadata, support ticket by external ID or ServiceNow case by
@@ -67,6 +69,13 @@ STEPS = FlowSteps(
             kind="invoice.paid",
         ),
         FlowStep("erp.invoice.post", timedelta(minutes=15), kind="invoice.posted"),
+        # The ERP's sale state travels back to the opportunity, beside the billing branch.
+        FlowStep(
+            "crm.order.status",
+            timedelta(minutes=15),
+            after="erp.order.confirm",
+            kind="order.status.published",
+        ),
     ),
 )
 _ACTIONABLE = frozenset({Status.OK, Status.REPLAYED})
@@ -179,8 +188,7 @@ class QuoteToCash:
         """React to one event; failures become dead-letter events, never exceptions."""
         if event.status not in _ACTIONABLE:
             return
-        react = _REACTIONS.get(event.kind)
-        if react is not None:
+        for react in _REACTIONS.get(event.kind, ()):
             await react(self, event)
 
     async def _load_order(self, cause: Event) -> SalesOrder:
@@ -257,6 +265,29 @@ class QuoteToCash:
             step="erp.order.confirm",
             target=System.ERP,
             action=action,
+        )
+
+    async def _publish_status(self, cause: Event) -> None:
+        """The ERP sale state the cause reports, onto the CRM opportunity.
+
+        Published where the flow itself moves the sale (confirm answers ``confirmed``
+        or ``processing``) and for every later state the ERP poll reports; the key
+        carries the state, so a replay rewrites the same value.
+        """
+        state = str(cause.payload.get("erp_state") or "")
+        ref = _order_ref(cause)
+
+        async def action(_: str) -> StepOutcome:
+            await self._crm.publish_order_status(ref, state)
+            return StepOutcome("opportunity", ref, {"order_ref": ref, "erp_state": state})
+
+        await self._run.run(
+            cause,
+            kind="order.status.published",
+            step="crm.order.status",
+            target=System.CRM,
+            action=action,
+            idempotency_key=f"crm.order.status:{ref}:{state}",
         )
 
     async def _create_subscription(self, cause: Event) -> None:
@@ -377,13 +408,17 @@ class QuoteToCash:
         return None
 
 
-#: What each trigger kind makes the flow do: the one table its kinds come from.
-_REACTIONS: dict[str, Callable[[QuoteToCash, Event], Awaitable[None]]] = {
-    "opportunity.closed_won": QuoteToCash._create_order,
-    "order.created": QuoteToCash._confirm_order,
-    "order.confirmed": QuoteToCash._create_subscription,
-    "subscription.created": QuoteToCash._activate_entitlement,
-    "invoice.paid": QuoteToCash._post_invoice,
+_Reaction = Callable[[QuoteToCash, Event], Awaitable[None]]
+#: What each trigger kind makes the flow do, in order: the one table its kinds come
+#: from. A confirmed order starts billing and, independently, tells the CRM.
+_REACTIONS: dict[str, tuple[_Reaction, ...]] = {
+    "opportunity.closed_won": (QuoteToCash._create_order,),
+    "order.created": (QuoteToCash._confirm_order,),
+    "order.confirmed": (QuoteToCash._create_subscription, QuoteToCash._publish_status),
+    "subscription.created": (QuoteToCash._activate_entitlement,),
+    "invoice.paid": (QuoteToCash._post_invoice,),
+    # Tryton's own later moves (processing, done, cancelled), from SaleStatePoller.
+    "order.state_changed": (QuoteToCash._publish_status,),
 }
 #: The kinds this flow reacts to.
 TRIGGER_KINDS = frozenset(_REACTIONS)

@@ -7,12 +7,14 @@ from typing import cast
 
 from pydantic import BaseModel
 
-from collector import Host
+from collector import Host, Stage
 
+from .._delivery import ingress_state
 from .._retry import RetryPolicy
 from ..support.plugin import SupportSettings
 from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
 from ._quote_to_cash import SPEC, QuoteToCash
+from ._sale_states import SaleFeed, SaleStatePoller
 from ._steps import StepRunner
 
 __all__ = ["QuoteToCashPlugin", "plugin"]
@@ -30,8 +32,9 @@ class QuoteToCashPlugin:
     after = ("crm", "erp", "billing", "support", "servicenow")
     sections: Mapping[str, type[BaseModel]] = {}
 
-    def __init__(self, *, run: bool = True) -> None:
+    def __init__(self, *, run: bool = True, sale_state_interval: float = 5.0) -> None:
         self.run = run
+        self.sale_state_interval = sale_state_interval
 
     async def install(self, host: Host) -> None:
         if not self.run:
@@ -45,15 +48,27 @@ class QuoteToCashPlugin:
             max_retry_after=r.max_retry_after,
         )
         desk = host.section("support", SupportSettings).desk_system
+        erp = host.adapter("erp")
         flow = QuoteToCash(
             host.bus,
             StepRunner(host.bus, policy),
             crm=cast(CrmPort, host.adapter("crm")),
-            erp=cast(ErpPort, host.adapter("erp")),
+            erp=cast(ErpPort, erp),
             billing=cast(BillingPort, host.adapter("billing")),
             support=cast(SupportPort, host.adapter(desk)),
         )
         host.add_flow(flow)
+        # The ERP's later sale states (processing, done, cancelled) travel to the CRM
+        # through a poll; an ERP adapter without a change feed gets none.
+        if hasattr(erp, "sale_changes"):
+            _, positions = ingress_state(host)
+            poller = SaleStatePoller(
+                cast(SaleFeed, erp),
+                host.bus,
+                interval=self.sale_state_interval,
+                positions=positions,
+            )
+            host.add_component(poller, Stage.INGRESS, name="erp sale-state poller")
 
 
 plugin = QuoteToCashPlugin()

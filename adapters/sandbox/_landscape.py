@@ -34,8 +34,13 @@ class LandscapeEndpoints:
     billing_api_key: str
     webhook_secret: str
     crm_url: str
+    #: A static session for the demo's traffic (a sales user), not the adapter's.
     crm_token: str
     crm_ca_file: str
+    #: The connected app the adapter signs in as (OAuth 2.0 JWT bearer).
+    crm_consumer_key: str
+    crm_username: str
+    crm_private_key_file: str
     support_url: str
     support_email: str
     support_token: str
@@ -113,6 +118,9 @@ class Landscape:
             crm_url=crm.url,
             crm_token=crm.token,
             crm_ca_file=str(crm.ca_file),
+            crm_consumer_key=crm.consumer_key,
+            crm_username=crm.username,
+            crm_private_key_file=crm.jwt_key_file,
             support_url=support.url,
             support_email=support.email,
             support_token=support.api_token,

@@ -67,7 +67,12 @@ def with_landscape(s: Settings, ep: LandscapeEndpoints) -> Settings:
             crm.model_copy(
                 update={
                     "instance_url": ep.crm_url,
-                    "access_token": SecretStr(ep.crm_token),
+                    # The adapter signs in as the connected app: the sandbox trusts the
+                    # certificate of this key pair (generated with the sandbox).
+                    "consumer_key": ep.crm_consumer_key,
+                    "username": ep.crm_username,
+                    "private_key_file": ep.crm_private_key_file,
+                    "access_token": None,
                     "ca_file": ep.crm_ca_file,
                 }
             ),
@@ -124,13 +129,13 @@ class DemoPlugin:
             raise
         host.settings = s = with_landscape(s, ep)
         crm = s.section("crm", CrmSettings)
-        assert crm.instance_url and crm.access_token
+        assert crm.instance_url
 
         from ._traffic import TrafficGenerator
 
         traffic = TrafficGenerator(
             crm.instance_url,
-            crm.access_token.get_secret_value(),
+            ep.crm_token,  # the traffic is a sales user's, with its own session
             ca_file=crm.ca_file,
             rate_per_minute=s.demo.rate_per_minute,
             faults=s.demo.faults,

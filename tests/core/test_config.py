@@ -79,6 +79,7 @@ def test_only_the_demo_landscape_turns_the_test_card_on():
         erp_url="http://erp", erp_database="erp", erp_user="admin", erp_password="pw",
         billing_url="http://billing", billing_api_key="sk_test_x", webhook_secret="whsec_x",
         crm_url="https://crm", crm_token="t", crm_ca_file="ca.pem",
+        crm_consumer_key="3MVGx", crm_username="u@x.test", crm_private_key_file="k.pem",
         support_url="http://support", support_email="a@b.test", support_token="t",
         servicenow_url="https://sn", servicenow_username="u", servicenow_password="p",
         servicenow_client_id="c", servicenow_client_secret="s", servicenow_ca_file="sn.pem",

@@ -170,6 +170,23 @@ async def test_closed_won_becomes_order_subscription_entitlement_and_posted_invo
     assert erp_invoice is not None and erp_invoice.state in {"posted", "paid"}
     assert Decimal(posted["amount"]) == sale.total
 
+    # The ERP state is on the opportunity, written by an adapter signed in as the
+    # connected app (JWT bearer), not with the traffic's static session.
+    tx = await stack.wait_for(opp, _has("order.status.published"))
+    published = [e for e in tx["events"] if e["kind"] == "order.status.published"]
+    assert {e["step"] for e in published} == {"crm.order.status"}
+    verify = ssl.create_default_context(cafile=stack.ep.crm_ca_file)
+    async with httpx.AsyncClient(base_url=stack.ep.crm_url, verify=verify) as crm:
+        record = (
+            await crm.get(
+                f"/services/data/v60.0/sobjects/Opportunity/{opp}",
+                headers={"Authorization": f"Bearer {stack.ep.crm_token}"},
+            )
+        ).json()
+        stats = (await crm.get("/_sandbox/stats")).json()
+    assert record["ERP_Order_Status__c"] in {"confirmed", "processing"}
+    assert stats["token_requests"].get("urn:ietf:params:oauth:grant-type:jwt-bearer", 0) >= 1
+
     # Billing holds the customer's subscription.
     sub_event = next(e for e in tx["events"] if e["kind"] == "subscription.created")
     subscription = await billing.find_subscription(opp, sub_event["payload"]["billing_customer_id"])
@@ -200,11 +217,13 @@ async def test_closed_won_becomes_order_subscription_entitlement_and_posted_invo
     ):
         assert kinds.count(kind) == 1, kinds
     by_id = {e["event_id"]: e for e in tx["events"]}
-    root = next(e for e in events if e["kind"] == "opportunity.closed_won")
+    # Ingress events start a chain: the closed-won deal, and each sale state the ERP
+    # poll reports (which the flow then publishes to the CRM).
+    roots = {"opportunity.closed_won", "order.state_changed"}
     for event in events:
         assert len(event["trace_id"]) == 32
         hops, node = 0, event
-        while node is not root:
+        while node["kind"] not in roots:
             node = by_id[node["causation_id"]]
             hops += 1
             assert hops < 10

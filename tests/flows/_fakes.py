@@ -47,10 +47,16 @@ class FakeCrm:
     orders: dict[str, SalesOrder] = field(default_factory=dict)
     errors: dict[str, InterlockError] = field(default_factory=dict)
 
+    #: (opportunity, ERP state) as published, in order.
+    statuses: list[tuple[str, str]] = field(default_factory=list)
+
     async def load_order(self, opportunity_id: str) -> SalesOrder:
         if opportunity_id in self.errors:
             raise self.errors[opportunity_id]
         return self.orders[opportunity_id]
+
+    async def publish_order_status(self, opportunity_id: str, status: str) -> None:
+        self.statuses.append((opportunity_id, status))
 
 
 @dataclass

@@ -84,7 +84,14 @@ async def test_closed_won_runs_the_whole_chain_under_one_correlation_id(world):
     world["feed"].changes.append(Change("006A", datetime(2026, 5, 1, tzinfo=UTC)))
     await world["poller"].poll_once()
     await world["bus"].drain()
-    seen = world["seen"]
+    everything = world["seen"]
+    # The ERP state travels back to the opportunity, a branch caused by the confirmation.
+    (status,) = [e for e in everything if e.kind == "order.status.published"]
+    confirmed = next(e for e in everything if e.kind == "order.confirmed")
+    assert status.causation_id == confirmed.event_id and status.step == "crm.order.status"
+    assert status.target == "crm" and status.payload["erp_state"] == "confirmed"
+    assert world["crm"].statuses == [("006A", "confirmed")]
+    seen = [e for e in everything if e is not status]
     assert _kinds(seen) == [
         "opportunity.closed_won",
         "order.created",
@@ -93,14 +100,15 @@ async def test_closed_won_runs_the_whole_chain_under_one_correlation_id(world):
         "entitlement.activated",
     ]
     cid = correlation_id_for("crm", "opportunity", "006A")
-    assert {e.correlation_id for e in seen} == {cid}
+    assert {e.correlation_id for e in everything} == {cid}
     # An unbroken causation chain: each event points at the one before it.
     for cause, effect in itertools.pairwise(seen):
         assert effect.causation_id == cause.event_id
     # One trace for the synchronous chain, each step its own span.
-    assert len({e.trace_id for e in seen}) == 1 and all(len(e.trace_id) == 32 for e in seen)
-    assert len({e.span_id for e in seen}) == len(seen)
-    assert all(e.amount == Decimal("398") and e.currency == "USD" for e in seen)
+    assert len({e.trace_id for e in everything}) == 1
+    assert all(len(e.trace_id) == 32 for e in everything)
+    assert len({e.span_id for e in everything}) == len(everything)
+    assert all(e.amount == Decimal("398") and e.currency == "USD" for e in everything)
     assert world["erp"].sales["006A"].state == "confirmed"
 
     # Billing then invoices it: a paid-invoice webhook posts the invoice in the ERP.
@@ -119,6 +127,7 @@ async def test_closed_won_runs_the_whole_chain_under_one_correlation_id(world):
     await ingress.on_event(stripe_event)
     await ingress.on_event({**stripe_event, "id": "evt_2", "type": "invoice.payment_succeeded"})
     await world["bus"].drain()
+    seen = [e for e in everything if e is not status]
     assert _kinds(seen)[-2:] == ["invoice.paid", "invoice.posted"]
     assert _kinds(seen, Status.DUPLICATE) == ["invoice.paid"]
     paid = next(e for e in seen if e.kind == "invoice.paid" and e.status == Status.OK)
@@ -325,3 +334,36 @@ async def test_an_invoice_that_cannot_be_linked_yet_is_refused_and_recorded(worl
     [event] = world["seen"]
     assert event.kind == "webhook.rejected"
     assert event.error.reason == Reason.DOWNSTREAM_UNAVAILABLE
+
+
+async def test_later_erp_sale_states_are_published_to_the_crm(world):
+    from types import SimpleNamespace
+
+    from adapters.flows._sale_states import SaleStatePoller
+
+    class Feed:
+        def __init__(self) -> None:
+            self.rows = []
+
+        async def sale_changes(self, since):
+            return [r for r in self.rows if r[1] >= since]
+
+    feed = Feed()
+    poller = SaleStatePoller(feed, world["bus"], since=datetime(2026, 5, 1, tzinfo=UTC))
+    at = datetime(2026, 5, 2, tzinfo=UTC)
+    feed.rows = [
+        (SimpleNamespace(id=7, number="SO7", reference="006B", state="done"), at),
+        (SimpleNamespace(id=8, number="SO8", reference="006C", state="cancelled"), at),
+        # A sale not from the CRM, and a draft: not published.
+        (SimpleNamespace(id=9, number="SO9", reference="", state="done"), at),
+        (SimpleNamespace(id=10, number=None, reference="006D", state="draft"), at),
+    ]
+    await poller.poll_once()
+    await world["bus"].drain()
+    assert sorted(world["crm"].statuses) == [("006B", "done"), ("006C", "cancelled")]
+    published = [e for e in world["seen"] if e.kind == "order.status.published"]
+    assert {e.correlation_id for e in published} == {
+        correlation_id_for("crm", "opportunity", "006B"),
+        correlation_id_for("crm", "opportunity", "006C"),
+    }
+    assert all(e.step == "crm.order.status" and e.status == Status.OK for e in published)

@@ -250,7 +250,13 @@ def test_oauth_token_grants_and_every_response_carries_limit_info(
 
 def test_sandbox_control_stats_and_bad_fault_settings(sf_sandbox: SalesforceSandbox) -> None:
     stats = httpx.get(f"{sf_sandbox.url}/_sandbox/stats", verify=_tls(sf_sandbox)).json()
-    assert set(stats["records"]) == {"Account", "Product2", "Opportunity", "OpportunityLineItem"}
+    assert set(stats["records"]) == {
+        "Account",
+        "Product2",
+        "Opportunity",
+        "OpportunityLineItem",
+        "Task",
+    }
     bad = httpx.post(
         f"{sf_sandbox.url}/_sandbox/faults", json={"explode": 1}, verify=_tls(sf_sandbox)
     )

@@ -10,7 +10,7 @@ import uvicorn
 from ._app import Credentials, create_app
 from ._launcher import load_or_create_credentials
 from ._store import Store
-from ._tls import ensure_certificate
+from ._tls import ensure_certificate, ensure_jwt_keypair, public_key_pem
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,7 +23,13 @@ def main(argv: list[str] | None = None) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     cert, key = args.workdir / "cert.pem", args.workdir / "key.pem"
     ensure_certificate(cert, key)
-    credentials = Credentials.from_json(load_or_create_credentials(args.workdir))
+    # The connected app's certificate: JWT bearer assertions must verify against it.
+    jwt_key, jwt_cert = args.workdir / "jwt_key.pem", args.workdir / "jwt_cert.pem"
+    ensure_jwt_keypair(jwt_key, jwt_cert)
+    credentials = Credentials.from_json(
+        load_or_create_credentials(args.workdir),
+        jwt_public_key=public_key_pem(jwt_cert.read_bytes()),
+    )
     app = create_app(Store(page_size=args.page_size), credentials)
     uvicorn.run(
         app,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import jwt
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -25,9 +26,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ._faults import Faults
 from ._store import SalesforceError, Store
 
-__all__ = ["API_LIMIT", "Credentials", "create_app"]
+__all__ = ["API_LIMIT", "JWT_BEARER", "Credentials", "create_app"]
 
 API_LIMIT = 15000
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+#: Salesforce's session timeout setting (two hours is the org default).
+SESSION_SECONDS = 7200.0
+#: Salesforce refuses an assertion whose ``exp`` is further out than this.
+_MAX_ASSERTION_SECONDS = 300
 _VERSION = re.compile(r"^v(\d+)\.0$")
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -60,23 +66,87 @@ def faults_endpoint(faults: Faults) -> Endpoint:
 
 @dataclass
 class Credentials:
-    """The connected app and user the sandbox accepts, and the tokens it issued."""
+    """The connected app and user the sandbox accepts, and the sessions it issued.
+
+    ``jwt_public_key`` is the PEM public key (or X.509 certificate) uploaded to the
+    connected app: JWT bearer assertions for ``client_id`` must verify against it.
+    ``tokens`` maps each access token to the monotonic time it expires (``None``:
+    the static token of the credentials file, which never expires).
+    """
 
     client_id: str
     client_secret: str
     username: str
     password: str
-    tokens: set[str] = field(default_factory=set)
+    tokens: dict[str, float | None] = field(default_factory=dict)
+    jwt_public_key: str | None = None
+    session_seconds: float = SESSION_SECONDS
+    #: Token requests answered, by grant type (``/_sandbox/stats`` shows them).
+    token_requests: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Credentials:
+    def from_json(cls, data: dict[str, Any], *, jwt_public_key: str | None = None) -> Credentials:
         return cls(
             client_id=data["client_id"],
             client_secret=data["client_secret"],
             username=data["username"],
             password=data["password"],
-            tokens={data["token"]},
+            tokens={data["token"]: None},
+            jwt_public_key=jwt_public_key,
         )
+
+    def issue(self) -> str:
+        """A new session, valid for ``session_seconds``."""
+        access = "00DWz0000000001!" + secrets.token_urlsafe(48)
+        self.tokens[access] = time.monotonic() + self.session_seconds
+        return access
+
+    def valid(self, token: str) -> bool:
+        if token not in self.tokens:
+            return False
+        expires = self.tokens[token]
+        return expires is None or time.monotonic() < expires
+
+    def expire_sessions(self) -> int:
+        """End every issued session (not the static token), as a timeout would."""
+        now = time.monotonic()
+        ended = 0
+        for token, expires in self.tokens.items():
+            if expires is not None and expires > now:
+                self.tokens[token] = now
+                ended += 1
+        return ended
+
+    def check_assertion(self, assertion: str, audiences: list[str]) -> str | None:
+        """Why a JWT bearer assertion is refused (``None``: it is good)."""
+        if not self.jwt_public_key:
+            return "this connected app has no certificate for the JWT bearer flow"
+        try:
+            header = jwt.get_unverified_header(assertion)
+            claims = jwt.decode(
+                assertion,
+                self.jwt_public_key,
+                algorithms=["RS256"],
+                audience=audiences,
+                options={"require": ["iss", "sub", "aud", "exp"]},
+            )
+        except jwt.ExpiredSignatureError:
+            return "expired authorization code"
+        except jwt.InvalidAudienceError:
+            return "audience is invalid"
+        except jwt.InvalidSignatureError:
+            return "invalid assertion"
+        except jwt.PyJWTError:
+            return "invalid assertion"
+        if header.get("alg") != "RS256":
+            return "invalid assertion"
+        if claims["iss"] != self.client_id:
+            return "invalid client identifier"
+        if claims["sub"] != self.username:
+            return "user hasn't approved this consumer"
+        if float(claims["exp"]) - time.time() > _MAX_ASSERTION_SECONDS:
+            return "invalid assertion"
+        return None
 
 
 def _error(err: SalesforceError, store: Store) -> JSONResponse:
@@ -107,7 +177,7 @@ def create_app(store: Store, credentials: Credentials) -> ASGIApp:
                 )
             auth = request.headers.get("authorization", "")
             token = auth[7:] if auth.lower().startswith("bearer ") else ""
-            if token not in credentials.tokens:
+            if not credentials.valid(token):
                 return _error(
                     SalesforceError(401, "INVALID_SESSION_ID", "Session expired or invalid"),
                     store,
@@ -201,8 +271,27 @@ def create_app(store: Store, credentials: Credentials) -> ASGIApp:
         def oauth_error(code: str, text: str) -> Response:
             return JSONResponse({"error": code, "error_description": text}, 400)
 
-        if grant not in ("client_credentials", "password"):
+        if grant not in ("client_credentials", "password", JWT_BEARER):
             return oauth_error("unsupported_grant_type", "grant type not supported")
+        credentials.token_requests[grant] = credentials.token_requests.get(grant, 0) + 1
+        if grant == JWT_BEARER:
+            instance = str(request.base_url).rstrip("/")
+            why = credentials.check_assertion(
+                form.get("assertion", ""),
+                [instance, "https://login.salesforce.com", "https://test.salesforce.com"],
+            )
+            if why is not None:
+                return oauth_error("invalid_grant", why)
+            # The JWT bearer flow answers no refresh token and no signature.
+            return JSONResponse(
+                {
+                    "access_token": credentials.issue(),
+                    "scope": "api",
+                    "instance_url": instance,
+                    "id": f"{instance}/id/00DWz0000000001AAA/005Wz0000000001AAA",
+                    "token_type": "Bearer",
+                }
+            )
         client_ok = hmac.compare_digest(
             form.get("client_id", ""), credentials.client_id
         ) and hmac.compare_digest(form.get("client_secret", ""), credentials.client_secret)
@@ -213,8 +302,7 @@ def create_app(store: Store, credentials: Credentials) -> ASGIApp:
             and form.get("password", "").startswith(credentials.password)
         ):
             return oauth_error("invalid_grant", "authentication failure")
-        access = "00DWz0000000001!" + secrets.token_urlsafe(48)
-        credentials.tokens.add(access)
+        access = credentials.issue()
         issued = str(int(time.time() * 1000))
         instance = str(request.base_url).rstrip("/")
         user_url = f"{instance}/id/00DWz0000000001AAA/005Wz0000000001AAA"
@@ -231,6 +319,23 @@ def create_app(store: Store, credentials: Credentials) -> ASGIApp:
                 "signature": base64.b64encode(digest).decode(),
             }
         )
+
+    async def sessions(request: Request) -> Response:
+        """``POST /_sandbox/sessions``: ``{"session_seconds": 2}`` sets the lifetime of new
+        sessions, ``{"expire": true}`` ends every issued one (the static token stays)."""
+        try:
+            body = json.loads(await request.body() or b"{}")
+            seconds = body.get("session_seconds")
+            if seconds is not None:
+                if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+                    raise ValueError("session_seconds must be a number")
+                if not 0 < seconds <= 86400:
+                    raise ValueError("session_seconds must be in (0, 86400]")
+                credentials.session_seconds = float(seconds)
+            ended = credentials.expire_sessions() if body.get("expire") else 0
+        except (ValueError, AttributeError) as exc:
+            return JSONResponse({"error": f"bad sessions request: {exc}"}, 400)
+        return JSONResponse({"session_seconds": credentials.session_seconds, "expired": ended})
 
     async def touch(request: Request) -> Response:
         try:
@@ -253,7 +358,13 @@ def create_app(store: Store, credentials: Credentials) -> ASGIApp:
         return JSONResponse({"now": now.isoformat(), "offset_seconds": float(offset)})
 
     async def stats(request: Request) -> Response:
-        return JSONResponse({**store.stats(), "faults": faults.snapshot()})
+        return JSONResponse(
+            {
+                **store.stats(),
+                "faults": faults.snapshot(),
+                "token_requests": dict(credentials.token_requests),
+            }
+        )
 
     async def versions(request: Request) -> Response:
         return JSONResponse(
@@ -272,6 +383,7 @@ def create_app(store: Store, credentials: Credentials) -> ASGIApp:
         Route("/_sandbox/touch/{record_id}", loopback_only(touch), methods=["POST"]),
         Route("/_sandbox/stats", loopback_only(stats), methods=["GET"]),
         Route("/_sandbox/clock", loopback_only(clock), methods=["POST"]),
+        Route("/_sandbox/sessions", loopback_only(sessions), methods=["POST"]),
     ]
     for suffix in ("", "/"):
         routes += [

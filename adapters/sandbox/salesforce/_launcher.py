@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import ssl
 from pathlib import Path
+
+import httpx
 
 from collector.process import ManagedProcess, ManagedServer, free_port
 
-from ._tls import ensure_certificate
+from ._tls import ensure_certificate, ensure_jwt_keypair
 
 __all__ = ["SalesforceSandbox", "load_or_create_credentials"]
 
@@ -62,6 +65,31 @@ class SalesforceSandbox(ManagedServer):
         self.username = creds["username"]
         self.password = creds["password"]
         self.token = creds["token"]
+        #: The connected app's consumer key is its client ID; the private key signs
+        #: JWT bearer assertions, the certificate beside it is what the org trusts.
+        self.consumer_key = self.client_id
+        self.jwt_key_file = str(self.workdir / "jwt_key.pem")
+        self.jwt_cert_file = str(self.workdir / "jwt_cert.pem")
+        ensure_jwt_keypair(Path(self.jwt_key_file), Path(self.jwt_cert_file))
+
+    def control(self, path: str, body: dict[str, object]) -> object:
+        """``POST /_sandbox/<path>`` with ``body`` (faults, clock, sessions); its answer."""
+        answer = httpx.post(
+            f"{self.url}/_sandbox/{path}",
+            json=body,
+            verify=ssl.create_default_context(cafile=self.ca_file),
+        )
+        answer.raise_for_status()
+        return answer.json()
+
+    def stats(self) -> dict[str, object]:
+        """``GET /_sandbox/stats``: record counts, faults, token requests by grant type."""
+        answer = httpx.get(
+            f"{self.url}/_sandbox/stats", verify=ssl.create_default_context(cafile=self.ca_file)
+        )
+        answer.raise_for_status()
+        data: dict[str, object] = answer.json()
+        return data
 
     def _launch(self) -> ManagedProcess:
         ensure_certificate(self.workdir / "cert.pem", self.workdir / "key.pem")

@@ -113,6 +113,8 @@ SCHEMAS: dict[str, ObjectSchema] = {
                 FieldSpec("IsWon", BOOLEAN, writable=False),
                 FieldSpec("Billing_Interval__c", PICKLIST),
                 FieldSpec("Payment_Terms__c", PICKLIST),
+                # The ERP's sale state, written back by Interlock (a custom field).
+                FieldSpec("ERP_Order_Status__c", PICKLIST),
             ],
             {"Account": ("AccountId", "Account")},
         ),
@@ -131,6 +133,23 @@ SCHEMAS: dict[str, ObjectSchema] = {
                 "Opportunity": ("OpportunityId", "Opportunity"),
                 "Product2": ("Product2Id", "Product2"),
             },
+        ),
+        _schema(
+            "Task",
+            "00T",
+            [
+                FieldSpec("Subject", STRING, required=True),
+                FieldSpec("Status", PICKLIST),
+                FieldSpec("Priority", PICKLIST),
+                FieldSpec("Description", STRING),
+                FieldSpec("ActivityDate", DATE),
+                # WhatId is polymorphic in Salesforce; the sandbox's Tasks hang off
+                # opportunities (an account's Task names it in the description).
+                FieldSpec("WhatId", REFERENCE, references="Opportunity"),
+                # An external-ID custom field: the writer's idempotency key.
+                FieldSpec("Interlock_Key__c", STRING),
+            ],
+            {"What": ("WhatId", "Opportunity")},
         ),
     )
 }

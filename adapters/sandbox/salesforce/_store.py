@@ -40,6 +40,18 @@ from ._soql import And, Expr, InList, Like, Not, Or, SoqlError, parse
 __all__ = ["CURRENCIES", "SalesforceError", "Store", "format_datetime"]
 
 CURRENCIES = frozenset({"USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "SEK"})
+#: Restricted picklists: (sObject, field) -> the values the org accepts.
+PICKLISTS: dict[tuple[str, str], frozenset[str]] = {
+    ("Opportunity", "ERP_Order_Status__c"): frozenset(
+        {"draft", "quotation", "confirmed", "processing", "done", "cancelled"}
+    ),
+    ("Task", "Status"): frozenset(
+        {"Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred"}
+    ),
+    ("Task", "Priority"): frozenset({"High", "Normal", "Low"}),
+}
+#: Unique external-ID fields: a second record with the same value is refused.
+UNIQUE_FIELDS: dict[str, tuple[str, ...]] = {"Task": ("Interlock_Key__c",)}
 MAX_BATCH = 2000
 MIN_BATCH = 200
 _MAX_CURSORS = 200
@@ -222,8 +234,37 @@ class Store:
             stage = record.get("StageName") or ""
             record["IsClosed"] = stage in ("Closed Won", "Closed Lost")
             record["IsWon"] = stage == "Closed Won"
+        for (sobject, name), allowed in PICKLISTS.items():
+            value = record.get(name)
+            if sobject == schema.name and value is not None and value not in allowed:
+                raise SalesforceError(
+                    400,
+                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    f"{name}: bad value for restricted picklist field: {value}",
+                    [name],
+                )
         if schema.name == "OpportunityLineItem":
             self._price_line(record, data)
+
+    def _unique(self, schema: ObjectSchema, record: Record) -> None:
+        for name in UNIQUE_FIELDS.get(schema.name, ()):
+            value = record.get(name)
+            if value is None:
+                continue
+            for other_id, other in self._records.items():
+                if (
+                    other_id != record.get("Id")
+                    and self._types[other_id] == schema.name
+                    and not other["IsDeleted"]
+                    and other.get(name) == value
+                ):
+                    raise SalesforceError(
+                        400,
+                        "DUPLICATE_VALUE",
+                        f"duplicate value found: {name} duplicates value on record with id: "
+                        f"{other_id}",
+                        [name],
+                    )
 
     @staticmethod
     def _price_line(record: Record, data: dict[str, Any]) -> None:
@@ -271,6 +312,7 @@ class Store:
             record: Record = {name: None for name in schema.fields}
             self._apply(schema, record, data)
             self._required(schema, record)
+            self._unique(schema, record)
             stamp = self._stamp()
             record_id = self._new_id(schema.key_prefix)
             record.update(
@@ -324,6 +366,7 @@ class Store:
             draft = dict(record)
             self._apply(schema, draft, data)
             self._required(schema, draft)
+            self._unique(schema, draft)
             stamp = self._stamp()
             draft.update(LastModifiedDate=stamp, SystemModstamp=stamp)
             record.update(draft)
