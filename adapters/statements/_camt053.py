@@ -166,6 +166,7 @@ def write(
         )
     created = f"{date.isoformat()}T00:00:00+00:00"
     total = sum((abs(a) for a, _, _ in lines), Decimal(0))
+    net = closing - opening
     document = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<Document xmlns="{NAMESPACE}"><BkToCstmrStmt>'
@@ -175,8 +176,8 @@ def write(
         + _balance("OPBD", opening, currency, date)
         + _balance("CLBD", closing, currency, date)
         + f"<TxsSummry><TtlNtries><NbOfNtries>{len(lines)}</NbOfNtries>"
-        f"<Sum>{total:.2f}</Sum></TtlNtries></TxsSummry>"
-        + "".join(entries)
-        + "</Stmt></BkToCstmrStmt></Document>\n"
+        f"<Sum>{total:.2f}</Sum><TtlNetNtry><Amt>{abs(net):.2f}</Amt>"
+        f"<CdtDbtInd>{'DBIT' if net < 0 else 'CRDT'}</CdtDbtInd></TtlNetNtry>"
+        "</TtlNtries></TxsSummry>" + "".join(entries) + "</Stmt></BkToCstmrStmt></Document>\n"
     )
     return document.encode()
