@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.statements import MalformedStatement, parse_file
-from adapters.statements import _camt053, _mt940
+from adapters.statements import MalformedStatement, _camt053, _mt940, parse_file
 
 WRITERS = [_mt940, _camt053]
 amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("99999"), places=2)
