@@ -114,12 +114,14 @@ def test_production_code_never_imports_the_sandboxes() -> None:
 def test_interlock_up_finds_the_shipped_plugins_by_entry_point() -> None:
     names = [p.name for p in discover(ENTRY_POINT_GROUP)]
     assert set(names) == {
-        "demo", "crm", "erp", "billing", "support", "quote_to_cash", "replay", "sla"
+        "demo", "crm", "erp", "billing", "support", "quote_to_cash", "replay", "sla",
+        "statements",
     }  # fmt: skip
     assert names[0] == "demo"
     assert names.index("quote_to_cash") > max(names.index(s) for s in ("crm", "erp", "billing"))
     assert names.index("replay") > names.index("quote_to_cash")
     assert names.index("sla") > names.index("replay")
+    assert names.index("statements") > names.index("quote_to_cash")
 
 
 class _P:

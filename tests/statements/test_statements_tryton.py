@@ -186,3 +186,22 @@ async def test_the_batches_are_role_protected(bank: Bank) -> None:
     assert r.status_code == 401
     r = await bank.api.get("/api/v1/statements/stb_unknown")
     assert r.status_code == 404
+
+
+async def test_the_demo_bank_pays_what_billing_collected_and_adds_lines_that_do_not_match(
+    bank: Bank,
+) -> None:
+    from adapters.statements._demo import DemoBank
+
+    invoice, cid = await bank.invoice("42.00")
+    demo = DemoBank(bank.erp.rpc, bank.inbox, account=ACCOUNT, every_seconds=3600, seed=3)
+    path = await demo.write_once()
+    assert path is not None and not path.name.startswith(".")
+    (batch,) = await bank.scan()
+    assert batch.outcome == "imported", batch.reason
+    assert batch.reconciled >= 1 and batch.dead_lettered >= 1
+    found = await bank.erp.find_invoice(invoice.reference)
+    assert found is not None and found.state == "paid"
+    await bank.transaction(cid, kind="payment.reconciled")
+    # Nothing new to pay: no file.
+    assert await demo.write_once() is None
