@@ -6,6 +6,13 @@ because Tryton's JSON-RPC has no idempotency header; see ``_adapter``.
 
 from adapters.erp._adapter import TrytonAdapter
 from adapters.erp._models import CONFIRMED_SALE_STATES, ErpInvoice, ErpSale
-from adapters.erp._rpc import CreditHold
+from adapters.erp._rpc import CreditHold, TrytonRpc
 
-__all__ = ["CONFIRMED_SALE_STATES", "CreditHold", "ErpInvoice", "ErpSale", "TrytonAdapter"]
+__all__ = [
+    "CONFIRMED_SALE_STATES",
+    "CreditHold",
+    "ErpInvoice",
+    "ErpSale",
+    "TrytonAdapter",
+    "TrytonRpc",
+]

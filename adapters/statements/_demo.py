@@ -18,7 +18,7 @@ import random
 from decimal import Decimal
 from pathlib import Path
 
-from adapters.erp._rpc import TrytonRpc
+from adapters.erp import TrytonRpc
 from tracing import InterlockError
 
 from . import _camt053, _mt940

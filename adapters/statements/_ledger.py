@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from adapters.erp._rpc import TrytonRpc
+from adapters.erp import TrytonRpc
 from tracing import InterlockError, MappingError
 
 __all__ = ["TRYTON_FORMATS", "ErpInvoiceRef", "Origin", "StatementLedger"]

@@ -118,10 +118,14 @@ async def test_an_unmatched_line_is_a_dead_letter_with_the_line_and_the_reason(
     assert mismatch["status"] == "dead_lettered"
     assert "leaves 30.00 to pay" in mismatch["error"]["message"]
 
-    r = await bank.api.get("/api/v1/dead-letters", params={"limit": 200})
-    if r.status_code == 200:  # the core's list of open dead letters
-        ids = {d.get("event_id") for d in r.json().get("items", [])}
-        assert unmatched["event_id"] in ids
+    # Open dead letters, in the core's list, with the line's reason.
+    r = await bank.api.get(
+        "/api/v1/dead-letters", params={"step": "erp.statement.reconcile", "limit": 500}
+    )
+    assert r.status_code == 200, r.text
+    letters = {d["event_id"]: d for d in r.json()["items"]}
+    assert unmatched["event_id"] in letters
+    assert mismatch["event_id"] in letters
 
 
 async def test_a_file_dropped_twice_is_imported_once(bank: Bank, name) -> None:
