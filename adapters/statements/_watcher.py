@@ -50,6 +50,7 @@ class InboxWatcher:
             await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="statements inbox")
+            self._task.add_done_callback(_report_death)
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -85,4 +86,13 @@ class InboxWatcher:
             except InterlockError as exc:
                 # Retriable (the ERP is down): the file stays in the inbox for the next pass.
                 log.warning("statement inbox scan stopped: %s", exc.message)
+            except OSError as exc:
+                # The drop is a mounted folder: it may vanish for a while, or a file with it.
+                log.warning("statement inbox %s unreadable: %s", self.inbox, exc)
             await asyncio.sleep(self._poll)
+
+
+def _report_death(task: asyncio.Task[None]) -> None:
+    """A watcher that died of a bug says so, instead of going quiet."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("statement inbox watcher stopped", exc_info=task.exception())
