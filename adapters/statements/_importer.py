@@ -126,6 +126,18 @@ class Importer:
         batch.format, batch.line_count = parsed.format, len(parsed.lines)
         batch.currency = parsed.currency
         batch.amount = sum((line.amount for line in parsed.lines), Decimal(0))
+        earlier = await self._ledger.earlier_attempts(checksum)
+        posted = [sid for sid, state in earlier if state == "posted"]
+        if posted:
+            batch.outcome, batch.erp_statements = Outcome.DUPLICATE, posted
+            batch.reason = (
+                f"Tryton already holds this file posted as statement {posted}: an earlier "
+                "import was cut off before it was recorded"
+            )
+            await self._store.save(batch)
+            return batch
+        # Leftovers of an attempt cut off half-way go first: the file is imported whole.
+        await self._ledger.discard([sid for sid, _ in earlier])
         try:
             statement_ids = await self._ledger.import_file(data, parsed.format, file_name)
         except IntegrationError as exc:

@@ -13,6 +13,7 @@ created, so a file is in Tryton whole or not at all.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,27 @@ class StatementLedger:
             if len(action) == 2 and isinstance(action[1], dict):
                 ids.extend(int(i) for i in action[1].get("res_id", []))
         return ids
+
+    async def earlier_attempts(self, checksum: str, *, recent: int = 20) -> list[tuple[int, str]]:
+        """``(statement, state)`` of the recent statements Tryton imported from a file with
+        this sha256: what an import cut off before it was recorded left behind (a timeout
+        after the ERP had done the work)."""
+        ids = await self._rpc.call(
+            "model.account.statement.search",
+            [],
+            0,
+            recent,
+            [["id", "DESC"]],
+        )
+        if not ids:
+            return []
+        rows = await self._rpc.call("model.account.statement.read", ids, ["state", "origin_file"])
+        return [
+            (int(r["id"]), str(r["state"]))
+            for r in rows
+            if isinstance(r.get("origin_file"), bytes)
+            and hashlib.sha256(r["origin_file"]).hexdigest() == checksum
+        ]
 
     async def origins(self, statement_ids: Sequence[int]) -> list[Origin]:
         """The statements' origins in file order (Tryton creates them in order)."""

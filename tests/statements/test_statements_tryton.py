@@ -209,3 +209,45 @@ async def test_the_demo_bank_pays_what_billing_collected_and_adds_lines_that_do_
     await bank.transaction(cid, kind="payment.reconciled")
     # Nothing new to pay: no file.
     assert await demo.write_once() is None
+
+
+async def test_an_import_cut_off_after_tryton_did_the_work_is_not_done_twice(
+    bank: Bank, name
+) -> None:
+    from adapters.statements import StatementLedger
+
+    ledger = StatementLedger(bank.erp.rpc, suspense_account="1.1.9")
+    invoice, _ = await bank.invoice("61.00")
+    data = _mt940.write(
+        "S-CUTOFF", ACCOUNT, "USD", TODAY, _lines(("61.00", f"Invoice {invoice.reference}"))
+    )
+    # The wizard ran, then the answer was lost (a timeout): a draft statement is left.
+    statements = await bank.statement_count()
+    (left,) = await ledger.import_file(data, "mt940", "cut.sta")
+    bank.drop(name("sta"), data)
+    (batch,) = await bank.scan()
+    assert batch.outcome == "imported", batch.reason
+    assert left not in batch.erp_statements
+    assert await bank.statement_count() == statements + 1  # the leftover draft is gone
+    found = await bank.erp.find_invoice(invoice.reference)
+    assert found is not None and found.state == "paid"
+
+    # Posted in Tryton but never recorded here: the file is a duplicate, not paid twice.
+    other, _ = await bank.invoice("62.00")
+    data = _camt053.write(
+        "S-CUTOFF2", ACCOUNT, "USD", TODAY, _lines(("62.00", f"Invoice {other.reference}"))
+    )
+    (posted,) = await ledger.import_file(data, "camt.053", "cut.xml")
+    (origin,) = await ledger.origins([posted])
+    line = {
+        "statement": posted,
+        "origin": origin.id,
+        "date": origin.date,
+        "amount": origin.amount,
+        "account": await ledger.suspense(),
+    }
+    await ledger.book([line], [posted])
+    bank.drop(name("xml"), data)
+    (again,) = await bank.scan()
+    assert again.outcome == "duplicate"
+    assert again.erp_statements == [posted]
