@@ -196,16 +196,21 @@ class StatementLedger:
         return {int(r["id"]): str(r["state"]) for r in rows}
 
     async def discard(self, statement_ids: Sequence[int]) -> None:
-        """Remove statements a failed import left behind (their moves first)."""
+        """Remove statements a failed import left behind (cancel, which undoes their
+        moves, then delete). A posted one is left alone: Tryton cannot cancel it, and
+        the next attempt finds it and calls the file a duplicate."""
         ids = list(statement_ids)
         if not ids:
             return
         try:
             rows = await self._rpc.call("model.account.statement.read", ids, ["state"])
-            booked = [int(r["id"]) for r in rows if r["state"] in ("validated", "posted")]
-            if booked:
-                await self._rpc.call("model.account.statement.cancel", booked, transition=True)
-            await self._rpc.call("model.account.statement.delete", ids)
+            states = {int(r["id"]): str(r["state"]) for r in rows}
+            open_ = [i for i, state in states.items() if state in ("draft", "validated")]
+            if open_:
+                await self._rpc.call("model.account.statement.cancel", open_, transition=True)
+            gone = [i for i, state in states.items() if state != "posted"]
+            if gone:
+                await self._rpc.call("model.account.statement.delete", gone)
         except InterlockError as exc:
             # The import's own error is what the caller reports; this one is logged.
             log.error("could not remove statements %s after a failed import: %s", ids, exc)
