@@ -84,6 +84,12 @@ class TrytonAdapter(HttpAdapter):
         self._scope = (url.rstrip("/"), database)
         self._ids: dict[tuple[str, str], int] = {}  # cached look-ups: (kind, key) -> id
 
+    @property
+    def rpc(self) -> TrytonRpc:
+        """The logged-in JSON-RPC channel, for a room that speaks to a Tryton module
+        this adapter does not wrap (bank statements)."""
+        return self._rpc
+
     def _repr_args(self) -> str:
         return f"{self._scope[0]!r}, {self._scope[1]!r}"
 

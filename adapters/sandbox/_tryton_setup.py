@@ -10,7 +10,10 @@ from last year to three years ahead with invoice sequences and monthly periods,
 the stock chart of accounts, the payment term ``NET30``, a product category with
 revenue and expense accounts, the service products of the price book, and the
 sale and accounting groups for the admin user (so it may confirm sales and post
-invoices).
+invoices), and for bank statements: the company's bank account ``BANK_ACCOUNT``, an
+"Unallocated receipts" suspense account for lines no invoice claims, and the
+statement journal ``BANK_JOURNAL`` on that bank account (validated by amount, so
+files need not chain their balances).
 """
 
 from __future__ import annotations
@@ -20,10 +23,24 @@ import sys
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["COMPANY_NAME", "PAYMENT_TERM", "PRODUCTS", "main"]
+__all__ = [
+    "BANK_ACCOUNT",
+    "BANK_JOURNAL",
+    "COMPANY_NAME",
+    "PAYMENT_TERM",
+    "PRODUCTS",
+    "SUSPENSE_ACCOUNT",
+    "main",
+]
 
 COMPANY_NAME = "Interlock Demo Co"
 PAYMENT_TERM = "NET30"
+#: The company's bank account number, as MT940 ``:25:`` and camt.053 ``Acct/Id/IBAN`` name it.
+BANK_ACCOUNT = "NL91ABNA0417164300"
+#: The statement journal on that account.
+BANK_JOURNAL = "Bank"
+#: The code of the suspense account that holds money no invoice claims.
+SUSPENSE_ACCOUNT = "1.1.9"
 #: SKU -> (name, monthly list price in USD); the SKU is the product code.
 PRODUCTS: dict[str, tuple[str, Decimal]] = {
     "PLAT-STARTER": ("Platform Starter", Decimal("49")),
@@ -39,6 +56,7 @@ _ADMIN_GROUPS = (
     ("account", "group_account"),
     ("account", "group_account_admin"),
     ("product", "group_product_admin"),
+    ("account_statement", "group_statement"),
 )
 
 
@@ -112,6 +130,42 @@ def _setup(config_file: str, database: str) -> None:
         template.list_price = price
         template.account_category = category
         template.save()
+
+    _bank_journal(company, accounts)
+
+
+def _bank_journal(company: Any, accounts: dict[str, Any]) -> None:
+    """The company's bank account, a suspense account and the statement journal."""
+    from proteus import Model
+
+    bank_party = Model.get("party.party")(name="Demo Bank")
+    bank_party.save()
+    bank = Model.get("bank")(party=bank_party)
+    bank.save()
+    account = Model.get("bank.account")()
+    account.bank = bank
+    account.owners.append(Model.get("party.party")(company.party.id))
+    account.currency = company.currency
+    number = account.numbers.new()
+    number.type = "other"
+    number.number = BANK_ACCOUNT
+    account.save()
+
+    cash = accounts["cash"]
+    suspense = Model.get("account.account")(
+        name="Unallocated receipts", code=SUSPENSE_ACCOUNT, type=cash.type, parent=cash.parent
+    )
+    suspense.save()
+
+    (account_journal,) = Model.get("account.journal").find([("code", "=", "STA")], limit=1)
+    journal = Model.get("account.statement.journal")(
+        name=BANK_JOURNAL,
+        journal=account_journal,
+        account=cash,
+        bank_account=account,
+        validation="amount",
+    )
+    journal.save()
 
 
 def main(argv: list[str] | None = None) -> int:
