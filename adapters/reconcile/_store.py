@@ -139,11 +139,17 @@ def finish_run(
 ) -> None:
     """Close a run: its discrepancies (or its error) and its totals (the lineage's
     ``write`` makes it one transaction)."""
-    at_risk: dict[str, str] = {}
     open_ones = [d for d in found if d.discrepancy_id not in explained]
+    # A deal missing in three systems puts its value at risk once, not three times:
+    # per transaction (or record), the largest amount counts.
+    largest: dict[tuple[str, str], Decimal] = {}
     for d in open_ones:
         if d.currency and d.value_at_risk:
-            at_risk[d.currency] = str(_plus(at_risk.get(d.currency), d.value_at_risk))
+            key = (d.correlation_id or f"{d.check.value}:{d.key}", d.currency)
+            largest[key] = max(largest.get(key, Decimal(0)), d.value_at_risk)
+    at_risk: dict[str, str] = {}
+    for (_, currency), amount in sorted(largest.items()):
+        at_risk[currency] = str(_plus(at_risk.get(currency), amount))
     if found:
         marks = ", ".join("?" for _ in range(len(_ITEM_COLUMNS) + 1))
         conn.executemany(

@@ -132,3 +132,18 @@ def test_the_schedule_setting() -> None:
     assert parse_schedule("") == ()
     with pytest.raises(ValueError, match="period@seconds"):
         ReconcileSettings(schedule="day@hourly")
+
+
+async def test_a_deal_missing_everywhere_puts_its_value_at_risk_once(
+    lineage: AsyncLineage,
+) -> None:
+    async def read(period: Period) -> Holdings:
+        h = whole("006A")
+        h.sales, h.subscriptions, h.entitlements = [], [], {}
+        return h
+
+    service = Reconciler(lineage, read)
+    await service.start()
+    run = await service.run(period_for("day"), trigger="api", by=ANONYMOUS)
+    assert run["discrepancies"] == 3 and run["value_at_risk"] == {"USD": "1000.00"}
+    await service.stop()
