@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -142,8 +142,3 @@ def runs_between(
     ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
-
-
-def stale_floor(at: datetime, max_age: timedelta | None) -> datetime | None:
-    """The earliest finish a run may have to be read at ``at``."""
-    return None if max_age is None else at - max_age
