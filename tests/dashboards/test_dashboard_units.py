@@ -366,3 +366,10 @@ def test_drift_rows_compare_the_period_with_the_previous_one():
     assert by["Value at risk (USD)"]["Change"] == "USD -100.00"
     no_run = drift_rows({"current": {"open_discrepancies": None}, "previous": {}})
     assert no_run[1]["This period"] == "no run" and no_run[1]["Change"] == "no data"
+
+
+def test_a_rule_with_no_data_says_so():
+    from dashboards._sla import coverage_text
+
+    rule = {"observed_minutes": 0, "window_minutes": 43_200, "no_data": True}
+    assert coverage_text(rule) == "nothing of 30 d: no data"
