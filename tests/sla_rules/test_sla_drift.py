@@ -10,12 +10,21 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import httpx
+import pytest
 from _sla_helpers import T0, TOKENS, FakeClock, api_app
 
 from adapters.reconcile import Check, Discrepancy, Kind, Repair
 from adapters.reconcile._store import DDL, explain, finish_run, start_run
 from adapters.reconcile.plugin import RULE_FILE
-from sla_rules import Rule, SlaEngine, build_report, load_rules, report_csv, report_pdf
+from sla_rules import (
+    Rule,
+    RuleFileError,
+    SlaEngine,
+    build_report,
+    load_rules,
+    report_csv,
+    report_pdf,
+)
 from sla_rules._indicators import drift_sample
 from sla_rules._memory import DuckDBLineage
 from sla_rules._report import drift_lines
@@ -229,3 +238,15 @@ async def test_the_pdf_renders_with_the_drift_section(lineage: DuckDBLineage):
     await engine.tick()
     report = await build_report(engine, T0 - timedelta(days=7), T0, "Last 7 days")
     assert report_pdf(report).startswith(b"%PDF")
+
+
+def test_a_bad_drift_field_is_named(tmp_path):
+    bad = tmp_path / "drift.yaml"
+    bad.write_text(RULE_FILE.read_text().replace("max_open: 0", "max_open: -1"))
+    with pytest.raises(RuleFileError) as negative:
+        load_rules([bad])
+    assert negative.value.rule == "reconciliation-drift"
+    assert negative.value.field == "indicator.max_open"
+    bad.write_text(RULE_FILE.read_text().replace("[day, week, month]", "[day, year]"))
+    with pytest.raises(RuleFileError, match=r"indicator\.periods"):
+        load_rules([bad])
