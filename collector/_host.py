@@ -186,9 +186,9 @@ class Host:
         """SLA rule files (or folders of them) a plug-in that is not a flow ships in its
         own room; the SLA plug-in loads and checks them with the shipped rules, so it
         must install after the plug-in (its ``after``)."""
-        for path in paths:
+        for path in map(Path, paths):
             if path not in self._rule_files:
-                self._rule_files.append(Path(path))
+                self._rule_files.append(path)
 
     @property
     def rule_files(self) -> tuple[Path, ...]:
