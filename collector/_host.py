@@ -8,7 +8,9 @@ Interlock needs to know about them is read from the host, declared once:
 - ``systems``: the business systems and their lanes (``GET /api/v1/systems``);
 - ``flows``: their step tables, trigger kinds, money steps, probes and payload
   models (what replay validates a corrected payload against);
-- ``rule_steps``: the steps each SLA rule measures (replay's selection by rule).
+- ``rule_steps``: the steps each SLA rule measures (replay's selection by rule);
+- ``rule_files``: SLA rule files a room ships beside its code (a flow's own go in
+  its ``FlowSpec.rule_files``), loaded by the SLA plug-in with the shipped rules.
 
     >>> host = Host(Settings(), bus=EmbeddedBus(), api_url="http://127.0.0.1:1")
     >>> host.add_system(SystemInfo("erp", "ERP", "Tryton", lane=20))
@@ -22,6 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -85,6 +88,7 @@ class Host:
         self.routers: list[Any] = []
         #: SLA rule ID → the steps it measures; filled by the SLA plug-in.
         self.rule_steps: dict[str, frozenset[str]] = {}
+        self._rule_files: list[Path] = []
         self._systems: dict[str, SystemInfo] = {INTERLOCK_SYSTEM.name: INTERLOCK_SYSTEM}
         self._adapters: dict[str, SystemAdapter] = {}
         self._flows: list[Flow] = []
@@ -177,6 +181,21 @@ class Host:
     def flow_specs(self) -> list[FlowSpec]:
         """Every declared flow's spec (running or not)."""
         return list(self._specs)
+
+    def add_rule_files(self, *paths: Path) -> None:
+        """SLA rule files (or folders of them) a plug-in that is not a flow ships in its
+        own room; the SLA plug-in loads and checks them with the shipped rules, so it
+        must install after the plug-in (its ``after``)."""
+        for path in map(Path, paths):
+            if path not in self._rule_files:
+                self._rule_files.append(path)
+
+    @property
+    def rule_files(self) -> tuple[Path, ...]:
+        """Every rule file added with :meth:`add_rule_files` and every declared flow's
+        ``rule_files``, in the order they were installed."""
+        flows = tuple(f for spec in self._specs for f in spec.rule_files)
+        return (*flows, *self._rule_files)
 
     def add_schema(self, schema: Schema) -> None:
         """Publish a schema beside the envelope and the flows' payload models."""

@@ -8,11 +8,12 @@ durations in words and times in UTC.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
-from ._format import at_risk_text, format_duration_ms, format_time
+from ._format import at_risk_text, format_duration_ms, format_money, format_time, to_decimal
 
-__all__ = ["NO_DATA", "incident_rows", "pct_text", "report_rows", "trend_text"]
+__all__ = ["NO_DATA", "drift_rows", "incident_rows", "pct_text", "report_rows", "trend_text"]
 
 #: What a figure says when its period measured nothing.
 NO_DATA = "no data"
@@ -65,3 +66,53 @@ def incident_rows(incidents: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
             }
         )
     return out
+
+
+def _count(value: Any) -> str:
+    return "no run" if value is None else f"{int(value):,}"
+
+
+def _change(now: Any, then: Any) -> str:
+    return NO_DATA if now is None or then is None else f"{int(now) - int(then):+,}"
+
+
+def drift_rows(drift: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The report's reconciliation drift (``drift`` of ``/reports/sla``): runs, open
+    discrepancies, customers and the value at risk per currency, this period against
+    the previous one. A period with no completed run reads ``"no run"``."""
+    now, then = drift.get("current") or {}, drift.get("previous") or {}
+    rows = [
+        {
+            "Figure": "Runs (failed)",
+            "This period": f"{now.get('runs', 0):,} ({now.get('failed_runs', 0):,})",
+            "Previous period": f"{then.get('runs', 0):,} ({then.get('failed_runs', 0):,})",
+            "Change": _change(now.get("runs", 0), then.get("runs", 0)),
+        },
+        {
+            "Figure": "Open discrepancies",
+            "This period": _count(now.get("open_discrepancies")),
+            "Previous period": _count(then.get("open_discrepancies")),
+            "Change": _change(now.get("open_discrepancies"), then.get("open_discrepancies")),
+        },
+        {
+            "Figure": "Customers affected",
+            "This period": f"{now.get('customers_affected', 0):,}",
+            "Previous period": f"{then.get('customers_affected', 0):,}",
+            "Change": _change(now.get("customers_affected", 0), then.get("customers_affected", 0)),
+        },
+    ]
+    for currency, delta in sorted((drift.get("change_value_at_risk") or {}).items()):
+        change = to_decimal(delta) or Decimal(0)
+        rows.append(
+            {
+                "Figure": f"Value at risk ({currency})",
+                "This period": format_money((now.get("value_at_risk") or {}).get(currency, 0),
+                                            currency),
+                "Previous period": format_money(
+                    (then.get("value_at_risk") or {}).get(currency, 0), currency
+                ),
+                # As the PDF prints it: "USD +1,500.00".
+                "Change": f"{currency} {'+' if change > 0 else ''}{format_money(change)}",
+            }
+        )  # fmt: skip
+    return rows

@@ -57,6 +57,9 @@ def coverage_text(rule: Mapping[str, Any]) -> str:
     span = span_text(window)
     if observed >= window:
         return span
+    if rule.get("no_data") and not observed:
+        # A drift rule without reconciliation runs: nothing to measure, not a failure.
+        return f"nothing of {span}: no data"
     seen = span_text(observed) if observed else "nothing"
     enough = rule.get("enough_data", observed >= MIN_OBSERVED_SHARE * window)
     return f"{seen} of {span}" + ("" if enough else ": too little data")

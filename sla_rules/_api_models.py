@@ -71,3 +71,5 @@ class SlaReport(_Out):
     start: str
     end: str
     rows: list[dict[str, Any]]
+    #: Reconciliation drift against the previous period; null without reconciliation.
+    drift: dict[str, Any] | None = None

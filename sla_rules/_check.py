@@ -84,8 +84,9 @@ def rule_steps(rule: Rule, flows: Sequence[FlowSpec]) -> frozenset[str]:
 
     A step rule measures its step; a kind rule the steps whose results are those
     kinds, and the steps between its start and its end in the flow's table; a
-    system rule the steps that call that system; a backlog, stalled or resolution
-    rule every step of every flow.
+    system rule the steps that call that system; a backlog, stalled, resolution or
+    reconciliation drift rule every step of every flow (a discrepancy's replay can
+    be of any step).
     """
     i = rule.indicator
     if isinstance(i, SuccessRatioIndicator):

@@ -168,6 +168,9 @@ class RuleStatus:
     condition: str | None = None
     alert_id: str | None = None
     details: dict[str, float] = field(default_factory=dict)
+    #: A sampled rule found nothing to sample this tick (a drift rule without the
+    #: reconcile plug-in's tables or a completed run): no verdict was counted.
+    no_data: bool = False
     #: Minutes of ``window`` that hold data (from the first counted minute to now).
     observed_minutes: int = 0
     window_minutes: int = 0
@@ -325,7 +328,9 @@ class SlaEngine:
             buckets.update(count_buckets_many(con, event_rules, lo, now, now))
             for rule in self.rules:
                 if is_sampled(rule):
-                    samples[rule.id] = take_sample(con, rule, now, self.flows)
+                    sample = take_sample(con, rule, now, self.flows)
+                    if sample is not None:  # None: no data this minute (nothing to count)
+                        samples[rule.id] = sample
                     if cold:
                         buckets[rule.id] = [
                             (int(m), int(g), 1 - int(g))
@@ -422,6 +427,9 @@ class SlaEngine:
         details: dict[str, float] = {}
         if sample is not None:
             details = {"open": float(sample.open_count), "oldest_age_s": sample.oldest_age_s}
+            if rule.indicator.kind == "reconciliation_drift":
+                details["value_at_risk"] = float(sample.stuck_value)
+                details["customers"] = float(sample.stuck_customers)
         status = RuleStatus(
             rule_id=rule.id,
             name=rule.name,
@@ -443,6 +451,7 @@ class SlaEngine:
             firing=fire[1] if fire else None,
             condition=fire[0] if fire else None,
             details=details,
+            no_data=is_sampled(rule) and sample is None,
             observed_minutes=observed,
             window_minutes=window_minutes,
             runbook=rule.runbook,

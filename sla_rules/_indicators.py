@@ -7,8 +7,10 @@ moment its deadline passed with no milestone (no event needed for that); pending
 transactions have no verdict yet. Counting verdicts by ``vt`` keeps the short alert
 windows honest: a breach lands in the minute it became a breach.
 
-The backlog and stalled indicators are time slices: a sample at each tick of the
-open backlog, or of the transactions overdue at the step they wait for.
+The backlog, stalled and reconciliation drift indicators are time slices: a sample at
+each tick of the open backlog, of the transactions overdue at the step they wait for,
+or of what the latest reconciliation runs left open. A drift sample can be missing
+(no reconcile plug-in, no completed run): that minute has no data.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import duckdb
 from collector import FlowSteps
 from collector.lineage import waiting_sql
 
+from ._drift import drift_as_of
 from ._model import (
     ApiErrorRateIndicator,
     BacklogIndicator,
@@ -31,6 +34,7 @@ from ._model import (
     DuplicateRateIndicator,
     LatencyIndicator,
     Milestone,
+    ReconciliationDriftIndicator,
     ResolutionTimeIndicator,
     Rule,
     StalledIndicator,
@@ -45,6 +49,7 @@ __all__ = [
     "count_buckets",
     "count_buckets_many",
     "count_totals",
+    "drift_sample",
     "impact",
     "is_sampled",
     "stalled_sample",
@@ -77,7 +82,9 @@ class BacklogSample:
 
 def is_sampled(rule: Rule) -> bool:
     """Whether the rule's SLI is a sampled time slice rather than lineage verdicts."""
-    return isinstance(rule.indicator, BacklogIndicator | StalledIndicator)
+    return isinstance(
+        rule.indicator, BacklogIndicator | StalledIndicator | ReconciliationDriftIndicator
+    )
 
 
 def _us(value: datetime | timedelta) -> int:
@@ -371,6 +378,8 @@ def impact(
     """
     if is_sampled(rule):
         sample = take_sample(con, rule, now, flows)
+        if sample is None:
+            return Impact(Decimal(0), 0, 0)
         return Impact(
             sample.stuck_value, sample.stuck_customers, sample.stuck_count, sample.stuck_currency
         )
@@ -449,10 +458,42 @@ def stalled_sample(
     return BacklogSample(count, max(age, 0.0), Decimal(row[2]), int(row[3]), good, count, row[4])
 
 
+def drift_sample(con: duckdb.DuckDBPyConnection, rule: Rule, now: datetime) -> BacklogSample | None:
+    """What the latest completed reconciliation runs left open at ``now``: the open
+    discrepancies, the age of the oldest run read, their value at risk and customers.
+
+    ``None`` is no data: the reconcile plug-in's tables are absent, or no run of the
+    rule's periods completed (within ``max_run_age``)."""
+    ind = rule.indicator
+    if not isinstance(ind, ReconciliationDriftIndicator):
+        raise TypeError(f"rule {rule.id} is not a reconciliation drift rule")
+    since = None if ind.max_run_age is None else now - ind.max_run_age
+    drift = drift_as_of(con, now, periods=ind.periods, since=since)
+    if drift is None:
+        return None
+    limit = ind.max_value_at_risk
+    good = drift.open <= ind.max_open and (
+        limit is None or all(v <= limit for v in drift.value_at_risk.values())
+    )
+    age = (now - drift.oldest_finished).total_seconds() if drift.oldest_finished else 0.0
+    return BacklogSample(
+        drift.open,
+        max(age, 0.0),
+        drift.total_value,
+        drift.customers,
+        good,
+        drift.open,
+        drift.currency,
+    )
+
+
 def take_sample(
     con: duckdb.DuckDBPyConnection, rule: Rule, now: datetime, flows: Sequence[FlowSteps] = ()
-) -> BacklogSample:
-    """The sample of a time-slice rule (backlog or stalled) at ``now``."""
+) -> BacklogSample | None:
+    """The sample of a time-slice rule (backlog, stalled or drift) at ``now``; ``None``
+    when the rule has no data this minute."""
+    if isinstance(rule.indicator, ReconciliationDriftIndicator):
+        return drift_sample(con, rule, now)
     if isinstance(rule.indicator, StalledIndicator):
         return stalled_sample(con, rule, now, flows)
     return backlog_sample(con, rule, now)

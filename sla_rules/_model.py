@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import timedelta
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -49,6 +50,7 @@ __all__ = [
     "BurnTier",
     "ImpactTier",
     "Indicator",
+    "ReconciliationDriftIndicator",
     "Rule",
     "RuleFileError",
     "load_rules",
@@ -257,6 +259,32 @@ class ApiErrorRateIndicator(_Strict):
     direction: Literal["outbound", "inbound"] = "outbound"
 
 
+class ReconciliationDriftIndicator(_Strict):
+    """Time-slice SLI over the reconciliation runs: a minute is good when the latest
+    completed run of each reconciliation period (``periods``) leaves at most
+    ``max_open`` open discrepancies and, per currency, at most ``max_value_at_risk``.
+
+    A discrepancy two runs both find (a day run and a month run) counts once; one
+    explained since counts no more. A run finished longer than ``max_run_age`` ago is
+    stale and not read. Without the reconcile plug-in's tables, or without a completed
+    run, the minute has no data (neither good nor bad).
+    """
+
+    kind: Literal["reconciliation_drift"]
+    max_open: int = Field(0, ge=0)
+    #: Per currency; ``None``: only the count is bounded.
+    max_value_at_risk: Decimal | None = Field(None, ge=0)
+    periods: tuple[Literal["day", "week", "month", "custom"], ...] = Field(
+        ("day", "week", "month"), min_length=1
+    )
+    max_run_age: timedelta | None = None
+
+    @field_validator("max_run_age", mode="before")
+    @classmethod
+    def _age(cls, value: Any) -> timedelta | None:
+        return None if value is None else parse_duration(value)
+
+
 Indicator = Annotated[
     LatencyIndicator
     | CompletenessIndicator
@@ -265,7 +293,8 @@ Indicator = Annotated[
     | StalledIndicator
     | DuplicateRateIndicator
     | ResolutionTimeIndicator
-    | ApiErrorRateIndicator,
+    | ApiErrorRateIndicator
+    | ReconciliationDriftIndicator,
     Field(discriminator="kind"),
 ]
 
@@ -351,7 +380,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     parts = [str(p) for p in loc]
     if len(parts) >= 2 and parts[0] == "indicator" and not parts[1].startswith("kind"):
         kinds = {"latency", "completeness", "success_ratio", "backlog", "duplicate_rate"}
-        kinds |= {"resolution_time", "api_error_rate", "stalled"}
+        kinds |= {"resolution_time", "api_error_rate", "stalled", "reconciliation_drift"}
         if parts[1] in kinds:
             parts.pop(1)
     return ".".join(parts)

@@ -1,5 +1,7 @@
 """The executive SLA report: objective vs achieved per business SLA, the trend
-against the previous period, error budget used, and the top incidents by impact.
+against the previous period, error budget used, the top incidents by impact, and the
+reconciliation drift of the period against the previous one (when the reconcile
+plug-in keeps runs in the lineage).
 
 Rendered as JSON (for the dashboard), CSV and PDF (reportlab, with a matplotlib chart).
 """
@@ -10,27 +12,36 @@ import csv
 import io
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import duckdb
 
+from ._drift import drift_as_of, runs_between
 from ._engine import SlaEngine
 from ._indicators import count_totals
 from ._maths import budget_consumed
 from ._sql import execute
 
 __all__ = [
+    "DRIFT_PERIODS",
     "PERIODS",
+    "DriftPeriod",
+    "DriftSection",
     "Incident",
     "ReportRow",
     "SlaReport",
     "build_report",
+    "drift_lines",
     "report_csv",
     "report_pdf",
     "resolve_period",
 ]
 
 PERIODS = ("last-7d", "last-30d", "week", "month", "custom")
+#: The reconciliation periods whose runs the drift section reads (a custom run is an
+#: investigation, not the books' state).
+DRIFT_PERIODS = ("day", "week", "month")
 
 
 def resolve_period(
@@ -102,6 +113,35 @@ class Incident:
 
 
 @dataclass
+class DriftPeriod:
+    """Reconciliation in one report period: the runs started in it, and what the latest
+    completed run of each reconciliation period (day, week, month) finished in it left
+    open at its end (explanations made by then count)."""
+
+    start: datetime
+    end: datetime
+    runs: int
+    failed_runs: int
+    #: ``None``: no run completed in the period (nothing to say about drift).
+    open_discrepancies: int | None
+    customers_affected: int
+    #: ``{currency: amount}`` as exact decimal text, e.g. ``{"USD": "1500.00"}``.
+    value_at_risk: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DriftSection:
+    """Drift in the report's period against the previous one of equal length."""
+
+    current: DriftPeriod
+    previous: DriftPeriod
+    #: Open discrepancies now minus then (``None`` when either has no completed run).
+    change_open: int | None
+    #: Per currency in either period: the value at risk now minus then.
+    change_value_at_risk: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class SlaReport:
     title: str
     period: str
@@ -110,16 +150,56 @@ class SlaReport:
     generated_at: datetime
     rows: list[ReportRow] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
+    #: ``None`` when the lineage holds no reconciliation tables (no reconcile plug-in).
+    drift: DriftSection | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("start", "end", "generated_at"):
             data[key] = getattr(self, key).isoformat()
+        if data["drift"] is not None:
+            for part in ("current", "previous"):
+                for key in ("start", "end"):
+                    data["drift"][part][key] = data["drift"][part][key].isoformat()
         for incident in data["incidents"]:
             for key in ("opened_at", "resolved_at"):
                 if incident[key] is not None:
                     incident[key] = incident[key].isoformat()
         return data
+
+
+def _drift_period(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, now: datetime
+) -> DriftPeriod | None:
+    counted = runs_between(con, start, end)
+    if counted is None:
+        return None
+    drift = drift_as_of(con, min(end, now), periods=DRIFT_PERIODS, since=start)
+    return DriftPeriod(
+        start=start,
+        end=end,
+        runs=counted[0],
+        failed_runs=counted[1],
+        open_discrepancies=None if drift is None else drift.open,
+        customers_affected=0 if drift is None else drift.customers,
+        value_at_risk={} if drift is None else {c: str(v) for c, v in drift.value_at_risk.items()},
+    )
+
+
+def _drift_section(current: DriftPeriod, previous: DriftPeriod) -> DriftSection:
+    change = (
+        None
+        if current.open_discrepancies is None or previous.open_discrepancies is None
+        else current.open_discrepancies - previous.open_discrepancies
+    )
+    currencies = sorted({*current.value_at_risk, *previous.value_at_risk})
+    deltas = {
+        c: str(
+            Decimal(current.value_at_risk.get(c, "0")) - Decimal(previous.value_at_risk.get(c, "0"))
+        )
+        for c in currencies
+    }
+    return DriftSection(current, previous, change, deltas)
 
 
 def _ratio(good: int, bad: int) -> float | None:
@@ -133,7 +213,9 @@ async def build_report(
     now = engine.clock()
     previous_start = start - (end - start)
 
-    def read(con: duckdb.DuckDBPyConnection) -> tuple[list[ReportRow], list[tuple[Any, ...]]]:
+    def read(
+        con: duckdb.DuckDBPyConnection,
+    ) -> tuple[list[ReportRow], list[tuple[Any, ...]], DriftSection | None]:
         rows: list[ReportRow] = []
         for rule in engine.rules:
             good, bad = count_totals(con, rule, start, end, now)
@@ -166,9 +248,12 @@ async def build_report(
                ORDER BY score DESC, peak_value_at_risk DESC LIMIT ?""",
             [end, now, start, top],
         ).fetchall()
-        return rows, incidents
+        current = _drift_period(con, start, end, now)
+        before = _drift_period(con, previous_start, start, now)
+        drift = None if current is None or before is None else _drift_section(current, before)
+        return rows, incidents, drift
 
-    rows, found = await engine.lineage.read(read)
+    rows, found, drift = await engine.lineage.read(read)
     incidents = [
         Incident(
             alert_id=a,
@@ -189,7 +274,7 @@ async def build_report(
             found
         )
     ]
-    return SlaReport("Executive SLA report", label, start, end, now, rows, incidents)
+    return SlaReport("Executive SLA report", label, start, end, now, rows, incidents, drift)
 
 
 def _pct(value: float | None, digits: int = 2) -> str:
@@ -244,7 +329,53 @@ def report_csv(report: SlaReport) -> bytes:
             f"{i.duration_s:.0f}", f"{i.value_at_risk:.2f}", i.currency or "",
             i.customers_affected, f"{i.score:.1f}",
         ])  # fmt: skip
+    if report.drift is not None:
+        d = report.drift
+        w.writerow([])
+        w.writerow(["drift", "period_start", "period_end", "runs", "failed_runs",
+                    "open_discrepancies", "customers_affected"])  # fmt: skip
+        for name, p in (("current", d.current), ("previous", d.previous)):
+            w.writerow([
+                name, p.start.isoformat(), p.end.isoformat(), p.runs, p.failed_runs,
+                "" if p.open_discrepancies is None else p.open_discrepancies,
+                p.customers_affected,
+            ])  # fmt: skip
+        w.writerow([])
+        w.writerow(["drift_currency", "value_at_risk", "previous_value_at_risk", "change"])
+        for currency, change in d.change_value_at_risk.items():
+            w.writerow([
+                currency, d.current.value_at_risk.get(currency, "0"),
+                d.previous.value_at_risk.get(currency, "0"), change,
+            ])  # fmt: skip
     return out.getvalue().encode()
+
+
+def drift_lines(drift: DriftSection) -> list[list[str]]:
+    """The drift table as the PDF and the dashboard print it: a header, then one line
+    per figure (this period, the previous one, the change)."""
+    now, then = drift.current, drift.previous
+
+    def count(value: int | None) -> str:
+        return "no run" if value is None else f"{value:,}"
+
+    change = "n/a" if drift.change_open is None else f"{drift.change_open:+,}"
+    lines = [
+        ["", "This period", "Previous period", "Change"],
+        ["Runs (failed)", f"{now.runs:,} ({now.failed_runs:,})",
+         f"{then.runs:,} ({then.failed_runs:,})", f"{now.runs - then.runs:+,}"],
+        ["Open discrepancies", count(now.open_discrepancies), count(then.open_discrepancies),
+         change],
+        ["Customers affected", f"{now.customers_affected:,}", f"{then.customers_affected:,}",
+         f"{now.customers_affected - then.customers_affected:+,}"],
+    ]  # fmt: skip
+    for currency, delta in drift.change_value_at_risk.items():
+        lines.append([
+            f"Value at risk ({currency})",
+            _money(float(now.value_at_risk.get(currency, "0")), currency),
+            _money(float(then.value_at_risk.get(currency, "0")), currency),
+            f"{currency} {float(delta):+,.2f}",
+        ])  # fmt: skip
+    return lines
 
 
 def _chart_png(report: SlaReport) -> bytes:
@@ -351,6 +482,23 @@ def report_pdf(report: SlaReport) -> bytes:
         ]), repeatRows=1))  # fmt: skip
     else:
         story.append(Paragraph("No SLA alerts in this period.", styles["Normal"]))
+    story.append(Paragraph("Reconciliation drift", styles["Heading2"]))
+    if report.drift is not None:
+        story.append(Table(drift_lines(report.drift), style=TableStyle([
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#263238")),
+            ("TEXTCOLOR", (0, 0), (-1, 0), colors.white),
+            ("FONTSIZE", (0, 0), (-1, -1), 8),
+            ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+            ("ALIGN", (1, 1), (-1, -1), "RIGHT"),
+        ]), repeatRows=1))  # fmt: skip
+        story.append(Paragraph(
+            "Open discrepancies and value at risk: what the latest completed run of each "
+            "reconciliation period (day, week, month) finished in the period left open at "
+            "its end, each discrepancy once; explained ones do not count.",
+            styles["Italic"],
+        ))  # fmt: skip
+    else:
+        story.append(Paragraph("Reconciliation is not installed.", styles["Normal"]))
     story.append(Spacer(1, 0.3 * cm))
     story.append(Paragraph(
         "Achieved: good share of SLI events in the period. Trend: change in percentage points "

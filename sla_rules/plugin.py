@@ -26,7 +26,8 @@ class SlaPlugin:
     """Installs the SLA engine over the lineage; fills the host's rule → steps map."""
 
     name = "sla"
-    after = ("quote_to_cash", "replay")
+    # After the plug-ins that ship rule files (flows, reconciliation) into the host.
+    after = ("quote_to_cash", "replay", "reconcile")
     sections: Mapping[str, type[BaseModel]] = {}
 
     def __init__(self, rules: Sequence[Path] | None = None, **options: Any) -> None:
@@ -37,8 +38,8 @@ class SlaPlugin:
 
     async def install(self, host: Host) -> None:
         specs = host.flow_specs
-        # The shipped rules (or the ones given), then each installed flow's own.
-        files = [*(self.rules or [SHIPPED_RULES_DIR]), *(f for s in specs for f in s.rule_files)]
+        # The shipped rules (or the ones given), then each installed flow's and room's own.
+        files = [*(self.rules or [SHIPPED_RULES_DIR]), *host.rule_files]
         rules = load_rules(files)
         check_rules(rules, specs, systems=[s.name for s in host.systems])
         host.rule_steps.update({rule.id: rule_steps(rule, specs) for rule in rules})

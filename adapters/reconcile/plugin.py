@@ -15,6 +15,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -35,9 +36,19 @@ from ._holdings import (
 from ._model import Check, Period, period_for
 from ._service import Reader, Reconciler
 
-__all__ = ["ReconcilePlugin", "ReconcileSettings", "Schedule", "parse_schedule", "plugin"]
+__all__ = [
+    "RULE_FILE",
+    "ReconcilePlugin",
+    "ReconcileSettings",
+    "Schedule",
+    "parse_schedule",
+    "plugin",
+]
 
 log = logging.getLogger(__name__)
+
+#: The drift SLA rule this room ships (``reconciliation_drift`` over the stored runs).
+RULE_FILE = Path(__file__).with_name("reconciliation.yaml")
 
 #: Who a scheduled run is recorded as.
 SCHEDULER = Principal("scheduler", Role.OPERATOR)
@@ -145,6 +156,8 @@ class ReconcilePlugin:
             resync=resync,
         )
         host.shared("reconcile.service", lambda: reconciler)
+        # The drift SLA rule reads these runs; the SLA plug-in loads it with the rest.
+        host.add_rule_files(RULE_FILE)
         host.add_component(reconciler, Stage.SERVICE, name="reconcile")
         host.add_router(reconcile_router(reconciler))
         if s.schedules and self.scheduled:

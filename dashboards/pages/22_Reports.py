@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboards import _data as data
 from dashboards._format import format_time
-from dashboards._report import incident_rows, report_rows
+from dashboards._report import drift_rows, incident_rows, report_rows
 from dashboards._sla import table_height
 from dashboards._views import call
 
@@ -69,6 +69,18 @@ if report["incidents"]:
     st.dataframe(incident_rows(report["incidents"]), hide_index=True)
 else:
     st.caption("No SLA alerts in this period.")
+
+st.subheader("Reconciliation drift")
+drift = report.get("drift")
+if drift:
+    st.dataframe(drift_rows(drift), hide_index=True)
+    st.caption(
+        "What the latest completed reconciliation run of each period (day, week, month) "
+        "finished in the period left open at its end, each discrepancy once; explained ones "
+        "do not count. Runs: started in the period."
+    )
+else:
+    st.caption("Reconciliation is not installed: no runs to report.")
 
 # Built when clicked, not on every render: a PDF of a month of SLAs takes a second.
 pdf_col, csv_col = st.columns(2)

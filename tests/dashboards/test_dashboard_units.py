@@ -346,3 +346,30 @@ def test_waiting_line_names_the_step_and_flags_a_stalled_one():
     )
     stalled = waiting_line({**detail, "state": "stalled"})
     assert stalled is not None and "overdue with no open dead letter" in stalled
+
+
+def test_drift_rows_compare_the_period_with_the_previous_one():
+    from dashboards._report import drift_rows
+
+    rows = drift_rows({
+        "current": {"runs": 3, "failed_runs": 1, "open_discrepancies": 2,
+                    "customers_affected": 2, "value_at_risk": {"USD": "1500.00"}},
+        "previous": {"runs": 1, "failed_runs": 0, "open_discrepancies": 4,
+                     "customers_affected": 3, "value_at_risk": {"USD": "1600.00"}},
+        "change_open": -2,
+        "change_value_at_risk": {"USD": "-100.00"},
+    })  # fmt: skip
+    by = {r["Figure"]: r for r in rows}
+    assert by["Runs (failed)"] == {"Figure": "Runs (failed)", "This period": "3 (1)",
+                                   "Previous period": "1 (0)", "Change": "+2"}  # fmt: skip
+    assert by["Open discrepancies"]["Change"] == "-2"
+    assert by["Value at risk (USD)"]["Change"] == "USD -100.00"
+    no_run = drift_rows({"current": {"open_discrepancies": None}, "previous": {}})
+    assert no_run[1]["This period"] == "no run" and no_run[1]["Change"] == "no data"
+
+
+def test_a_rule_with_no_data_says_so():
+    from dashboards._sla import coverage_text
+
+    rule = {"observed_minutes": 0, "window_minutes": 43_200, "no_data": True}
+    assert coverage_text(rule) == "nothing of 30 d: no data"

@@ -42,10 +42,27 @@ def _seed(lineage: DuckDBLineage, now: datetime) -> None:
     )
 
 
+def _seed_reconciliation(lineage: DuckDBLineage, now: datetime) -> None:
+    """One day run an hour ago that left a missing ERP sale open (USD 1,500.00)."""
+    from adapters.reconcile import Check, Discrepancy, Kind, Repair
+    from adapters.reconcile._store import DDL, finish_run, start_run
+
+    lineage.con.execute(DDL)
+    at = now - timedelta(hours=1)
+    start_run(lineage.con, run_id="r1", period="day", start=at - timedelta(days=1), end=at,
+              trigger="schedule", by="scheduler", at=at - timedelta(seconds=20))  # fmt: skip
+    missing = Discrepancy(discrepancy_id="d1", check=Check.DEAL_TO_SALE, kind=Kind.MISSING,
+                          system="erp", key="006A", customer_id="001A",
+                          value_at_risk=Decimal("1500.00"), currency="USD",
+                          detail="no ERP sale", repair=Repair.REPLAY)  # fmt: skip
+    finish_run(lineage.con, "r1", at=at, found=[missing])
+
+
 @pytest.fixture(scope="module")
 def sla_api() -> Iterator[tuple[str, SlaEngine]]:
     lineage = DuckDBLineage()
     _seed(lineage, datetime.now(UTC))
+    _seed_reconciliation(lineage, datetime.now(UTC))
     rules = [r for r in load_rules() if r.id in {"invoice-sync-success", "api-errors-erp"}]
     engine = SlaEngine(lineage, rules)
     asyncio.run(engine.tick())
@@ -118,3 +135,8 @@ def test_reports_page_shows_figures_and_downloads(page):
     assert invoice["Achieved"] == f"{100 * 100 / 120:.2f} %"
     assert invoice["Met"] == "no"
     assert [b.label for b in at.get("download_button")] == ["Download PDF", "Download CSV"]
+    drift = {row["Figure"]: row for row in at.dataframe[-1].value.to_dict("records")}
+    assert drift["Open discrepancies"]["This period"] == "1"
+    assert drift["Open discrepancies"]["Previous period"] == "no run"
+    assert drift["Value at risk (USD)"]["This period"] == "USD 1,500.00"
+    assert drift["Value at risk (USD)"]["Change"] == "USD +1,500.00"
