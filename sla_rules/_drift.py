@@ -98,6 +98,8 @@ def drift_as_of(
         WITH latest AS ({latest}),
         items AS (
             SELECT d.discrepancy_id, any_value(d.value_at_risk) AS v,
+                   any_value(coalesce(d.correlation_id, d.check_name || ':' || d.record_key))
+                       AS tx,
                    any_value(d.currency) AS currency, any_value(d.customer_id) AS customer
             FROM reconciliation_discrepancies AS d
             JOIN latest USING (run_id)
@@ -114,8 +116,11 @@ def drift_as_of(
     assert totals is not None  # an aggregate always yields one row
     by_currency = execute(
         con,
-        f"""{items} SELECT currency, sum(v) FROM items
-            WHERE currency IS NOT NULL AND v <> 0 GROUP BY currency ORDER BY currency""",
+        # A transaction missing in three systems puts its value at risk once.
+        f"""{items} SELECT currency, sum(v) FROM (
+                SELECT tx, currency, max(v) AS v FROM items
+                WHERE currency IS NOT NULL AND v <> 0 GROUP BY tx, currency
+            ) GROUP BY currency ORDER BY currency""",
         params,
     ).fetchall()
     return Drift(

@@ -250,3 +250,12 @@ def test_a_bad_drift_field_is_named(tmp_path):
     bad.write_text(RULE_FILE.read_text().replace("[day, week, month]", "[day, year]"))
     with pytest.raises(RuleFileError, match=r"indicator\.periods"):
         load_rules([bad])
+
+
+async def test_a_deal_missing_in_several_systems_is_at_risk_once(lineage: DuckDBLineage):
+    erp = item("006A", "1500.00").model_copy(update={"correlation_id": "c-1"})
+    billing = erp.model_copy(update={"discrepancy_id": "d-006A-billing", "system": "billing"})
+    run(lineage, "r1", "day", T0 - timedelta(minutes=5), [erp, billing])
+    sample = await lineage.read(lambda con: drift_sample(con, DRIFT, T0))
+    assert sample is not None
+    assert (sample.open_count, sample.stuck_value) == (2, Decimal("1500.00"))
