@@ -73,8 +73,15 @@ class FlowSteps:
     flow: str
     trigger: str
     steps: tuple[FlowStep, ...]
+    #: Kinds whose ``ok`` event puts a transaction on a business hold (``on_hold``: a
+    #: credit hold), and kinds whose ``ok`` event lifts it; the newer one wins. A held
+    #: transaction is visibly waiting, never stalled.
+    hold_kinds: frozenset[str] = frozenset()
+    release_kinds: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        if self.hold_kinds & self.release_kinds:
+            raise ValueError(f"flow {self.flow} both holds and releases on the same kind")
         if not self.steps:
             raise ValueError(f"flow {self.flow} has no steps")
         seen: set[str] = set()

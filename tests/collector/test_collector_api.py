@@ -145,6 +145,7 @@ async def test_stats(client: httpx.AsyncClient, lineage: AsyncLineage, metrics: 
         "transactions_by_state": {
             "in_progress": 0,
             "completed": 1,
+            "on_hold": 0,
             "failed": 0,
             "dead_lettered": 1,
             "stalled": 0,
