@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from _collector_events import make_event
 
 from collector import FlowStep, FlowSteps
 from collector.lineage import LineageStore
-
-from _collector_events import make_event
 
 FLOW = FlowSteps(
     "demo",
