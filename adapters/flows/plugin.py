@@ -13,6 +13,7 @@ from .._delivery import ingress_state
 from .._retry import RetryPolicy
 from ..support.plugin import SupportSettings
 from ._credit_release import CreditFeed, CreditReleaser
+from ._holds_api import holds_router
 from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
 from ._quote_to_cash import SPEC, QuoteToCash
 from ._sale_states import SaleFeed, SaleStatePoller
@@ -83,6 +84,8 @@ class QuoteToCashPlugin:
                 cast(CreditFeed, erp), host.bus, host.lineage, interval=self.credit_hold_interval
             )
             host.add_component(releaser, Stage.INGRESS, name="credit-hold releaser")
+        # A finance override of a hold, under four eyes, audited in replay's trail.
+        host.add_router(holds_router(host.lineage, host.bus, host.audit))
 
 
 plugin = QuoteToCashPlugin()

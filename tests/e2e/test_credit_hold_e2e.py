@@ -5,6 +5,8 @@ tagged, a note), and released when the limit is raised in the ERP: confirmed, th
 holds lifted, then billing and support as usual. Once per desk, like
 ``test_quote_to_cash_e2e``, whose stack it shares."""
 
+# The shared stack's fixtures are imported, so their names are parameters here too.
+# ruff: noqa: F811
 from __future__ import annotations
 
 import asyncio
@@ -18,6 +20,7 @@ import pytest
 from adapters import Customer
 from adapters.erp import TrytonAdapter
 from adapters.flows._credit_release import CreditReleaser
+from collector import Role
 from tracing import correlation_id_for
 
 from .test_quote_to_cash_e2e import Stack, _has, erp, stack  # noqa: F401 (fixtures)
@@ -86,7 +89,7 @@ def _org_notes(stack: Stack, customer_id: str) -> str:
 
 async def test_a_credit_hold_is_published_and_released_by_a_raised_limit(
     stack: Stack,
-    erp: TrytonAdapter,  # noqa: F811
+    erp: TrytonAdapter,
 ) -> None:
     account = await stack.traffic.create_account()
     customer = Customer(customer_id=account, name="Held Industries")
@@ -97,9 +100,11 @@ async def test_a_credit_hold_is_published_and_released_by_a_raised_limit(
     opp = await stack.traffic.create_deal(account_id=account, close="won")
     tx = await stack.wait_for(
         opp,
-        lambda t: t["state"] == "on_hold"
-        and _has("crm.hold.published")(t)
-        and _has("support.hold.published")(t),
+        lambda t: (
+            t["state"] == "on_hold"
+            and _has("crm.hold.published")(t)
+            and _has("support.hold.published")(t)
+        ),
     )
     cid = correlation_id_for("crm", "opportunity", opp)
     # A business state, not a dead letter; nothing billed, nothing entitled.
@@ -145,10 +150,12 @@ async def test_a_credit_hold_is_published_and_released_by_a_raised_limit(
     assert [e.correlation_id for e in published] == [cid]
     tx = await stack.wait_for(
         opp,
-        lambda t: t["state"] != "on_hold"
-        and _has("crm.hold.lifted")(t)
-        and _has("support.hold.lifted")(t)
-        and _has("entitlement.activated")(t),
+        lambda t: (
+            t["state"] != "on_hold"
+            and _has("crm.hold.lifted")(t)
+            and _has("support.hold.lifted")(t)
+            and _has("entitlement.activated")(t)
+        ),
     )
     confirmed = [e for e in tx["events"] if e["kind"] == "order.confirmed"]
     assert confirmed[-1]["payload"]["released_from_hold"] is True
@@ -165,3 +172,67 @@ async def test_a_credit_hold_is_published_and_released_by_a_raised_limit(
         assert "released" in await asyncio.to_thread(_org_notes, stack, account)
     # Released once: a later poll finds nothing held.
     assert await releaser.poll_once() == []
+
+
+async def test_an_override_needs_a_second_person_and_releases_the_hold(
+    stack: Stack,
+    erp: TrytonAdapter,
+) -> None:
+    tokens = stack.runtime.app.state.tokens
+    tokens.add("fiona", Role.APPROVER, "fiona-token")
+    tokens.add("gary", Role.APPROVER, "gary-token")
+    account = await stack.traffic.create_account()
+    customer = Customer(customer_id=account, name="Overridden plc")
+    party = await erp.ensure_party(customer)
+    await erp.set_credit_limit(party, Decimal("1"))
+    opp = await stack.traffic.create_deal(account_id=account, close="won")
+    await stack.wait_for(opp, lambda t: t["state"] == "on_hold" and _has("crm.hold.published")(t))
+    cid = correlation_id_for("crm", "opportunity", opp)
+
+    def as_(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    # A viewer may not ask; approving before anyone asked is a conflict.
+    r = await stack.api.post(f"/api/v1/holds/{cid}/override", json={"reason": "x"})
+    assert r.status_code == 403
+    r = await stack.api.post(f"/api/v1/holds/{cid}/override/approve", headers=as_("gary-token"))
+    assert r.status_code == 409
+    r = await stack.api.post(
+        f"/api/v1/holds/{cid}/override",
+        json={"reason": "strategic customer, CFO agreed"},
+        headers=as_("fiona-token"),
+    )
+    assert r.status_code == 202, r.text
+    # Four eyes: the requester's own approval is refused, and audited as refused.
+    r = await stack.api.post(f"/api/v1/holds/{cid}/override/approve", headers=as_("fiona-token"))
+    assert r.status_code == 403 and "may not approve" in r.json()["detail"]
+    tx = await stack.transaction(opp)
+    assert tx is not None and tx["state"] == "on_hold"
+    r = await stack.api.post(f"/api/v1/holds/{cid}/override/approve", headers=as_("gary-token"))
+    assert r.status_code == 200, r.text
+
+    tx = await stack.wait_for(
+        opp,
+        lambda t: (
+            t["state"] != "on_hold"
+            and _has("crm.hold.lifted")(t)
+            and _has("support.hold.lifted")(t)
+            and _has("subscription.created")(t)
+        ),
+    )
+    override = next(e for e in tx["events"] if e["kind"] == "order.hold.override")
+    assert "fiona" in override["payload"]["released_by"]
+    assert "gary" in override["payload"]["released_by"]
+    sale = await erp.find_sale(opp)
+    assert sale is not None and sale.is_confirmed
+    # The override confirmed this sale only: the party's limit is as finance left it.
+    assert (await erp.credit_position(party))[1] == Decimal("1")
+    audit = (
+        await stack.api.get("/api/v1/audit", params={"subject": cid}, headers=as_("gary-token"))
+    ).json()
+    outcomes = sorted((e["action"], e["outcome"]) for e in audit["items"])
+    assert outcomes == [
+        ("hold.override.approve", "approved"),
+        ("hold.override.approve", "refused"),
+        ("hold.override.request", "requested"),
+    ]
