@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from collector import Bus, FlowSpec, FlowStep, FlowSteps
@@ -480,6 +481,7 @@ SPEC = FlowSpec(
     money_steps=MONEY_STEPS,
     entry_steps={"crm.opportunity.closed_won": "opportunity.closed_won"},
     side_steps=SIDE_STEPS,
+    rule_files=(Path(__file__).with_name("credit_hold.yaml"),),
     payload_models={"order": SalesOrder, "customer": Customer},
     group="quote_to_cash",
 )
