@@ -210,7 +210,7 @@ async def test_list_transactions(client: httpx.AsyncClient, lineage: AsyncLineag
         ({"offset": "9" * 27}, "query.offset: Input should be less than or equal to 2147483647"),
         (
             {"state": "lost"},
-            "unknown state 'lost'; expected one of in_progress, completed, failed, "
+            "unknown state 'lost'; expected one of in_progress, completed, on_hold, failed, "
             "dead_lettered, stalled or all",
         ),
     ],
