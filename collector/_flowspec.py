@@ -73,8 +73,15 @@ class FlowSteps:
     flow: str
     trigger: str
     steps: tuple[FlowStep, ...]
+    #: Kinds whose ``ok`` event puts a transaction on a business hold (``on_hold``: a
+    #: credit hold), and kinds whose ``ok`` event lifts it; the newer one wins. A held
+    #: transaction is visibly waiting, never stalled.
+    hold_kinds: frozenset[str] = frozenset()
+    release_kinds: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        if self.hold_kinds & self.release_kinds:
+            raise ValueError(f"flow {self.flow} both holds and releases on the same kind")
         if not self.steps:
             raise ValueError(f"flow {self.flow} has no steps")
         seen: set[str] = set()
@@ -121,6 +128,10 @@ class FlowSpec:
     trigger_kinds: frozenset[str]
     money_steps: frozenset[str] = frozenset()
     entry_steps: Mapping[str, str] = field(default_factory=dict)
+    #: Steps outside the table, each with the kind of its ``ok`` event: steps only some
+    #: transactions take (a credit hold and its publications), which no transaction
+    #: waits for but replay and the SLA rules know.
+    side_steps: Mapping[str, str] = field(default_factory=dict)
     payload_models: Mapping[str, type[pydantic.BaseModel]] = field(default_factory=dict)
     group: str = ""
     #: SLA rule files the flow ships in its own room (loaded with the shipped rules).
@@ -140,12 +151,17 @@ class FlowSpec:
     @property
     def step_names(self) -> frozenset[str]:
         """Every step the flow's transactions hold: its ingress steps and its table."""
-        return frozenset(self.entry_steps) | {s.step for s in self.steps.steps}
+        return (
+            frozenset(self.entry_steps)
+            | frozenset(self.side_steps)
+            | {s.step for s in self.steps.steps}
+        )
 
     @property
     def step_kinds(self) -> dict[str, str]:
         """Step → the kind of its ``ok`` event, where the flow declares it."""
         out = dict(self.entry_steps)
+        out.update(self.side_steps)
         out.update({s.step: s.kind for s in self.steps.steps if s.kind})
         return out
 

@@ -499,7 +499,14 @@ class LineageStore:
             if dead_letters_touched:
                 resolved = self._resolve_dead_letters(conn, new)
                 open_now = count_open(conn)
-            conn.execute(UPSERT_TRANSACTIONS, {"kinds": sorted(self.completion_kinds)})
+            conn.execute(
+                UPSERT_TRANSACTIONS,
+                {
+                    "kinds": sorted(self.completion_kinds),
+                    "holds": sorted({k for f in self.flows for k in f.hold_kinds}),
+                    "releases": sorted({k for f in self.flows for k in f.release_kinds}),
+                },
+            )
             if dead_letters_touched:
                 conn.execute(REFRESH_STATES.format(keys=BATCH_KEYS))
         return BatchOutcome(

@@ -26,8 +26,16 @@ __all__ = [
 
 #: Every state a transaction summary can be in. ``stalled`` is derived when read: an
 #: ``in_progress`` (or ``failed``) one whose next step is overdue with no open dead
-#: letter (``collector._waiting``).
-TRANSACTION_STATES = ("in_progress", "completed", "failed", "dead_lettered", "stalled")
+#: letter (``collector._waiting``). ``on_hold`` is a business hold a flow declares
+#: (``FlowSteps.hold_kinds``): visibly waiting, so never stalled.
+TRANSACTION_STATES = (
+    "in_progress",
+    "completed",
+    "on_hold",
+    "failed",
+    "dead_lettered",
+    "stalled",
+)
 _STALLABLE = ("in_progress", "failed")
 
 

@@ -42,6 +42,11 @@ NEWER = (
     " AND excluded.last_event_id > transactions.last_event_id))"
 )
 ORDER_FILTER = "entity_type IN ('opportunity', 'sales_order')"
+HOLD_FILTER = "status = 'ok' AND list_contains($holds, kind)"
+RELEASE_FILTER = "status = 'ok' AND list_contains($releases, kind)"
+# A business hold (a credit hold) is on while its latest hold is newer than its
+# latest release; ``t`` is the table (or alias) whose columns are read.
+_HELD = "({t}held_at IS NOT NULL AND ({t}released_at IS NULL OR {t}held_at > {t}released_at))"
 
 # One upsert over an aggregate of the new events. "First" and "last" order by
 # (event_time, event_id) so the summary does not depend on arrival order, except
@@ -51,7 +56,7 @@ INSERT INTO transactions (
     correlation_id, order_ref, customer_id, amount, currency, state, started_at,
     updated_at, last_kind, last_system, last_status, event_count, failed_count,
     dead_letter_count, customer_name, order_ref_at, completed_at, last_event_time,
-    last_event_id, open_dead_letters)
+    last_event_id, open_dead_letters, held_at, released_at)
 SELECT
     correlation_id,
     arg_min(entity_id, {KEY}) FILTER (WHERE {ORDER_FILTER}),
@@ -61,6 +66,11 @@ SELECT
     CASE
         WHEN count(*) FILTER (WHERE status = 'ok' AND list_contains($kinds, kind)) > 0
         THEN 'completed'
+        WHEN max(event_time) FILTER (WHERE {HOLD_FILTER}) IS NOT NULL
+          AND (max(event_time) FILTER (WHERE {RELEASE_FILTER}) IS NULL
+            OR max(event_time) FILTER (WHERE {HOLD_FILTER})
+             > max(event_time) FILTER (WHERE {RELEASE_FILTER}))
+        THEN 'on_hold'
         WHEN arg_max(status, {KEY}) = 'failed' THEN 'failed'
         ELSE 'in_progress' END,
     min(event_time),
@@ -76,7 +86,9 @@ SELECT
     min(event_time) FILTER (WHERE status = 'ok' AND list_contains($kinds, kind)),
     max(event_time),
     arg_max(event_id, {KEY}),
-    0
+    0,
+    max(event_time) FILTER (WHERE {HOLD_FILTER}),
+    max(event_time) FILTER (WHERE {RELEASE_FILTER})
 FROM _new
 GROUP BY correlation_id
 ON CONFLICT (correlation_id) DO UPDATE SET
@@ -102,11 +114,18 @@ ON CONFLICT (correlation_id) DO UPDATE SET
     failed_count = transactions.failed_count + excluded.failed_count,
     dead_letter_count = transactions.dead_letter_count + excluded.dead_letter_count,
     completed_at = least(transactions.completed_at, excluded.completed_at),
+    held_at = greatest(transactions.held_at, excluded.held_at),
+    released_at = greatest(transactions.released_at, excluded.released_at),
     -- Dead letters are applied by the refresh below, only when there are any.
     state = CASE
         WHEN transactions.open_dead_letters > 0 THEN 'dead_lettered'
         WHEN transactions.completed_at IS NOT NULL OR excluded.completed_at IS NOT NULL
         THEN 'completed'
+        WHEN greatest(transactions.held_at, excluded.held_at) IS NOT NULL
+          AND (greatest(transactions.released_at, excluded.released_at) IS NULL
+            OR greatest(transactions.held_at, excluded.held_at)
+             > greatest(transactions.released_at, excluded.released_at))
+        THEN 'on_hold'
         WHEN (CASE WHEN {NEWER} THEN excluded.last_status ELSE transactions.last_status END)
             = 'failed' THEN 'failed'
         ELSE 'in_progress' END
@@ -119,6 +138,7 @@ UPDATE transactions SET
     state = CASE
         WHEN s.n > 0 THEN 'dead_lettered'
         WHEN transactions.completed_at IS NOT NULL THEN 'completed'
+        WHEN {_HELD.format(t="transactions.")} THEN 'on_hold'
         WHEN transactions.last_status = 'failed' THEN 'failed'
         ELSE 'in_progress' END
 FROM (

@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS transactions (
     customer_id     VARCHAR,
     amount          DECIMAL(18, 2),
     currency        VARCHAR,
-    state           VARCHAR NOT NULL,      -- in_progress | completed | failed | dead_lettered
+    state           VARCHAR NOT NULL,      -- in_progress|completed|on_hold|failed|dead_lettered
     started_at      TIMESTAMPTZ NOT NULL,
     updated_at      TIMESTAMPTZ NOT NULL,
     last_kind       VARCHAR,
@@ -59,7 +59,9 @@ CREATE TABLE IF NOT EXISTS transactions (
     completed_at    TIMESTAMPTZ,           -- first ok event of a completion kind
     last_event_time TIMESTAMPTZ,           -- (last_event_time, last_event_id) orders last_*
     last_event_id   VARCHAR,
-    open_dead_letters INTEGER NOT NULL DEFAULT 0   -- unresolved dead letters now
+    open_dead_letters INTEGER NOT NULL DEFAULT 0,  -- unresolved dead letters now
+    held_at         TIMESTAMPTZ,           -- latest ok event of a hold kind
+    released_at     TIMESTAMPTZ            -- latest ok event of a release kind
 );
 
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -118,6 +120,8 @@ _UPGRADES = (
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS last_event_time TIMESTAMPTZ",
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS last_event_id VARCHAR",
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS open_dead_letters INTEGER DEFAULT 0",
+    "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS held_at TIMESTAMPTZ",
+    "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS released_at TIMESTAMPTZ",
     # dead_letters is small and read whole; an index on state only made updates dearer.
     "DROP INDEX IF EXISTS dead_letters_state",
 )

@@ -72,6 +72,11 @@ ORDER_STATUSES = frozenset({"confirmed", "processing", "done", "cancelled"})
 TASK_KEY_FIELD = "Interlock_Key__c"
 #: The opportunity field that shows the ERP's sale state.
 ORDER_STATUS_FIELD = "ERP_Order_Status__c"
+#: Custom fields on the opportunity and on its account that show an ERP credit hold.
+CREDIT_HOLD_FIELD = "Credit_Hold__c"
+CREDIT_HOLD_REASON_FIELD = "Credit_Hold_Reason__c"
+CREDIT_EXPOSURE_FIELD = "Credit_Exposure__c"
+CREDIT_LIMIT_FIELD = "Credit_Limit__c"
 
 
 @dataclass(frozen=True)
@@ -349,6 +354,30 @@ class SalesforceAdapter(HttpAdapter):
                 f"ERP state {status!r} is not published to the CRM", field="erp_state"
             )
         await self.update_record("Opportunity", opportunity_id, {ORDER_STATUS_FIELD: status})
+
+    async def show_credit_hold(
+        self,
+        opportunity_id: str,
+        account_id: str,
+        *,
+        held: bool,
+        reason: str | None = None,
+        exposure: Decimal | None = None,
+        limit: Decimal | None = None,
+    ) -> None:
+        """Show (``held``) or lift an ERP credit hold on the opportunity and its account
+        (``Credit_Hold__c`` and the reason, exposure and limit beside it). A lift keeps
+        the figures and clears the flag and the reason."""
+        fields: dict[str, Any] = {
+            CREDIT_HOLD_FIELD: held,
+            CREDIT_HOLD_REASON_FIELD: reason if held else None,
+        }
+        if exposure is not None:
+            fields[CREDIT_EXPOSURE_FIELD] = float(exposure)
+        if held:
+            fields[CREDIT_LIMIT_FIELD] = None if limit is None else float(limit)
+        await self.update_record("Opportunity", opportunity_id, fields)
+        await self.update_record("Account", account_id, fields)
 
     async def find_task(self, idempotency_key: str) -> str | None:
         """The Task written under ``idempotency_key``, if any."""

@@ -151,6 +151,20 @@ class TrytonAdapter(HttpAdapter):
         """Set (or with ``None`` remove) the party's credit limit in the company."""
         await self._rpc.call("model.party.party.write", [party_id], {"credit_limit_amount": amount})
 
+    async def credit_position(self, party_id: int) -> tuple[Decimal, Decimal | None]:
+        """The party's credit exposure (Tryton's ``credit_amount``: receivables and the
+        confirmed sales not yet invoiced) and its credit limit (``None``: no limit)."""
+        rows = await self._rpc.call(
+            "model.party.party.read", [party_id], ["credit_amount", "credit_limit_amount"]
+        )
+        if not rows:
+            raise ValidationError(f"no ERP party {party_id}", field="party_id", system=SYSTEM)
+        row = rows[0]
+        limit = row.get("credit_limit_amount")
+        return Decimal(str(row.get("credit_amount") or 0)), (
+            None if limit is None else Decimal(str(limit))
+        )
+
     # -- sales -----------------------------------------------------------------------------
 
     async def find_sale(self, reference: str) -> ErpSale | None:
@@ -294,11 +308,15 @@ class TrytonAdapter(HttpAdapter):
             )
             return sale, winner == sale_id
 
-    async def confirm_sale(self, sale_id: int) -> ErpSale:
+    async def confirm_sale(self, sale_id: int, *, override_credit: bool = False) -> ErpSale:
         """Quote then confirm; a sale already confirmed is returned as it is.
 
         Over the party's credit limit raises ``CreditHold`` (a ``ConflictError``)
-        and the sale stays a quotation: the override is a human decision.
+        and the sale stays a quotation: the override is a human decision. With
+        ``override_credit`` (an approved override) the ERP's own warning is
+        acknowledged for this one sale, as a credit-limit user would in Tryton's
+        client: a ``res.user.warning`` for the warning's key, which Tryton consumes
+        on the confirm. The party's limit is left as it is.
         """
         sale = await self._read_sale(sale_id)
         async with keyed_lock((*self._scope, "sale", sale.reference)):
@@ -310,11 +328,25 @@ class TrytonAdapter(HttpAdapter):
             if sale.state == "draft":
                 await self._rpc.call("model.sale.sale.quote", [sale_id], transition=True)
             try:
-                await self._rpc.call("model.sale.sale.confirm", [sale_id], transition=True)
+                try:
+                    await self._rpc.call("model.sale.sale.confirm", [sale_id], transition=True)
+                except CreditHold as exc:
+                    if not (override_credit and exc.warning_key):
+                        raise
+                    await self._rpc.call(
+                        "model.res.user.warning.create",
+                        [{"user": self._rpc.user_id, "name": exc.warning_key, "always": False}],
+                    )
+                    await self._rpc.call("model.sale.sale.confirm", [sale_id], transition=True)
             except CreditHold as exc:
+                exposure, limit = await self.credit_position(sale.party_id)
                 raise CreditHold(
                     f"sale {sale_id} ({sale.reference}) is on credit hold: {exc.message}",
                     warning_key=exc.warning_key,
+                    party_id=sale.party_id,
+                    exposure=exposure,
+                    limit=limit,
+                    amount=sale.total,
                 ) from exc
             return await self._read_sale(sale_id)
 

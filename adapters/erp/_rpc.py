@@ -27,6 +27,7 @@ import base64
 import itertools
 import logging
 import time
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -48,11 +49,28 @@ log = logging.getLogger("interlock.adapters.erp")
 
 
 class CreditHold(ConflictError):
-    """The ERP refused a sale because the party would exceed its credit limit."""
+    """The ERP refused a sale because the party would exceed its credit limit.
 
-    def __init__(self, message: str, *, warning_key: str | None = None) -> None:
+    ``party_id``, ``exposure`` (the party's credit amount) and ``limit`` are set
+    where the adapter read them (``TrytonAdapter.confirm_sale``); ``amount`` is the
+    sale's total."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        warning_key: str | None = None,
+        party_id: int | None = None,
+        exposure: Decimal | None = None,
+        limit: Decimal | None = None,
+        amount: Decimal | None = None,
+    ) -> None:
         super().__init__(message, system=SYSTEM)
         self.warning_key = warning_key
+        self.party_id = party_id
+        self.exposure = exposure
+        self.limit = limit
+        self.amount = amount
 
 
 class _SessionExpired(Exception):
@@ -77,6 +95,7 @@ class TrytonRpc:
         self._client = client
         self._auth: str | None = None
         self._context: dict[str, Any] = {}
+        self._uid: int | None = None
         self._login_lock = asyncio.Lock()
         self._ids = itertools.count(1)
 
@@ -87,6 +106,11 @@ class TrytonRpc:
     def context(self) -> dict[str, Any]:
         """The user's preferences (a copy), sent as every call's last parameter."""
         return dict(self._context)
+
+    @property
+    def user_id(self) -> int | None:
+        """The logged-in user's ID (``None`` before the first call)."""
+        return self._uid
 
     async def login(self) -> None:
         """Open a session and load the user context."""
@@ -116,6 +140,7 @@ class TrytonRpc:
             raise RemoteError("Tryton preferences are not an object", system=SYSTEM)
         # Both at once: a half-finished login must not leave a session without its context.
         self._auth, self._context = auth, preferences
+        self._uid = int(result[0])
         log.debug("logged in to %s as %s", self._endpoint, self._user)
 
     async def call(self, method: str, *params: Any, transition: bool = False) -> Any:

@@ -6,6 +6,9 @@ a support entitlement, and — when billing invoices it — a posted ERP invoice
     invoice.paid (signed webhook) ─▶ erp.invoice.post
     order.confirmed, order.state_changed (ERP poll) ─▶ crm.order.status
         (the ERP sale state onto the opportunity)
+    erp.order.confirm refused over the credit limit ─▶ order.on_hold, published to
+        the CRM and the desk; released by a raised limit or an approved override
+        (``adapters.flows._credit_hold``)
 
 Every step is idempotent against its target (ERP sale by reference, billing
 subscription by metadata, support ticket by external ID or ServiceNow case by
@@ -20,12 +23,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from collector import Bus, FlowSpec, FlowStep, FlowSteps
 from tracing import Event, MappingError, Status, System, ValidationError
 
 from .._canonical import Customer, Invoice, OrderLine, SalesOrder
+from ..erp import CreditHold
+from ._credit_hold import (
+    HOLD_KIND,
+    OVERRIDE_KIND,
+    RELEASE_CAUSES,
+    SIDE_STEPS,
+    CreditHoldSteps,
+    hold_outcome,
+)
 from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
 from ._steps import StepOutcome, StepRunner
 
@@ -77,6 +90,9 @@ STEPS = FlowSteps(
             kind="order.status.published",
         ),
     ),
+    # A credit hold is a business state until the order is confirmed.
+    hold_kinds=frozenset({HOLD_KIND}),
+    release_kinds=frozenset({"order.confirmed"}),
 )
 _ACTIONABLE = frozenset({Status.OK, Status.REPLAYED})
 #: The support desk keeps the entitlement's idempotency key as its case's external ID.
@@ -150,7 +166,7 @@ def _corrections(event: Event) -> Mapping[str, Any] | None:
     return value if isinstance(value, Mapping) else None
 
 
-class QuoteToCash:
+class QuoteToCash(CreditHoldSteps):
     """The quote-to-cash flow on a bus. ``attach()`` subscribes it."""
 
     def __init__(
@@ -243,6 +259,11 @@ class QuoteToCash:
         )
 
     async def _confirm_order(self, cause: Event) -> None:
+        """Confirm the ERP sale. Over the credit limit it is held (``order.on_hold``),
+        not dead-lettered; after a hold (a recheck or an approved override) the
+        confirmation says ``released_from_hold`` so the holds are lifted."""
+        release = cause.kind in RELEASE_CAUSES
+
         async def action(_: str) -> StepOutcome:
             sale_id = cause.payload.get("erp_sale_id")
             if not isinstance(sale_id, int):
@@ -250,12 +271,28 @@ class QuoteToCash:
                 if found is None:
                     raise ValidationError("no ERP sale for this order", field="erp_sale_id")
                 sale_id = found.id
-            sale = await self._erp.confirm_sale(sale_id)
+            carry = self._carry(cause, erp_sale_id=sale_id)
+            try:
+                sale = await self._erp.confirm_sale(
+                    sale_id, override_credit=cause.kind == OVERRIDE_KIND
+                )
+            except CreditHold as exc:
+                return hold_outcome(exc, _order_ref(cause), carry)
+            extra: dict[str, Any] = {}
+            if release:
+                extra = {
+                    "released_from_hold": True,
+                    "released_by": cause.payload.get("released_by") or "credit limit",
+                }
             return StepOutcome(
                 "sales_order",
                 _order_ref(cause),
                 self._carry(
-                    cause, erp_sale_id=sale.id, erp_order_number=sale.number, erp_state=sale.state
+                    cause,
+                    erp_sale_id=sale.id,
+                    erp_order_number=sale.number,
+                    erp_state=sale.state,
+                    **extra,
                 ),
             )
 
@@ -414,7 +451,16 @@ _Reaction = Callable[[QuoteToCash, Event], Awaitable[None]]
 _REACTIONS: dict[str, tuple[_Reaction, ...]] = {
     "opportunity.closed_won": (QuoteToCash._create_order,),
     "order.created": (QuoteToCash._confirm_order,),
-    "order.confirmed": (QuoteToCash._create_subscription, QuoteToCash._publish_status),
+    # A credit hold: published back; a recheck (the limit raised) or an approved
+    # override confirms again. Billing and support wait for the confirmation.
+    HOLD_KIND: (QuoteToCash._publish_hold_crm, QuoteToCash._publish_hold_support),
+    **{kind: (QuoteToCash._confirm_order,) for kind in sorted(RELEASE_CAUSES)},
+    "order.confirmed": (
+        QuoteToCash._create_subscription,
+        QuoteToCash._publish_status,
+        QuoteToCash._lift_hold_crm,
+        QuoteToCash._lift_hold_support,
+    ),
     "subscription.created": (QuoteToCash._activate_entitlement,),
     "invoice.paid": (QuoteToCash._post_invoice,),
     # Tryton's own later moves (processing, done, cancelled), from SaleStatePoller.
@@ -434,6 +480,8 @@ SPEC = FlowSpec(
     trigger_kinds=TRIGGER_KINDS,
     money_steps=MONEY_STEPS,
     entry_steps={"crm.opportunity.closed_won": "opportunity.closed_won"},
+    side_steps=SIDE_STEPS,
+    rule_files=(Path(__file__).with_name("credit_hold.yaml"),),
     payload_models={"order": SalesOrder, "customer": Customer},
     group="quote_to_cash",
 )

@@ -49,6 +49,11 @@ class StepOutcome:
     amount: Decimal | None = None
     currency: str | None = None
     customer_id: str | None = None
+    #: A step can end in a business state instead of its effect (a credit hold: the
+    #: ERP refused to confirm): the ``ok`` outcome then carries this kind and step,
+    #: so the step it ran stays pending in the lineage.
+    kind: str | None = None
+    step: str | None = None
 
 
 StepAction = Callable[[str], Awaitable[StepOutcome]]
@@ -179,6 +184,8 @@ class StepRunner:
                     amount=outcome.amount if outcome.amount is not None else cause.amount,
                     currency=outcome.currency or cause.currency,
                     customer_id=outcome.customer_id or cause.customer_id,
+                    kind=outcome.kind or kind,
+                    step=outcome.step or step,
                 )
             )
             await self._bus.publish(event)

@@ -12,6 +12,8 @@ from collector import Host, Stage
 from .._delivery import ingress_state
 from .._retry import RetryPolicy
 from ..support.plugin import SupportSettings
+from ._credit_release import CreditFeed, CreditReleaser
+from ._holds_api import holds_router
 from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
 from ._quote_to_cash import SPEC, QuoteToCash
 from ._sale_states import SaleFeed, SaleStatePoller
@@ -32,9 +34,16 @@ class QuoteToCashPlugin:
     after = ("crm", "erp", "billing", "support", "servicenow")
     sections: Mapping[str, type[BaseModel]] = {}
 
-    def __init__(self, *, run: bool = True, sale_state_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        run: bool = True,
+        sale_state_interval: float = 5.0,
+        credit_hold_interval: float = 30.0,
+    ) -> None:
         self.run = run
         self.sale_state_interval = sale_state_interval
+        self.credit_hold_interval = credit_hold_interval
 
     async def install(self, host: Host) -> None:
         if not self.run:
@@ -69,6 +78,14 @@ class QuoteToCashPlugin:
                 positions=positions,
             )
             host.add_component(poller, Stage.INGRESS, name="erp sale-state poller")
+        # Held orders are released when the ERP raises their party's credit limit.
+        if hasattr(erp, "credit_position"):
+            releaser = CreditReleaser(
+                cast(CreditFeed, erp), host.bus, host.lineage, interval=self.credit_hold_interval
+            )
+            host.add_component(releaser, Stage.INGRESS, name="credit-hold releaser")
+        # A finance override of a hold, under four eyes, audited in replay's trail.
+        host.add_router(holds_router(host.lineage, host.bus, host.audit))
 
 
 plugin = QuoteToCashPlugin()

@@ -32,6 +32,10 @@ ACCOUNT_TABLE = "customer_account"
 CASE_TABLE = "sn_customerservice_case"
 #: Case states that are over (Closed, Cancelled); every other state is open.
 _CLOSED_STATES = frozenset({"3", "7"})
+#: The tag a credit hold puts in an account's open cases' ``u_tags``; the case's
+#: priority before the hold rides beside it as ``credit_hold_prior_<n>``.
+HOLD_TAG = "credit_hold"
+_PRIOR_TAG = "credit_hold_prior_"
 #: ServiceNow priorities and the canonical names the flows use.
 _PRIORITY_NAMES = {"1": "urgent", "2": "high", "3": "normal", "4": "low"}
 #: Case states and the canonical statuses (Zendesk's words, which SupportCase uses).
@@ -326,6 +330,81 @@ class ServiceNowAdapter(HttpAdapter):
             CASE_TABLE, f"account={_sys_id(account_id)}^active=true^ORDERBYnumber"
         )
         return [_case(r) for r in rows if r.get("state") not in _CLOSED_STATES]
+
+    # -- credit holds ------------------------------------------------------
+
+    async def _tagged_open_cases(self, account_id: str) -> list[dict[str, Any]]:
+        rows = await self._query(
+            CASE_TABLE, f"account={_sys_id(account_id)}^active=true^ORDERBYnumber"
+        )
+        return [r for r in rows if r.get("state") not in _CLOSED_STATES]
+
+    async def _account_note(self, account_id: str, line: str) -> None:
+        found = await self._result("GET", f"{ACCOUNT_TABLE}/{_sys_id(account_id)}")
+        notes = str(found.get("notes") or "")
+        if line not in notes:  # a repeat of this step leaves one note
+            await self._result(
+                "PATCH",
+                f"{ACCOUNT_TABLE}/{_sys_id(account_id)}",
+                body={"notes": f"{notes}\n{line}".strip()},
+            )
+
+    async def hold_cases(
+        self, organization_id: str, *, note: str, idempotency_key: str
+    ) -> dict[str, str]:
+        """Raise the account's open cases to priority 2 (high), tag them
+        ``credit_hold`` (``u_tags``), add a work note, and note the account.
+        Returns ``{sys_id: prior priority}``; the prior priority rides in ``u_tags``
+        (``credit_hold_prior_<n>``), so a repeat skips the cases it raised."""
+        priors: dict[str, str] = {}
+        for row in await self._tagged_open_cases(organization_id):
+            tags = [t for t in str(row.get("u_tags") or "").split(",") if t]
+            marked = [t for t in tags if t.startswith(_PRIOR_TAG)]
+            case_id = str(row["sys_id"])
+            if HOLD_TAG in tags and marked:
+                priors[case_id] = _PRIORITY_NAMES.get(marked[0][len(_PRIOR_TAG) :], "normal")
+                continue
+            prior = str(row.get("priority") or "4")
+            priors[case_id] = _PRIORITY_NAMES.get(prior, "normal")
+            raised = min(int(prior), 2) if prior.isdigit() else 2
+            await self._result(
+                "PATCH",
+                f"{CASE_TABLE}/{case_id}",
+                body={
+                    "priority": str(raised),
+                    "u_tags": ",".join([*tags, HOLD_TAG, _PRIOR_TAG + prior]),
+                    "work_notes": note,
+                },
+            )
+        await self._account_note(organization_id, note)
+        return priors
+
+    async def release_cases(
+        self, organization_id: str, *, note: str, idempotency_key: str
+    ) -> list[str]:
+        """Lift the hold: each case tagged ``credit_hold`` gets its prior priority
+        back, loses the tags and gets a work note; the account is noted."""
+        released: list[str] = []
+        for row in await self._tagged_open_cases(organization_id):
+            tags = [t for t in str(row.get("u_tags") or "").split(",") if t]
+            if HOLD_TAG not in tags:
+                continue
+            marked = [t[len(_PRIOR_TAG) :] for t in tags if t.startswith(_PRIOR_TAG)]
+            prior = marked[0] if marked and marked[0].isdigit() else "4"
+            await self._result(
+                "PATCH",
+                f"{CASE_TABLE}/{row['sys_id']}",
+                body={
+                    "priority": prior,
+                    "u_tags": ",".join(
+                        t for t in tags if t != HOLD_TAG and not t.startswith(_PRIOR_TAG)
+                    ),
+                    "work_notes": note,
+                },
+            )
+            released.append(str(row["sys_id"]))
+        await self._account_note(organization_id, note)
+        return released
 
 
 def _sys_id(value: str) -> str:

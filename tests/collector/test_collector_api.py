@@ -145,6 +145,7 @@ async def test_stats(client: httpx.AsyncClient, lineage: AsyncLineage, metrics: 
         "transactions_by_state": {
             "in_progress": 0,
             "completed": 1,
+            "on_hold": 0,
             "failed": 0,
             "dead_lettered": 1,
             "stalled": 0,
@@ -209,7 +210,7 @@ async def test_list_transactions(client: httpx.AsyncClient, lineage: AsyncLineag
         ({"offset": "9" * 27}, "query.offset: Input should be less than or equal to 2147483647"),
         (
             {"state": "lost"},
-            "unknown state 'lost'; expected one of in_progress, completed, failed, "
+            "unknown state 'lost'; expected one of in_progress, completed, on_hold, failed, "
             "dead_lettered, stalled or all",
         ),
     ],

@@ -152,6 +152,7 @@ def test_state_rules(store: LineageStore) -> None:
     assert counts == {
         "in_progress": 1,
         "completed": 1,
+        "on_hold": 0,
         "failed": 2,
         "dead_lettered": 1,
         "stalled": 0,
@@ -347,6 +348,7 @@ def test_stats(store: LineageStore) -> None:
         "transactions_by_state": {
             "in_progress": 0,
             "completed": 0,
+            "on_hold": 0,
             "failed": 0,
             "dead_lettered": 0,
             "stalled": 0,

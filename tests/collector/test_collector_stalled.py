@@ -152,6 +152,7 @@ def test_overdue_without_a_dead_letter_is_stalled(store: LineageStore) -> None:
     assert stats == {
         "in_progress": 1,
         "completed": 1,
+        "on_hold": 0,
         "failed": 0,
         "dead_lettered": 1,
         "stalled": 2,

@@ -90,7 +90,7 @@ class FakeErp:
         self.sales[order.order_ref] = sale
         return sale, True
 
-    async def confirm_sale(self, sale_id: int):
+    async def confirm_sale(self, sale_id: int, *, override_credit: bool = False):
         self._maybe_fail()
         sale = next(s for s in self.sales.values() if s.id == sale_id)
         sale.state, sale.number = "confirmed", f"SO{sale.id:04d}"

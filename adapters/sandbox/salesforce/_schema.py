@@ -84,6 +84,11 @@ SCHEMAS: dict[str, ObjectSchema] = {
                 FieldSpec("Website", STRING),
                 FieldSpec("Contact_Email__c", STRING),
                 FieldSpec("ParentId", REFERENCE, references="Account"),
+                # An ERP credit hold, written back by Interlock (custom fields).
+                FieldSpec("Credit_Hold__c", BOOLEAN),
+                FieldSpec("Credit_Hold_Reason__c", PICKLIST),
+                FieldSpec("Credit_Exposure__c", CURRENCY),
+                FieldSpec("Credit_Limit__c", CURRENCY),
             ],
             {"Parent": ("ParentId", "Account")},
         ),
@@ -115,6 +120,10 @@ SCHEMAS: dict[str, ObjectSchema] = {
                 FieldSpec("Payment_Terms__c", PICKLIST),
                 # The ERP's sale state, written back by Interlock (a custom field).
                 FieldSpec("ERP_Order_Status__c", PICKLIST),
+                FieldSpec("Credit_Hold__c", BOOLEAN),
+                FieldSpec("Credit_Hold_Reason__c", PICKLIST),
+                FieldSpec("Credit_Exposure__c", CURRENCY),
+                FieldSpec("Credit_Limit__c", CURRENCY),
             ],
             {"Account": ("AccountId", "Account")},
         ),

@@ -49,6 +49,8 @@ PICKLISTS: dict[tuple[str, str], frozenset[str]] = {
         {"Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred"}
     ),
     ("Task", "Priority"): frozenset({"High", "Normal", "Low"}),
+    ("Opportunity", "Credit_Hold_Reason__c"): frozenset({"credit"}),
+    ("Account", "Credit_Hold_Reason__c"): frozenset({"credit"}),
 }
 #: Unique external-ID fields: a second record with the same value is refused.
 UNIQUE_FIELDS: dict[str, tuple[str, ...]] = {"Task": ("Interlock_Key__c",)}
