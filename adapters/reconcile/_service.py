@@ -40,8 +40,8 @@ class Reconciler:
     """Starts runs (one at a time), keeps them in the lineage, answers for them.
 
     ``read`` gets what the systems hold for a period; a transaction the lineage
-    shows moving within ``settle`` is in flight, and what it has not written yet is
-    not reported missing.
+    shows moving within ``settle`` (or on hold) is in flight, and what it has not
+    written yet is not reported missing.
     """
 
     def __init__(
@@ -216,7 +216,11 @@ class Reconciler:
                     chunk,
                 ).fetchall()
                 for cid, state, updated in rows:
-                    moving = state in ("in_progress", "failed") and updated >= moving_since
+                    # A held order waits for a person, visibly (state on_hold): what it
+                    # has not written yet is not missing either.
+                    moving = state == "on_hold" or (
+                        state in ("in_progress", "failed") and updated >= moving_since
+                    )
                     out[cid] = Seen(state, in_flight=moving)
             return out, received
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from adapters.reconcile.plugin import ReconcileSettings, parse_schedule
 from collector import ANONYMOUS, Role, TokenStore
 from collector.api import install_problem_handlers
 from collector.lineage import AsyncLineage, LineageStore
-from tracing import DownstreamUnavailable
+from tracing import DownstreamUnavailable, correlation_id_for
 
 from .test_compare import whole
 
@@ -146,4 +147,27 @@ async def test_a_deal_missing_everywhere_puts_its_value_at_risk_once(
     await service.start()
     run = await service.run(period_for("day"), trigger="api", by=ANONYMOUS)
     assert run["discrepancies"] == 3 and run["value_at_risk"] == {"USD": "1000.00"}
+    await service.stop()
+
+
+async def test_a_held_order_is_waiting_not_missing(lineage: AsyncLineage) -> None:
+    cid = correlation_id_for("crm", "opportunity", "006A")
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+    await lineage.write(
+        lambda conn: conn.execute(
+            "INSERT INTO transactions (correlation_id, state, started_at, updated_at, "
+            "event_count, failed_count, dead_letter_count) VALUES (?, 'on_hold', ?, ?, 1, 0, 0)",
+            [cid, old, old],
+        )
+    )
+
+    async def read(period: Period) -> Holdings:
+        h = whole("006A")
+        h.subscriptions, h.entitlements = [], {}
+        return h
+
+    service = Reconciler(lineage, read)
+    await service.start()
+    run = await service.run(period_for("day"), trigger="api", by=ANONYMOUS)
+    assert (run["discrepancies"], run["in_flight"]) == (0, 1)
     await service.stop()
