@@ -42,14 +42,15 @@ async def test_the_reconcile_plugin_ships_the_drift_rule_to_the_sla_engine() -> 
 async def test_without_the_reconcile_plugin_there_is_no_drift_rule() -> None:
     host = bare_host()
     await SlaPlugin().install(host)
-    assert host.rule_files == () and "reconciliation-drift" not in host.rule_steps
+    # Only the flow's own rule files (credit holds): no drift rule.
+    assert host.rule_files == SPEC.rule_files and "reconciliation-drift" not in host.rule_steps
 
 
 def test_host_rule_files_are_kept_once_in_install_order(tmp_path: Path) -> None:
     host = bare_host()
     host.add_rule_files(RULE_FILE, tmp_path)
     host.add_rule_files(RULE_FILE)
-    assert host.rule_files == (RULE_FILE, tmp_path)
+    assert host.rule_files == (*SPEC.rule_files, RULE_FILE, tmp_path)
 
 
 @pytest.mark.skipif(not Path(PROMTOOL).exists(), reason="needs promtool")
