@@ -62,6 +62,10 @@ class PollStats:
     last_error: str | None = None
 
 
+#: How many published won opportunities are remembered across restarts.
+_WON_KEPT = 100_000
+
+
 class CrmPoller:
     """Polls the CRM's change feed for opportunities that became Closed Won.
 
@@ -103,8 +107,17 @@ class CrmPoller:
             default_at=since or datetime.now(UTC) - timedelta(minutes=5),
             overlap=overlap,
         )
+        # Won opportunities already published, kept across restarts: Interlock's own
+        # write-backs (the ERP status on the opportunity) touch its SystemModstamp, so a
+        # restart's re-read must still see the second delivery as a duplicate.
+        kept = self._positions.get(self._won_name) or {}
+        self._won: dict[str, None] = dict.fromkeys(kept.get("ids") or [])
         self._task: asyncio.Task[None] | None = None
         self.stats = PollStats()
+
+    @property
+    def _won_name(self) -> str:
+        return f"{self._name}.won"
 
     @property
     def position(self) -> datetime:
@@ -116,6 +129,7 @@ class CrmPoller:
         changes = await self._crm.opportunity_changes(self._cursor.read_from)
         published: list[Event] = []
         progressed = False
+        won_changed = False
         try:
             for change in changes:
                 self.stats.changes += 1
@@ -123,7 +137,13 @@ class CrmPoller:
                 if not self._cursor.fresh(mark):
                     continue
                 if change.is_won:
-                    event = await publish_delivery(self._bus, self._ledger, self._event(change))
+                    known = change.opportunity_id in self._won
+                    event = await publish_delivery(
+                        self._bus, self._ledger, self._event(change), known=known
+                    )
+                    if not known:
+                        self._won[change.opportunity_id] = None
+                        won_changed = True
                     published.append(event)
                     self.stats.published += 1
                     self.stats.duplicates += event.status == Status.DUPLICATE
@@ -135,6 +155,10 @@ class CrmPoller:
                 self._cursor.prune()
                 await self._positions.put(self._name, self._cursor.to_json())
                 self._stored = True
+            if won_changed:
+                while len(self._won) > _WON_KEPT:
+                    del self._won[next(iter(self._won))]
+                await self._positions.put(self._won_name, {"ids": list(self._won)})
         self.stats.last_success = datetime.now(UTC)
         return published
 

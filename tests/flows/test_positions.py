@@ -301,3 +301,21 @@ async def test_a_first_read_that_finds_nothing_still_stores_where_it_started(
     await CrmPoller(feed, bus, positions=_store(tmp_path)).poll_once()  # type: ignore[arg-type]
     assert await _ingress(bus, _store(tmp_path)).catch_up(api) == 1
     assert _opps(bus.events) == ["006L"] and _paid_invoices(bus.events) == [("in_7", Status.OK)]
+
+
+async def test_a_won_deal_touched_by_a_write_back_is_a_duplicate_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Interlock's own write-back (the ERP status on the opportunity) moves its
+    SystemModstamp; after a restart the re-read is a duplicate, not a second deal."""
+    feed = Feed([Change("006W", NOW - timedelta(minutes=3))])
+    bus = FlakyBus()
+    first = CrmPoller(feed, bus, since=NOW - timedelta(hours=1), positions=_store(tmp_path))  # type: ignore[arg-type]
+    await first.poll_once()
+    feed.changes.append(Change("006W", NOW - timedelta(minutes=1)))
+    restarted = CrmPoller(feed, bus, positions=_store(tmp_path))  # type: ignore[arg-type]
+    await restarted.poll_once()
+    assert [(e.entity_id, e.status) for e in bus.events] == [
+        ("006W", Status.OK),
+        ("006W", Status.DUPLICATE),
+    ]
