@@ -55,6 +55,8 @@ _MODULES = (
     "account_statement",
     "account_statement_mt940",
     "account_statement_sepa",
+    "product_price_list_dates",
+    "sale_price_list",
 )
 _BIN = Path(sys.executable).parent
 # trytond computes dates in the server's zone; UTC keeps tests independent of the host.

@@ -253,6 +253,8 @@ def test_sandbox_control_stats_and_bad_fault_settings(sf_sandbox: SalesforceSand
     assert set(stats["records"]) == {
         "Account",
         "Product2",
+        "Pricebook2",
+        "PricebookEntry",
         "Opportunity",
         "OpportunityLineItem",
         "Task",

@@ -101,8 +101,42 @@ SCHEMAS: dict[str, ObjectSchema] = {
                 FieldSpec("Description", STRING),
                 FieldSpec("Family", PICKLIST),
                 FieldSpec("IsActive", BOOLEAN),
+                # Salesforce's own external-ID field on Product2 (API 48.0 and later).
+                FieldSpec("ExternalId", STRING),
             ],
             {},
+        ),
+        # Every org has one standard price book (IsStandard, not writable); a product's
+        # price in another book needs its standard price first.
+        _schema(
+            "Pricebook2",
+            "01s",
+            [
+                FieldSpec("Name", STRING, required=True),
+                FieldSpec("IsActive", BOOLEAN),
+                FieldSpec("IsStandard", BOOLEAN, writable=False),
+                FieldSpec("Description", STRING),
+            ],
+            {},
+        ),
+        _schema(
+            "PricebookEntry",
+            "01u",
+            [
+                FieldSpec("Pricebook2Id", REFERENCE, required=True, references="Pricebook2"),
+                FieldSpec("Product2Id", REFERENCE, required=True, references="Product2"),
+                FieldSpec("UnitPrice", CURRENCY, required=True),
+                FieldSpec("IsActive", BOOLEAN),
+                FieldSpec("UseStandardPrice", BOOLEAN),
+                FieldSpec("CurrencyIsoCode", PICKLIST),
+                # Derived from the product, read-only as in Salesforce.
+                FieldSpec("ProductCode", STRING, writable=False),
+                FieldSpec("Name", STRING, writable=False),
+            ],
+            {
+                "Pricebook2": ("Pricebook2Id", "Pricebook2"),
+                "Product2": ("Product2Id", "Product2"),
+            },
         ),
         _schema(
             "Opportunity",

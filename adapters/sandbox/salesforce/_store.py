@@ -99,6 +99,27 @@ class Store:
         self._cursors: OrderedDict[str, _Cursor] = OrderedDict()
         self._last_stamp = datetime(2000, 1, 1, tzinfo=UTC)
         self.api_requests = 0
+        #: The org's standard price book, which every org has from the start.
+        self.standard_pricebook_id = self._seed(
+            "Pricebook2", {"Name": "Standard Price Book", "IsActive": True, "IsStandard": True}
+        )
+
+    def _seed(self, sobject: str, values: dict[str, Any]) -> str:
+        schema = self.schema(sobject)
+        record: Record = {name: None for name in schema.fields}
+        record.update(values)
+        stamp = self._stamp()
+        record_id = self._new_id(schema.key_prefix)
+        record.update(
+            Id=record_id,
+            IsDeleted=False,
+            CreatedDate=stamp,
+            LastModifiedDate=stamp,
+            SystemModstamp=stamp,
+        )
+        self._records[record_id] = record
+        self._types[record_id] = schema.name
+        return record_id
 
     def count_request(self) -> int:
         """Count one API request against the daily allowance; returns the new total."""
@@ -247,6 +268,8 @@ class Store:
                 )
         if schema.name == "OpportunityLineItem":
             self._price_line(record, data)
+        if schema.name == "PricebookEntry":
+            self._pricebook_entry(record, data)
 
     def _unique(self, schema: ObjectSchema, record: Record) -> None:
         for name in UNIQUE_FIELDS.get(schema.name, ()):
@@ -293,6 +316,60 @@ class Store:
             record["UnitPrice"] = record["TotalPrice"] / quantity
         elif record.get("UnitPrice") is not None:
             record["TotalPrice"] = record["UnitPrice"] * quantity
+
+    def _pricebook_entry(self, record: Record, data: dict[str, Any]) -> None:
+        """Salesforce's rules for a price book entry: its book and product are fixed once
+        made, one entry per (book, product, currency), a standard price before any other,
+        and the entry shows the product's code and name."""
+        keys = {k.lower() for k in data}
+        if record.get("Id") is not None and keys & {"pricebook2id", "product2id"}:
+            raise SalesforceError(
+                400,
+                "FIELD_INTEGRITY_EXCEPTION",
+                "field integrity exception: Pricebook2Id, Product2Id (cannot be changed)",
+                ["Pricebook2Id", "Product2Id"],
+            )
+        product_id, book_id = record.get("Product2Id"), record.get("Pricebook2Id")
+        if product_id is None or book_id is None:
+            return
+        product = self._records.get(product_id) or {}
+        record["ProductCode"] = product.get("ProductCode")
+        record["Name"] = product.get("Name")
+        if record.get("CurrencyIsoCode") is None:
+            record["CurrencyIsoCode"] = "USD"
+        if record.get("IsActive") is None:
+            record["IsActive"] = False
+        if record.get("UseStandardPrice") is None:
+            record["UseStandardPrice"] = False
+        for other_id, other in self._records.items():
+            if (
+                other_id != record.get("Id")
+                and self._types[other_id] == "PricebookEntry"
+                and not other["IsDeleted"]
+                and other.get("Product2Id") == product_id
+                and other.get("Pricebook2Id") == book_id
+                and other.get("CurrencyIsoCode") == record["CurrencyIsoCode"]
+            ):
+                raise SalesforceError(
+                    400,
+                    "DUPLICATE_VALUE",
+                    "This price definition already exists in this price book",
+                    [],
+                )
+        if book_id != self.standard_pricebook_id and not any(
+            self._types[other_id] == "PricebookEntry"
+            and not other["IsDeleted"]
+            and other.get("Product2Id") == product_id
+            and other.get("Pricebook2Id") == self.standard_pricebook_id
+            and other.get("CurrencyIsoCode") == record["CurrencyIsoCode"]
+            for other_id, other in self._records.items()
+        ):
+            raise SalesforceError(
+                400,
+                "STANDARD_PRICE_NOT_DEFINED",
+                "Before creating a custom price, create a standard price.",
+                [],
+            )
 
     def _required(self, schema: ObjectSchema, record: Record) -> None:
         missing = [n for n, s in schema.fields.items() if s.required and record.get(n) is None]
