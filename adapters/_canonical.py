@@ -28,6 +28,8 @@ __all__ = [
     "Invoice",
     "OrderLine",
     "Payment",
+    "Product",
+    "ProductPrice",
     "SalesOrder",
     "Subscription",
     "SupportCase",
@@ -154,6 +156,50 @@ class CreditMemo(_Canonical):
     reason: str
 
 
+class ProductPrice(_Canonical):
+    """One version of a product's price, in force from ``effective_from`` to
+    ``effective_to`` (both inclusive; ``None`` is open-ended). The ERP owns it."""
+
+    version: str = Field(min_length=1, description="the ERP's ID of this price version")
+    unit_price: Decimal = Field(ge=0)
+    currency: str
+    effective_from: date | None = None
+    effective_to: date | None = None
+
+    _check_currency = field_validator("currency")(_currency)
+
+    def in_force(self, on: date) -> bool:
+        """Whether this version prices an order dated ``on``."""
+        return (self.effective_from is None or self.effective_from <= on) and (
+            self.effective_to is None or on <= self.effective_to
+        )
+
+
+class Product(_Canonical):
+    """A product of the ERP's catalog with its dated prices, in the ERP's matching
+    order (the first version in force on a date is the price on that date)."""
+
+    sku: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    active: bool = True
+    prices: list[ProductPrice] = Field(default_factory=list)
+    catalog_version: str = Field(
+        default="", description="the ERP's last write to the product or its prices"
+    )
+
+    def price_on(self, on: date) -> ProductPrice | None:
+        """The price version in force on ``on``; ``None`` when none is."""
+        return next((p for p in self.prices if p.in_force(on)), None)
+
+    def retired_on(self, on: date) -> bool:
+        """Inactive, or every price version ended before ``on``."""
+        if not self.active:
+            return True
+        return bool(self.prices) and all(
+            p.effective_to is not None and p.effective_to < on for p in self.prices
+        )
+
+
 #: Every canonical object a document travels as (their schemas are governed).
 CANONICAL_OBJECTS: tuple[type[_Canonical], ...] = (
     Customer,
@@ -164,4 +210,6 @@ CANONICAL_OBJECTS: tuple[type[_Canonical], ...] = (
     Payment,
     SupportCase,
     CreditMemo,
+    ProductPrice,
+    Product,
 )

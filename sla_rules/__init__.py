@@ -13,7 +13,7 @@ from ._api import sla_router
 from ._cli import register_cli
 from ._engine import ENGINE_DDL, LineageAccess, RuleStatus, SlaEngine, utcnow
 from ._memory import DuckDBLineage
-from ._model import FORMAT_VERSION, ImpactTier, Rule, RuleFileError, load_rules
+from ._model import FORMAT_VERSION, ImpactTier, RiskTier, Rule, RuleFileError, load_rules
 from ._prometheus import export_prometheus_rules, prometheus_rules, register_sla_metrics
 from ._report import SlaReport, build_report, report_csv, report_pdf, resolve_period
 
@@ -29,6 +29,7 @@ __all__ = [
     "DuckDBLineage",
     "ImpactTier",
     "LineageAccess",
+    "RiskTier",
     "Rule",
     "RuleFileError",
     "RuleStatus",

@@ -23,7 +23,7 @@ from typing import Any
 from tracing import InterlockError
 
 from ._indicators import Impact
-from ._model import Rule
+from ._model import RiskTier, Rule
 
 __all__ = [
     "Alert",
@@ -32,6 +32,7 @@ __all__ = [
     "AlertNotFound",
     "AlertStateError",
     "impact_score",
+    "rank_key",
 ]
 
 SYSTEM_ACTOR = "sla-engine"
@@ -70,6 +71,23 @@ def impact_score(
     )
 
 
+def rank_key(alert: Alert) -> tuple[int, Decimal, float, float]:
+    """The alert list's order: risk tier, then value at risk, then score, then newest."""
+    return (
+        _risk_rank(alert.risk_tier),
+        -Decimal(alert.value_at_risk),
+        -alert.score,
+        -alert.opened_at.timestamp(),
+    )
+
+
+def _risk_rank(tier: str) -> int:
+    try:
+        return RiskTier(tier).rank
+    except ValueError:  # a tier a newer release wrote: rank it after the known ones
+        return len(RiskTier)
+
+
 @dataclass
 class Alert:
     alert_id: str
@@ -98,6 +116,8 @@ class Alert:
     summary: str = ""
     #: The currency of ``value_at_risk`` (``"mixed"`` for several, ``None`` for none).
     currency: str | None = None
+    #: ``at_risk`` or ``latent`` (the rule's ``risk``): the list ranks by it first.
+    risk_tier: str = "at_risk"
 
     @property
     def open(self) -> bool:
@@ -194,6 +214,7 @@ class AlertBook:
                 rule_name=rule.name,
                 scope=rule.scope,
                 impact_tier=rule.impact_tier.value,
+                risk_tier=rule.risk.value,
                 severity=severity,
                 condition=condition,
                 state="firing",
@@ -233,6 +254,7 @@ class AlertBook:
             alert.customers_affected = impact.customers
             alert.items = impact.items
             alert.currency = impact.currency
+        alert.risk_tier = rule.risk.value
         alert.score = impact_score(
             rule.impact_tier.weight, alert.value_at_risk, alert.customers_affected, severity
         )
@@ -260,10 +282,11 @@ class AlertBook:
         return AlertChange(alert_id, now, "firing", "acknowledged", by, note)
 
     def ranked(self, state: str | None = None, include_resolved: bool = False) -> list[Alert]:
-        """Alerts by impact score, highest first (then newest)."""
+        """Alerts by risk tier (money at risk now before latent), then value at risk,
+        then impact score, highest first (then newest)."""
         chosen = [
             a
             for a in self.alerts.values()
             if (state is None or a.state == state) and (include_resolved or state or a.open)
         ]
-        return sorted(chosen, key=lambda a: (-a.score, -a.opened_at.timestamp()))
+        return sorted(chosen, key=rank_key)

@@ -98,7 +98,8 @@ def sla_router(engine: SlaEngine, *, audit: AuditRecorder | None = None) -> APIR
         include_resolved: bool = False,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> dict[str, Any]:
-        """Alerts sorted by business impact score, highest first (not by time)."""
+        """Alerts ranked by risk tier (``at_risk`` before ``latent``), then value at risk,
+        then impact score, highest first (not by time)."""
         alerts = engine.alerts(state=state, include_resolved=include_resolved, limit=limit)
         return {"alerts": [a.to_dict() for a in alerts]}
 

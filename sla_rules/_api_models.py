@@ -50,6 +50,7 @@ class Alert(_Out):
     rule_id: str
     state: str
     severity: str | None
+    risk_tier: str | None = None
     value_at_risk: float | None
     customers_affected: int | None
     score: float | None

@@ -97,6 +97,7 @@ CREATE TABLE IF NOT EXISTS sla_alerts (
     currency           VARCHAR            -- of value_at_risk; 'mixed' for several
 );
 ALTER TABLE sla_alerts ADD COLUMN IF NOT EXISTS currency VARCHAR;
+ALTER TABLE sla_alerts ADD COLUMN IF NOT EXISTS risk_tier VARCHAR DEFAULT 'at_risk';
 CREATE TABLE IF NOT EXISTS sla_alert_changes (
     alert_id   VARCHAR NOT NULL,
     changed_at TIMESTAMPTZ NOT NULL,
@@ -112,7 +113,7 @@ _ALERT_COLUMNS = [
     "state", "opened_at", "updated_at", "value_at_risk", "peak_value_at_risk",
     "customers_affected", "items", "score", "burn_long", "burn_short", "acknowledged_by",
     "acknowledged_at", "ack_note", "resolved_at", "clear_since", "flaps", "summary",
-    "currency",
+    "currency", "risk_tier",
 ]  # fmt: skip
 
 

@@ -144,6 +144,26 @@ _TIER_WEIGHTS = {
 }
 
 
+class RiskTier(StrEnum):
+    """Whether a breach puts money at risk now; the first key of the alert ranking.
+
+    ``at_risk``: the bad items' amounts are at risk now (a failed invoice posting holds
+    its amount from revenue recognition). ``latent``: nothing is at risk until a later
+    business event uses what failed (a catalog sync: until an order uses the product).
+    """
+
+    AT_RISK = "at_risk"
+    LATENT = "latent"
+
+    @property
+    def rank(self) -> int:
+        """Lower ranks first in the alert list."""
+        return _RISK_RANKS[self]
+
+
+_RISK_RANKS = {RiskTier.AT_RISK: 0, RiskTier.LATENT: 1}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -349,6 +369,8 @@ class Rule(_Strict):
     objective: float
     window: timedelta = timedelta(days=30)
     impact_tier: ImpactTier
+    #: ``at_risk`` (the default) or ``latent``: see :class:`RiskTier`.
+    risk: RiskTier = RiskTier.AT_RISK
     indicator: Indicator
     alerting: AlertPolicy = AlertPolicy()
     runbook: str = ""

@@ -15,12 +15,20 @@ import logging
 import re
 import weakref
 from collections.abc import AsyncIterator, Mapping
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
-from adapters._canonical import BillingInterval, Customer, Invoice, SalesOrder, Subscription
+from adapters._canonical import (
+    BillingInterval,
+    Customer,
+    Invoice,
+    Product,
+    SalesOrder,
+    Subscription,
+)
 from adapters._http import HttpAdapter, json_or_error, translate_transport_error
 from tracing import ConflictError, IntegrationError, MappingError, ValidationError
 
@@ -214,6 +222,78 @@ class BillingAdapter(HttpAdapter):
                 await self._request("POST", "/v1/plans", data=data, idempotency_key=plan_id)
             return plan_id
 
+    async def sync_product(
+        self, product: Product, interval: BillingInterval = BillingInterval.MONTH
+    ) -> tuple[str, list[str]]:
+        """The ERP's product as a billing product (ID ``product_id_for(sku)``) and one plan
+        per price version (billing has no prices: plans, whose amounts are fixed, so a new
+        version is a new plan). Returns ``(product ID, plan IDs)``; idempotent by the IDs.
+        A retired product is made inactive; its plans stay for running subscriptions.
+        """
+        product_id = product_id_for(product.sku)
+        async with self._lock("product:" + product_id):
+            fields: dict[str, FormValue] = {
+                "name": product.name,
+                "active": "true" if product.active else "false",
+                "metadata": {"sku": product.sku, "catalog_version": product.catalog_version},
+            }
+            try:
+                await self._request("GET", f"/v1/products/{product_id}")
+                exists = True
+            except ValidationError:  # 404: not made yet (as ensure_plan reads it)
+                exists = False
+            if exists:
+                await self._request(
+                    "POST",
+                    f"/v1/products/{product_id}",
+                    data=fields,
+                    idempotency_key=f"product:{product_id}:{product.catalog_version}",
+                )
+            else:
+                # ConflictError: another process made it first; the update below is theirs.
+                with contextlib.suppress(ConflictError):
+                    await self._request(
+                        "POST",
+                        "/v1/products",
+                        data={"id": product_id, "type": "service", **fields},
+                        idempotency_key=f"product:{product_id}",
+                    )
+        plans = []
+        for price in product.prices:
+            minor = to_minor_units(price.unit_price, price.currency)
+            plan_id = plan_id_for(product.sku, minor, price.currency, interval)
+            async with self._lock("plan:" + plan_id):
+                try:
+                    await self._request("GET", f"/v1/plans/{plan_id}")
+                except ValidationError:  # 404: not made yet
+                    data: dict[str, FormValue] = {
+                        "id": plan_id,
+                        "amount": minor,
+                        "currency": price.currency.lower(),
+                        "interval": interval.value,
+                        "product": product_id,
+                        "metadata": {
+                            "sku": product.sku,
+                            "price_version": price.version,
+                            "effective_from": _iso(price.effective_from),
+                            "effective_to": _iso(price.effective_to),
+                        },
+                    }
+                    with contextlib.suppress(ConflictError):
+                        await self._request("POST", "/v1/plans", data=data, idempotency_key=plan_id)
+            plans.append(plan_id)
+        return product_id, plans
+
+    async def billing_product(self, sku: str) -> dict[str, Any] | None:
+        """The billing product of a SKU with its plans (``{"product": …, "plans": […]}``)."""
+        product_id = product_id_for(sku)
+        try:
+            found = await self._request("GET", f"/v1/products/{product_id}")
+        except ValidationError:  # 404
+            return None
+        plans = [p async for p in self._list("/v1/plans", {}) if p.get("product") == product_id]
+        return {"product": found, "plans": plans}
+
     async def _find_subscription_raw(
         self, order_ref: str, billing_customer_id: str
     ) -> dict[str, Any] | None:
@@ -351,6 +431,16 @@ class BillingAdapter(HttpAdapter):
             if interlock_id:
                 extra[CUSTOMER_ID_KEY] = str(interlock_id)
         return invoice_from_stripe(inv, extra_metadata=extra)
+
+
+def product_id_for(sku: str) -> str:
+    """``il_prod_<sku slug>_<hash>``: the billing product of a catalog SKU."""
+    slug = re.sub(r"[^a-z0-9]+", "-", sku.lower()).strip("-")[:40] or "sku"
+    return f"il_prod_{slug}_{hashlib.sha256(sku.encode()).hexdigest()[:10]}"
+
+
+def _iso(value: date | None) -> str:
+    return value.isoformat() if value is not None else ""
 
 
 def plan_id_for(sku: str, unit_amount_minor: int, currency: str, interval: BillingInterval) -> str:

@@ -23,13 +23,14 @@ from tracing import (
     ValidationError,
 )
 
-from .._canonical import BillingInterval, Customer, OrderLine, SalesOrder
+from .._canonical import BillingInterval, Customer, OrderLine, Product, ProductPrice, SalesOrder
 from .._http import HttpAdapter, raise_for_response, tls_verify, translate_transport_error
 from ._auth import JwtBearer, JwtBearerAuth, SessionAuth, SessionRejected, StaticToken
 
 __all__ = [
     "ORDER_STATUSES",
     "OpportunityChange",
+    "ProductRef",
     "SalesforceAdapter",
     "SalesforceValidationError",
     "TaskRef",
@@ -46,6 +47,16 @@ _INTERVALS = {
     "annual": BillingInterval.YEAR,
     "annually": BillingInterval.YEAR,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRef:
+    """Where a catalog product landed in the org: its Product2 and standard PricebookEntry."""
+
+    product_id: str
+    pricebook_entry_id: str | None
+    unit_price: Decimal | None
+    active: bool
 
 
 class SalesforceValidationError(ValidationError):
@@ -346,6 +357,85 @@ class SalesforceAdapter(HttpAdapter):
             "PATCH", f"{self._api}/sobjects/{sobject}/{record_id}", body=fields
         )
         self._raise_for(response)
+
+    async def sync_product(self, product: Product, price: ProductPrice | None) -> ProductRef:
+        """The ERP's product as a Product2 (found by ``ProductCode``, the SKU) and its
+        price in force today as the standard price book's entry.
+
+        Idempotent: a repeat finds both records and writes the same values. A retired
+        product, or one without a price in force, keeps its entry but inactive (an
+        opportunity may still name it; Salesforce refuses to delete a used entry).
+        """
+        code = _soql_text(product.sku)
+        rows = await self._query(
+            f"SELECT Id FROM Product2 WHERE ProductCode = '{code}' ORDER BY CreatedDate LIMIT 1"
+        )
+        fields: dict[str, Any] = {
+            "Name": product.name,
+            "ProductCode": product.sku,
+            "IsActive": product.active,
+            "ExternalId": product.sku,
+        }
+        if rows:
+            product_id = str(rows[0]["Id"])
+            await self.update_record("Product2", product_id, fields)
+        else:
+            product_id = await self._create("Product2", fields)
+        books = await self._query("SELECT Id FROM Pricebook2 WHERE IsStandard = true LIMIT 1")
+        if not books:
+            raise RemoteError("the org has no standard price book", system=SYSTEM)
+        book_id = str(books[0]["Id"])
+        currency = price.currency if price is not None else "USD"
+        entries = await self._query(
+            "SELECT Id, UnitPrice FROM PricebookEntry "
+            f"WHERE Pricebook2Id = '{book_id}' AND Product2Id = '{product_id}' "
+            f"AND CurrencyIsoCode = '{_soql_text(currency)}' LIMIT 1"
+        )
+        active = product.active and price is not None
+        entry_id: str | None = str(entries[0]["Id"]) if entries else None
+        if price is not None:
+            values: dict[str, Any] = {"UnitPrice": price.unit_price, "IsActive": active}
+            if entry_id is not None:
+                await self.update_record("PricebookEntry", entry_id, values)
+            else:
+                entry_id = await self._create(
+                    "PricebookEntry",
+                    {
+                        **values,
+                        "Pricebook2Id": book_id,
+                        "Product2Id": product_id,
+                        "CurrencyIsoCode": currency,
+                    },
+                )
+        elif entry_id is not None:
+            await self.update_record("PricebookEntry", entry_id, {"IsActive": False})
+        return ProductRef(
+            product_id, entry_id, price.unit_price if price is not None else None, active
+        )
+
+    async def product_in_org(self, sku: str) -> ProductRef | None:
+        """What the org holds for a SKU: its Product2 and standard entry (reconciliation)."""
+        rows = await self._query(
+            "SELECT Id, Product2Id, UnitPrice, IsActive, Product2.IsActive FROM PricebookEntry "
+            f"WHERE ProductCode = '{_soql_text(sku)}' AND Pricebook2.IsStandard = true LIMIT 1"
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return ProductRef(
+            str(row["Product2Id"]),
+            str(row["Id"]),
+            _decimal(row.get("UnitPrice"), "UnitPrice"),
+            bool(row.get("IsActive")) and bool((row.get("Product2") or {}).get("IsActive")),
+        )
+
+    async def _create(self, sobject: str, fields: dict[str, Any]) -> str:
+        response = await self._send("POST", f"{self._api}/sobjects/{sobject}/", body=fields)
+        self._raise_for(response)
+        answer = _decode(response)
+        if not isinstance(answer, dict) or not answer.get("success"):
+            raise RemoteError(f"{sobject} create did not succeed: {answer!r}"[:300], system=SYSTEM)
+        return str(answer["id"])
 
     async def publish_order_status(self, opportunity_id: str, status: str) -> None:
         """Show the ERP sale state on the opportunity (``ERP_Order_Status__c``)."""

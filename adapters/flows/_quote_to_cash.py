@@ -21,7 +21,7 @@ lineage keeps only masked payloads, and the CRM owns the deal.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -45,9 +45,11 @@ from ._steps import StepOutcome, StepRunner
 __all__ = [
     "ENTITLEMENT_KEY_PREFIX",
     "MONEY_STEPS",
+    "PREVALIDATION_KEY",
     "SPEC",
     "STEPS",
     "TRIGGER_KINDS",
+    "OrderCheck",
     "QuoteToCash",
     "apply_corrections",
     "entitlement_key",
@@ -97,6 +99,13 @@ STEPS = FlowSteps(
 _ACTIONABLE = frozenset({Status.OK, Status.REPLAYED})
 #: The support desk keeps the entitlement's idempotency key as its case's external ID.
 ENTITLEMENT_KEY_PREFIX = "support.entitlement:"
+
+
+#: The host's shared list of extra pre-validation checks (``Host.shared``): a plug-in
+#: installed before quote-to-cash (the catalog) appends its ``OrderCheck``.
+PREVALIDATION_KEY = "quote_to_cash.prevalidation"
+#: One more check before the order is written: raises a ValidationError to refuse it.
+OrderCheck = Callable[[SalesOrder], Awaitable[None]]
 
 
 def entitlement_key(order_ref: str) -> str:
@@ -181,8 +190,10 @@ class QuoteToCash(CreditHoldSteps):
         currencies: frozenset[str] = frozenset({"USD"}),
         payment_terms: frozenset[str] = frozenset({"NET30"}),
         known_skus: frozenset[str] | None = None,
+        checks: Sequence[OrderCheck] = (),
     ) -> None:
         self._bus = bus
+        self._checks = tuple(checks)
         self._run = runner
         self._crm = crm
         self._erp = erp
@@ -224,6 +235,8 @@ class QuoteToCash(CreditHoldSteps):
             prevalidate(
                 order, currencies=self._currencies, payment_terms=self._terms, known_skus=self._skus
             )
+            for check in self._checks:
+                await check(order)
             sale, created = await self._erp.create_sale(
                 order, idempotency_key=f"erp.order.create:{order.order_ref}"
             )

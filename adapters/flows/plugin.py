@@ -15,7 +15,7 @@ from ..support.plugin import SupportSettings
 from ._credit_release import CreditFeed, CreditReleaser
 from ._holds_api import holds_router
 from ._ports import BillingPort, CrmPort, ErpPort, SupportPort
-from ._quote_to_cash import SPEC, QuoteToCash
+from ._quote_to_cash import PREVALIDATION_KEY, SPEC, QuoteToCash
 from ._sale_states import SaleFeed, SaleStatePoller
 from ._steps import StepRunner
 
@@ -31,7 +31,7 @@ class QuoteToCashPlugin:
     """
 
     name = "quote_to_cash"
-    after = ("crm", "erp", "billing", "support", "servicenow")
+    after = ("crm", "erp", "billing", "support", "servicenow", "catalog")
     sections: Mapping[str, type[BaseModel]] = {}
 
     def __init__(
@@ -65,6 +65,8 @@ class QuoteToCashPlugin:
             erp=cast(ErpPort, erp),
             billing=cast(BillingPort, host.adapter("billing")),
             support=cast(SupportPort, host.adapter(desk)),
+            # Checks other plug-ins add (the catalog's effective-dated prices).
+            checks=host.shared(PREVALIDATION_KEY, list),
         )
         host.add_flow(flow)
         # The ERP's later sale states (processing, done, cancelled) travel to the CRM

@@ -14,6 +14,12 @@ invoices), and for bank statements: the company's bank account ``BANK_ACCOUNT``,
 "Unallocated receipts" suspense account for lines no invoice claims, and the
 statement journal ``BANK_JOURNAL`` on that bank account (validated by amount, so
 files need not chain their balances).
+
+For the product catalog: the price list ``PRICE_LIST`` (the sale configuration's
+default, ``sale_price_list``) with one open-ended, dated line per product at its list
+price (``product_price_list_dates``: later prices are later lines with a start date),
+and a sales tax per country of ``TAXES``, the tax configuration an order's customer
+country needs.
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ __all__ = [
     "BANK_JOURNAL",
     "COMPANY_NAME",
     "PAYMENT_TERM",
+    "PRICE_LIST",
     "PRODUCTS",
     "SUSPENSE_ACCOUNT",
+    "TAXES",
     "main",
 ]
 
@@ -48,6 +56,19 @@ PRODUCTS: dict[str, tuple[str, Decimal]] = {
     "PLAT-ENT": ("Platform Enterprise", Decimal("999")),
     "SEATS-ADDON": ("Additional Seats", Decimal("15")),
     "SUPPORT-PREMIUM": ("Premium Support", Decimal("300")),
+}
+#: The catalog's price list: its lines are the effective-dated prices.
+PRICE_LIST = "Catalog"
+#: Country (ISO 3166 alpha-2) -> the rate of its sales tax; the taxes' names are the
+#: catalog's tax configuration (``adapters.catalog.DEFAULT_TAXES``).
+TAXES: dict[str, Decimal] = {
+    "US": Decimal("0"),
+    "CA": Decimal("0.05"),
+    "DE": Decimal("0.19"),
+    "GB": Decimal("0.20"),
+    "FR": Decimal("0.20"),
+    "NL": Decimal("0.21"),
+    "SE": Decimal("0.25"),
 }
 # Groups the admin user needs for the adapter's calls (module, XML id).
 _ADMIN_GROUPS = (
@@ -120,6 +141,7 @@ def _setup(config_file: str, database: str) -> None:
     uom_model = Model.get("product.uom")
     (unit,) = uom_model.find([("name", "=", "Unit")])
     template_model = Model.get("product.template")
+    price_list = Model.get("product.price_list")(name=PRICE_LIST, price="list_price")
     for sku, (name, price) in PRODUCTS.items():
         template = template_model()
         template.name = name
@@ -130,6 +152,25 @@ def _setup(config_file: str, database: str) -> None:
         template.list_price = price
         template.account_category = category
         template.save()
+        line = price_list.lines.new()
+        line.product = template.products[0]
+        line.formula = str(price)
+    price_list.save()
+    sale_config = Model.get("sale.configuration")(1)
+    sale_config.sale_price_list = price_list
+    sale_config.save()
+
+    from adapters.catalog._checks import DEFAULT_TAXES
+
+    for country, rate in TAXES.items():
+        tax = Model.get("account.tax")()
+        tax.name = DEFAULT_TAXES[country]
+        tax.description = tax.name
+        tax.type = "percentage"
+        tax.rate = rate
+        tax.invoice_account = accounts["tax"]
+        tax.credit_note_account = accounts["tax"]
+        tax.save()
 
     _bank_journal(company, accounts)
 

@@ -78,6 +78,8 @@ def _template_key() -> str:
     setup = hashlib.sha256()
     setup.update(" ".join(_MODULES).encode())
     setup.update((Path(__file__).parent / "_tryton_setup.py").read_bytes())
+    # The catalog's tax configuration names the taxes the set-up creates.
+    setup.update((Path(__file__).parents[1] / "catalog" / "_checks.py").read_bytes())
     revision = setup.hexdigest()[:10]
     return f"trytond-{trytond.__version__}-{datetime.date.today().year}-{revision}"
 

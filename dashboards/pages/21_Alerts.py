@@ -1,4 +1,5 @@
-"""Alerts: ranked by business impact (value at risk, customers, tier), with acknowledgement."""
+"""Alerts: ranked by risk tier (money at risk now, then latent), then value at risk, as the
+control API orders them, with acknowledgement."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from dashboards._views import call
 TITLE = "Alerts"
 
 st.title("SLA alerts by business impact")
+st.caption(
+    "Money at risk now first, then latent risk (nothing at risk until an order uses what "
+    "failed); within a tier by value at risk."
+)
 include_resolved = st.toggle("Include resolved", value=False)
 alerts = call(data.alerts, include_resolved=include_resolved)
 if not alerts:
@@ -24,8 +29,9 @@ runbooks = {r["rule_id"]: r.get("runbook") for r in call(data.sla_rules)}
 # Acknowledging needs the operator role (the API refuses it below that, too).
 can_ack = can(current(), "operator")
 for alert in alerts:
+    risk = "latent risk" if alert.get("risk_tier") == "latent" else "money at risk"
     header = (
-        f"**{alert['rule_name']}** · {alert['severity']} · {alert['state']} · "
+        f"**{alert['rule_name']}** · {risk} · {alert['severity']} · {alert['state']} · "
         f"{at_risk_text(alert)} · {alert['customers_affected']} "
         f"{'customer' if alert['customers_affected'] == 1 else 'customers'}"
     )
