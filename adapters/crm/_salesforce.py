@@ -394,7 +394,9 @@ class SalesforceAdapter(HttpAdapter):
         active = product.active and price is not None
         entry_id: str | None = str(entries[0]["Id"]) if entries else None
         if price is not None:
-            values: dict[str, Any] = {"UnitPrice": price.unit_price, "IsActive": active}
+            # JSON numbers, as the credit fields are sent: Salesforce keeps currency fields
+            # at two decimals, which a float carries exactly enough.
+            values: dict[str, Any] = {"UnitPrice": float(price.unit_price), "IsActive": active}
             if entry_id is not None:
                 await self.update_record("PricebookEntry", entry_id, values)
             else:

@@ -106,9 +106,7 @@ async def new_product(erp: TrytonAdapter) -> Any:
                 }
             ],
         )
-        (product,) = await rpc.call(
-            "model.product.product.search", [["template", "=", template]]
-        )
+        (product,) = await rpc.call("model.product.product.search", [["template", "=", template]])
         (price_list,) = await rpc.call(
             "model.product.price_list.search", [["name", "=", "Catalog"]]
         )
