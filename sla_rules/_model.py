@@ -11,6 +11,7 @@ A rule file is YAML::
         objective: 99%                        # or 0.99
         impact_tier: revenue                  # revenue | cash_collection |
                                               # customer_experience | compliance
+        risk: at_risk                         # optional: at_risk (default) | latent
         indicator:
           kind: latency                       # see the indicator models below
           start: {kind: opportunity.closed_won}

@@ -1,5 +1,6 @@
 """Demo traffic: realistic accounts and opportunities in the CRM sandbox, some
-closed won, with faults injected on a schedule.
+closed won, with faults injected on a schedule, and now and then a price change in the
+ERP's catalog effective next month (deals dated today keep today's price).
 
 Everything goes through the sandbox's public Salesforce REST API, as a sales
 team's activity would; faults go through the proxies in front of the real ERP
@@ -12,11 +13,15 @@ import asyncio
 import logging
 import random
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
+
+from tracing import InterlockError
 
 from ._faults import FaultProxy
 
@@ -92,6 +97,11 @@ class TrafficStats:
     duplicates: int = 0
     faults: list[str] = field(default_factory=list)
     errors: int = 0
+    price_changes: list[str] = field(default_factory=list)
+
+
+#: ``set_price(sku, unit_price, effective_from=...)``: the ERP catalog's price change.
+PriceChange = Callable[..., Awaitable[str]]
 
 
 class TrafficGenerator:
@@ -109,6 +119,8 @@ class TrafficGenerator:
         phases: tuple[FaultPhase, ...] = DEFAULT_PHASES,
         fault_every: float = 75.0,
         seed: int | None = None,
+        price_change: PriceChange | None = None,
+        price_change_every: int = 20,
     ) -> None:
         self._client = httpx.AsyncClient(
             base_url=crm_url,
@@ -122,6 +134,8 @@ class TrafficGenerator:
         self._phases = phases
         self._fault_every = fault_every
         self._rng = random.Random(seed)
+        self._price_change = price_change
+        self._price_change_every = price_change_every
         self._products: dict[str, str] = {}
         self._won: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -244,10 +258,26 @@ class TrafficGenerator:
                 await self.create_deal(malformed=malformed, close=close)
                 if self._faults and tick % 7 == 0 and self._won:
                     await self.redeliver(self._rng.choice(self._won[-20:]))
-            except httpx.HTTPError as exc:
+                if self._price_change is not None and tick % self._price_change_every == 0:
+                    await self.change_price()
+            except (httpx.HTTPError, InterlockError) as exc:
                 self.stats.errors += 1
                 log.warning("traffic generator: %s", exc)
             await asyncio.sleep(self._rng.expovariate(self._rate / 60.0))
+
+    async def change_price(self) -> str | None:
+        """A catalog manager's price change in the ERP: one product 10% dearer from a day
+        next month (each change a day later than the last, so versions never collide)."""
+        if self._price_change is None:
+            return None
+        sku = self._rng.choice(sorted(CATALOG))
+        price = (Decimal(CATALOG[sku][1]) * Decimal("1.1")).quantize(Decimal(1))
+        first = (date.today().replace(day=1) + timedelta(days=32)).replace(day=1)
+        start = first + timedelta(days=len(self.stats.price_changes))
+        version = await self._price_change(sku, price, effective_from=start)
+        self.stats.price_changes.append(f"{sku} {price} from {start.isoformat()} ({version})")
+        log.info("catalog price change: %s to %s from %s", sku, price, start)
+        return version
 
     async def _fault_schedule(self) -> None:
         index = 0

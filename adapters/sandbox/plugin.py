@@ -131,8 +131,15 @@ class DemoPlugin:
         crm = s.section("crm", CrmSettings)
         assert crm.instance_url
 
+        from ..catalog import TrytonCatalog
+        from ..erp import TrytonAdapter
         from ._traffic import TrafficGenerator
 
+        # The catalog manager's price changes, straight into the ERP (not through Interlock).
+        catalog_erp = TrytonAdapter(ep.direct["erp"], ep.erp_database, ep.erp_user, ep.erp_password)
+        host.add_component(
+            component("demo catalog manager", stop=catalog_erp.aclose), Stage.LANDSCAPE
+        )
         traffic = TrafficGenerator(
             crm.instance_url,
             ep.crm_token,  # the traffic is a sales user's, with its own session
@@ -140,6 +147,7 @@ class DemoPlugin:
             rate_per_minute=s.demo.rate_per_minute,
             faults=s.demo.faults,
             seed=s.demo.seed,
+            price_change=TrytonCatalog(catalog_erp.rpc).set_price,
             proxies={
                 name: proxy
                 for name, proxy in (

@@ -115,12 +115,14 @@ def test_interlock_up_finds_the_shipped_plugins_by_entry_point() -> None:
     names = [p.name for p in discover(ENTRY_POINT_GROUP)]
     assert set(names) == {
         "demo", "crm", "erp", "billing", "support", "servicenow", "quote_to_cash", "replay",
-        "sla", "reconcile", "statements",
+        "sla", "reconcile", "statements", "catalog",
     }  # fmt: skip
     assert names[0] == "demo"
     assert names.index("quote_to_cash") > max(
         names.index(s) for s in ("crm", "erp", "billing", "support", "servicenow")
     )
+    # The catalog's pre-validation is in place before quote-to-cash builds its flow.
+    assert names.index("quote_to_cash") > names.index("catalog") > names.index("erp")
     assert names.index("replay") > names.index("quote_to_cash")
     assert names.index("sla") > names.index("replay")
     assert names.index("reconcile") > names.index("replay")
