@@ -151,6 +151,20 @@ class TrytonCatalog:
             found.append((str(code or ""), _utc(row["write_date"])))
         return sorted((c for c in found if c[0]), key=lambda c: (c[1], c[0]))
 
+    async def starting(self, after: date, until: date) -> list[str]:
+        """SKUs with a catalog price version starting in ``(after, until]``: versions that
+        came into force since the last look, though nothing was written then."""
+        rows = await self._search(
+            "product.price_list.line",
+            [
+                ["price_list", "=", await self.price_list_id()],
+                ["start_date", ">", after],
+                ["start_date", "<=", until],
+            ],
+            ["product.code"],
+        )
+        return sorted({str((r.get("product.") or {}).get("code")) for r in rows} - {"None"})
+
     async def has_tax(self, name: str) -> bool:
         """Whether the ERP holds an active tax of this name (the country's tax setup)."""
         return await self._exists("account.tax", name)

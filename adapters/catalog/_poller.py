@@ -6,13 +6,18 @@ the product and its catalog version (the ERP's last write), so a re-read within 
 overlap or after a restart is the same transaction and the lineage dedupes it by its
 idempotency key. The position lives in the shared poll positions, written after the
 events are published.
+
+A price version that comes into force on a later day changes what the CRM shows without
+any write in the ERP that day, so the poll also looks, once a day, for versions that
+started since its last look and announces their products again (the key carries the day).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from collector import Bus
@@ -38,6 +43,7 @@ log = logging.getLogger(__name__)
 class CatalogFeed(Protocol):
     async def changes(self, since: datetime) -> list[tuple[str, datetime]]: ...
     async def products(self, skus: list[str] | None = None) -> dict[str, Product]: ...
+    async def starting(self, after: date, until: date) -> list[str]: ...
 
 
 class CatalogPoller:
@@ -53,6 +59,7 @@ class CatalogPoller:
         overlap: timedelta = timedelta(seconds=5),
         positions: PositionStore | None = None,
         name: str = "erp.catalog",
+        today: Callable[[], date] = lambda: datetime.now(UTC).date(),
     ) -> None:
         self._catalog = catalog
         self._bus = bus
@@ -64,10 +71,29 @@ class CatalogPoller:
             default_at=since or datetime.now(UTC) - timedelta(minutes=5),
             overlap=overlap,
         )
+        self._today = today
+        day = (self._positions.get(name + ".in_force") or {}).get("day")
+        #: The last day whose starting versions were announced.
+        self._day = date.fromisoformat(day) if day else today()
         self._task: asyncio.Task[None] | None = None
         self.errors = 0
 
     async def poll_once(self) -> list[Event]:
+        published = await self._poll_writes()
+        today = self._today()
+        if today > self._day:
+            skus = await self._catalog.starting(self._day, today)
+            products = await self._catalog.products(skus) if skus else {}
+            for sku in skus:
+                if sku in products:
+                    event = self._event(products[sku], datetime.now(UTC), in_force=today)
+                    await self._bus.publish(event)
+                    published.append(event)
+            self._day = today
+            await self._positions.put(self._name + ".in_force", {"day": today.isoformat()})
+        return published
+
+    async def _poll_writes(self) -> list[Event]:
         changes = await self._catalog.changes(self._cursor.read_from)
         fresh = [(sku, at) for sku, at in changes if self._cursor.fresh(f"{sku}@{at.isoformat()}")]
         if not fresh:
@@ -88,12 +114,14 @@ class CatalogPoller:
         return published
 
     @staticmethod
-    def _event(product: Product, written: datetime) -> Event:
+    def _event(product: Product, written: datetime, *, in_force: date | None = None) -> Event:
         with tracer().start_as_current_span(
             f"receive {CHANGE_KIND}", attributes={"interlock.sku": product.sku}
         ) as span:
             trace = current_trace_context(span)
         key = f"{product.sku}@{product.catalog_version}"
+        if in_force is not None:  # the same version, announced again on the day it starts
+            key += f"@in-force-{in_force.isoformat()}"
         return Event(
             correlation_id=correlation_id_for("erp", "product", key),
             trace_id=trace.trace_id,

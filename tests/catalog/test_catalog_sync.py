@@ -120,3 +120,40 @@ async def test_a_failed_crm_sync_is_a_dead_letter_and_billing_still_syncs(
     outcomes = {e.step: e for e in bus.events if e.causation_id == event.event_id}
     assert outcomes["crm.product.sync"].status == Status.DEAD_LETTERED
     assert outcomes["billing.product.sync"].status == Status.OK
+
+
+async def test_a_version_coming_into_force_moves_the_crm_price_on_its_day(
+    catalog: TrytonCatalog, crm, billing, sf, new_product, bus: RecordingBus
+) -> None:
+    sku = await new_product("70")
+    await catalog.set_price(sku, Decimal("90"), effective_from=NEXT_MONTH)
+    day = {"today": TODAY}
+    started = datetime.now(UTC) - timedelta(seconds=5)
+    poller = CatalogPoller(catalog, bus, since=started, today=lambda: day["today"])  # type: ignore[arg-type]
+    flow = CatalogSync(
+        bus,  # type: ignore[arg-type]
+        StepRunner(bus, RetryPolicy(max_attempts=1)),  # type: ignore[arg-type]
+        catalog=catalog,
+        crm=crm,
+        billing=billing,
+        today=lambda: day["today"],
+    )
+    [written] = await _changes(poller, sku)
+    await flow.handle(written)
+
+    def crm_price() -> float:
+        [row] = sf.query(
+            "SELECT UnitPrice FROM PricebookEntry "
+            f"WHERE ProductCode = '{sku}' AND Pricebook2.IsStandard = true"
+        )["records"]
+        return float(row["UnitPrice"])
+
+    assert crm_price() == 70.0
+    assert await _changes(poller, sku) == []  # nothing new the same day
+
+    day["today"] = NEXT_MONTH  # the version's first day: no write in the ERP that day
+    [in_force] = await _changes(poller, sku)
+    assert in_force.correlation_id != written.correlation_id
+    await flow.handle(in_force)
+    assert crm_price() == 90.0
+    assert await _changes(poller, sku) == []  # announced once
