@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from aiokafka.errors import KafkaError
 from tracing import BusError, ConfigError, StoreError
 
 from ._columns import EnvelopeColumns
+from ._config import load_settings
 from ._kafka_codec import dead_letter_headers, decode_columns, rejection_event
 from ._lake import LakeFenced, LakeSettings, LakeStore, PartitionOffset
 
@@ -229,7 +229,11 @@ class LakeCollector:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    settings = LakeSettings(Path(args.data_path), args.catalog or None)
+    # The flags win; what they leave out comes from [lineage] (file and environment).
+    lineage = load_settings(args.config).lineage
+    settings = LakeSettings(
+        Path(args.data_path or lineage.lake_path), args.catalog or lineage.catalog
+    )
     store = LakeStore(settings, lake_schema())
     await asyncio.to_thread(store.open)
     collector = LakeCollector(
@@ -261,12 +265,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run one lake collector process until SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m collector._lake_ingest")
     parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--data-path", required=True, help="folder of the lake's Parquet files")
+    parser.add_argument("--config", default=None, help="settings file (else INTERLOCK_CONFIG)")
+    parser.add_argument(
+        "--data-path", default="", help="folder of the lake's Parquet files ([lineage] lake_path)"
+    )
     parser.add_argument(
         "--catalog",
-        default=os.environ.get("INTERLOCK_LINEAGE_CATALOG", ""),
-        help="postgres:<libpq keywords> (default INTERLOCK_LINEAGE_CATALOG; "
-        "empty: a DuckDB catalog file in the data path, one process only)",
+        default="",
+        help="postgres:<libpq keywords> ([lineage] catalog, INTERLOCK_LINEAGE_CATALOG; "
+        "unset: a DuckDB catalog file in the data path, one process only)",
     )
     parser.add_argument("--group", default=LAKE_GROUP)
     parser.add_argument("--events-topic", default="interlock.events")

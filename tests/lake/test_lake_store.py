@@ -115,3 +115,13 @@ def test_data_files_are_fsynced_before_the_commit(
 def test_catalog_setting_must_be_postgres(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"lineage\.catalog"):
         LakeSettings(tmp_path, "mysql:host=x")
+
+
+def test_the_catalog_comes_from_the_environment(tmp_path: Path) -> None:
+    from collector._config import load_settings
+
+    url = "postgres:dbname=lake host=10.0.0.5 user=interlock"
+    lineage = load_settings(env={"INTERLOCK_LINEAGE_CATALOG": url}).lineage
+    assert LakeSettings(Path(lineage.lake_path), lineage.catalog).catalog_url == f"ducklake:{url}"
+    with pytest.raises(ConfigError, match=r"lineage\.catalog"):
+        load_settings(env={"INTERLOCK_LINEAGE_CATALOG": "sqlite:lake.db"})
