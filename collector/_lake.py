@@ -22,8 +22,10 @@ lake's offsets again.
 
 Durability: DuckLake 1.5.5 writes the data files while the transaction runs but
 does not fsync them before its catalog commit names them. Before committing,
-this store fsyncs every file the transaction added under the data path (and the
-folders holding them), so a power loss cannot leave the catalog naming torn files.
+this store fsyncs every file the transaction added under the events table's
+folder (and the folder), so a power loss cannot leave the catalog naming torn
+files. The offsets rows are inlined in the catalog (no data files), so the
+catalog's commit makes them durable.
 """
 
 from __future__ import annotations
@@ -216,14 +218,24 @@ class LakeStore:
 
         def create() -> None:
             conn = self.conn
-            conn.execute("BEGIN")
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {_ALIAS}.{table} "
                 "(consumer_group VARCHAR, topic VARCHAR, kafka_partition INTEGER, "
                 "next_offset BIGINT)"
             )
+            # The offsets row lives in the catalog itself (inlined), not in a new
+            # Parquet file per update: an update is then a catalog write, made
+            # durable by the catalog's own commit, and costs no data files. Set
+            # before the first row, outside a transaction (DuckLake's rule).
+            conn.execute(
+                f"CALL {_ALIAS}.set_option('data_inlining_row_limit', 10, table_name => ?)",
+                [table],
+            )
+            conn.execute("BEGIN")
             found = conn.execute(f"SELECT count(*) FROM {_ALIAS}.{table}").fetchone()
             if found is not None and found[0] == 0:
+                # Two first writers may both insert a row of 0 (appends do not
+                # conflict); equal rows move together, see ``commit_batch``.
                 conn.execute(
                     f"INSERT INTO {_ALIAS}.{table} VALUES (?, ?, ?, 0)", [group, topic, partition]
                 )
@@ -271,7 +283,7 @@ class LakeStore:
                         "WHERE next_offset = ?",
                         [span.stop, span.start],
                     ).fetchone()
-                    if moved is None or moved[0] != 1:
+                    if moved is None or moved[0] < 1:
                         raise LakeFenced(
                             f"partition {partition} of {topic!r} moved past offset "
                             f"{span.start} (another collector owns it now)"
@@ -279,7 +291,7 @@ class LakeStore:
                 if rows.num_rows:
                     batch = rows.select(self.schema.names)  # noqa: F841 -- replacement scan
                     conn.execute(f"INSERT INTO {_ALIAS}.{EVENTS_TABLE} SELECT * FROM batch")
-                self._sync_new_files([EVENTS_TABLE, *tables.values()])
+                self._sync_new_files([EVENTS_TABLE])
                 conn.execute("COMMIT")
             except LakeFenced:
                 self._rollback()
