@@ -253,7 +253,12 @@ class LakeStore:
             out: dict[int, int] = {}
             for partition in partitions:
                 table = self._ensure_partition(group, topic, partition)
-                row = self.conn.execute(f"SELECT max(next_offset) FROM {_ALIAS}.{table}").fetchone()
+                try:
+                    row = self.conn.execute(
+                        f"SELECT max(next_offset) FROM {_ALIAS}.{table}"
+                    ).fetchone()
+                except duckdb.Error as exc:
+                    raise StoreError(f"cannot read the lake's offsets: {exc}") from exc
                 out[partition] = int(row[0]) if row is not None and row[0] is not None else 0
             return out
 

@@ -60,14 +60,21 @@ class _Seek(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._collector.seek_to_lake(assigned)
+        try:
+            await self._collector.seek_to_lake(assigned)
+        except StoreError as exc:
+            # The lake is unreachable: these partitions stay unsought, and the first
+            # batch fetched for them seeks again instead of being stored.
+            log.warning("cannot read the lake's offsets on assignment: %s", exc)
 
 
 class LakeCollector:
     """Consume ``topic`` as ``group`` into ``store`` (``run`` until ``stop``).
 
     ``stored`` counts the rows this process committed, ``fenced`` the batches the
-    lake refused because another member owned their partitions by then.
+    lake refused because another member owned their partitions by then, and
+    ``failures`` the commits that failed otherwise (the lake unreachable: the
+    batch is fetched again from the lake's offsets once it answers).
     """
 
     def __init__(
@@ -90,6 +97,7 @@ class LakeCollector:
         self.max_batch = max_batch
         self.stored = 0
         self.fenced = 0
+        self.failures = 0
         self._next: dict[int, int] = {}
         self._stop = asyncio.Event()
         self._consumer = AIOKafkaConsumer(
@@ -143,10 +151,14 @@ class LakeCollector:
         origin: list[tuple[int, object]] = []
         spans: dict[int, PartitionOffset] = {}
         assignment = self._consumer.assignment()
+        unsought: set[TopicPartition] = set()
         for tp, messages in fetched.items():
             start = self._next.get(tp.partition)
-            if tp not in assignment or start is None:
-                continue  # revoked meanwhile, or not yet sought to the lake's offset
+            if tp not in assignment:
+                continue  # revoked meanwhile: its new owner reads the lake's offset
+            if start is None:
+                unsought.add(tp)  # not sought to the lake's offset yet: do it now
+                continue
             fresh = [m for m in messages if m.offset >= start]  # type: ignore[attr-defined]
             if not fresh:
                 continue
@@ -155,6 +167,8 @@ class LakeCollector:
                 values.append(m.value)  # type: ignore[attr-defined]
                 headers.append(list(m.headers or ()))  # type: ignore[attr-defined]
                 origin.append((tp.partition, m))
+        if unsought:
+            await self._recover(unsought, reopen=False)
         if not spans:
             return
         columns, rejected = decode_columns(values, headers)
@@ -186,12 +200,41 @@ class LakeCollector:
             log.warning("group %s: batch dropped, %s", self.group, exc)
             for partition in spans:
                 self._next.pop(partition, None)
-            await self.seek_to_lake({TopicPartition(self.topic, p) for p in spans})
+            await self._recover({TopicPartition(self.topic, p) for p in spans}, reopen=False)
+            return
+        except StoreError as exc:
+            # The catalog or the data path failed (PostgreSQL restarting, a full disk):
+            # nothing of the batch is stored, or the commit landed and its answer was
+            # lost. Either way the lake's offsets say where to fetch from again.
+            self.failures += 1
+            log.warning("group %s: lake commit failed, fetching again: %s", self.group, exc)
+            for partition in spans:
+                self._next.pop(partition, None)
+            await self._recover({TopicPartition(self.topic, p) for p in spans}, reopen=True)
             return
         self.stored += stored
         for partition, span in spans.items():
             self._next[partition] = span.stop
         await self._advise(spans)
+
+    async def _recover(self, partitions: set[TopicPartition], *, reopen: bool) -> None:
+        """Seek ``partitions`` to the lake's offsets, reopening the lake first if
+        ``reopen``; retried with a growing pause until the lake answers or ``stop``."""
+        delay = 0.25
+        while not self._stop.is_set():
+            try:
+                if reopen:
+                    await asyncio.to_thread(self.store.close)
+                    await asyncio.to_thread(self.store.open)
+                await self.seek_to_lake(partitions)
+                return
+            except StoreError as exc:
+                reopen = True
+                log.warning("group %s: the lake is unavailable (%s); retrying", self.group, exc)
+            try:
+                await asyncio.wait_for(self._stop.wait(), delay)
+            except TimeoutError:
+                delay = min(10.0, delay * 2)
 
     async def _dead_letter(
         self,

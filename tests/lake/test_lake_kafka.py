@@ -21,6 +21,7 @@ import pytest
 from _events import make_event
 
 from adapters.sandbox.kafka import TansuBroker
+from adapters.sandbox.postgres import PostgresCluster
 from collector._lake import LakeSettings, LakeStore
 from collector._lake_ingest import LAKE_GROUP, lake_schema
 from collector.kafka import KafkaBus, KafkaSettings
@@ -155,3 +156,34 @@ def test_kills_and_a_zombie_leave_every_event_exactly_once(
     with LakeStore(settings, lake_schema()) as store:
         offsets = store.offsets(LAKE_GROUP, TOPIC, [0, 1, 2, 3])
     assert sum(offsets.values()) == n  # each partition's lake offset is its log's end
+
+
+def test_postgres_restarted_during_ingest_loses_and_repeats_nothing(
+    broker: TansuBroker, postgres: PostgresCluster, catalog: str, tmp_path: Path
+) -> None:
+    n = 4000
+    settings = LakeSettings(tmp_path / "lake", catalog)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    publish(broker.bootstrap, 0, n // 2)
+    procs = [
+        start(broker.bootstrap, settings.data_path, catalog, logs / f"c{i}.log") for i in range(2)
+    ]
+    try:
+        wait_for(settings, n // 2, within=60)
+        # The catalog goes away while the second half arrives: every commit fails
+        # until it is back.
+        postgres.stop()
+        try:
+            publish(broker.bootstrap, n // 2, n // 2)
+            time.sleep(2.0)
+        finally:
+            postgres.start()
+        ids = wait_for(settings, n, within=90)
+        alive = [p.poll() is None for p in procs]
+    finally:
+        for p in procs:
+            stop(p, signal.SIGTERM)
+    assert alive == [True, True]  # they waited for the catalog, none gave up
+    assert max(ids.values()) == 1
+    assert set(ids) == {make_event(i).event_id for i in range(n)}
