@@ -57,7 +57,8 @@ class _Seek(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Nothing to hand over: what is stored, the lake's offsets say already.
-        return None
+        # Forget where they stood, so a partition assigned again is sought afresh.
+        self._collector.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         try:
@@ -123,6 +124,12 @@ class LakeCollector:
             if tp in assignment:
                 self._consumer.seek(tp, offset)
                 self._next[partition] = offset
+
+    def forget(self, partitions: set[TopicPartition]) -> None:
+        """Drop what this process knew of ``partitions``' offsets (they were revoked)."""
+        for tp in partitions:
+            if tp.topic == self.topic:
+                self._next.pop(tp.partition, None)
 
     def stop(self) -> None:
         self._stop.set()

@@ -111,6 +111,7 @@ def wait_for(settings: LakeSettings, n: int, within: float) -> Counter[str]:
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_kills_and_a_zombie_leave_every_event_exactly_once(
     broker: TansuBroker, catalog: str, tmp_path: Path
 ) -> None:
@@ -158,6 +159,7 @@ def test_kills_and_a_zombie_leave_every_event_exactly_once(
     assert sum(offsets.values()) == n  # each partition's lake offset is its log's end
 
 
+@pytest.mark.slow
 def test_postgres_restarted_during_ingest_loses_and_repeats_nothing(
     broker: TansuBroker, postgres: PostgresCluster, catalog: str, tmp_path: Path
 ) -> None:
