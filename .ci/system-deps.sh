@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need (promtool, alertmanager, pdftotext, chromium), only where they are missing,
+# Installs the Debian packages the tests need (promtool, alertmanager, pdftotext, chromium, postgresql), only where they are missing,
 # so a warm machine skips apt entirely.
 set -euo pipefail
 need=()
@@ -10,6 +10,9 @@ command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 # Headless Chromium for the browser tests and screenshots (Playwright drives it; it never
 # downloads a browser of its own).
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# Debian's PostgreSQL: the lake tests run a private cluster as the DuckLake catalog
+# (adapters/sandbox/postgres.py); only the binaries are used, no system cluster.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -72,6 +72,18 @@ class LineageSettings(_Section):
         "(~25 B per stored event), see docs/performance.md",
     )
     threads: int | None = Field(None, ge=1, description="DuckDB worker threads")
+    lake_path: str = Field(
+        "var/lake",
+        description="the lineage lake's Parquet data folder (local, or shared between "
+        "machines), written by lake collectors (docs/lineage-lake.md)",
+    )
+    catalog: str | None = Field(
+        None,
+        pattern=r"^postgres:",
+        description="the lake's DuckLake catalog: 'postgres:dbname=… host=… user=…' for "
+        "many collector processes (INTERLOCK_LINEAGE_CATALOG); unset, a DuckDB catalog "
+        "file in lake_path (one process only)",
+    )
 
 
 class BusSettings(_Section):
