@@ -55,6 +55,7 @@ _MODULES = (
     "account_statement",
     "account_statement_mt940",
     "account_statement_sepa",
+    "party_relationship",
 )
 _BIN = Path(sys.executable).parent
 # trytond computes dates in the server's zone; UTC keeps tests independent of the host.
