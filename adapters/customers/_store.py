@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS customer_stages (
     status     VARCHAR NOT NULL,      -- pending | ok | failed
     event_id   VARCHAR,
     error      VARCHAR,
-    at         TIMESTAMPTZ,
+    stage_at   TIMESTAMPTZ,
     PRIMARY KEY (change_id, position)
 );
 CREATE TABLE IF NOT EXISTS customer_decisions (
@@ -229,7 +229,7 @@ def put_stage(
 def stages(conn: duckdb.DuckDBPyConnection, change_id: str) -> list[dict[str, Any]]:
     return _rows(
         conn.execute(
-            "SELECT position, system, status, event_id, error, at FROM customer_stages "
+            "SELECT position, system, status, event_id, error, stage_at AS at FROM customer_stages "
             "WHERE change_id = ? ORDER BY position",
             [change_id],
         )

@@ -148,7 +148,7 @@ class CustomerSystems:
             ids = await rpc.call("model.party.identifier.read", rows[0]["identifiers"], ["code"])
             tax = ids[0]["code"] if ids else None
         rel = await rpc.call(
-            "model.party.relation.search_read",
+            "model.party.relation.all.search_read",
             [["from_", "=", party_id], ["type.name", "=", SUBSIDIARY_OF]],
             0,
             1,
@@ -267,7 +267,7 @@ class CustomerSystems:
                 system="erp",
             )
         old = await rpc.call(
-            "model.party.relation.search",
+            "model.party.relation.all.search",
             [["from_", "=", party_id], ["type", "=", types[0]]],
             0,
             None,
@@ -284,9 +284,9 @@ class CustomerSystems:
                 )
             target = min(parties[parent])
         if old:
-            await rpc.call("model.party.relation.delete", old)
+            await rpc.call("model.party.relation.all.delete", old)
         if target is not None:
             await rpc.call(
-                "model.party.relation.create",
+                "model.party.relation.all.create",
                 [{"from_": party_id, "to": target, "type": types[0]}],
             )
