@@ -6,6 +6,7 @@ See docs/customer-master.md.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +23,8 @@ from ._systems import CustomerSystems
 from ._watcher import CustomerWatcher
 
 __all__ = ["CustomersPlugin", "CustomersSettings", "plugin"]
+
+log = logging.getLogger(__name__)
 
 
 class CustomersSettings(BaseModel):
@@ -48,6 +51,12 @@ class CustomersPlugin:
         s = host.section("customers", CustomersSettings)
         matrix = load_matrix(s.ownership_file or None)
         desk = host.section("support", SupportSettings).desk_system
+        missing = [n for n in ("erp", "billing", "crm", desk) if n not in host.adapter_systems]
+        if missing:
+            # A host whose systems are declared but not connected (a reading host): no
+            # customer master, and the other plug-ins install as before.
+            log.warning("customer master not installed: no %s adapter", ", ".join(missing))
+            return
         systems = CustomerSystems(
             erp=host.adapter("erp"),
             billing=host.adapter("billing"),
