@@ -196,6 +196,27 @@ class BillingAdapter(HttpAdapter):
             )
             return str(created["id"])
 
+    async def find_customer(self, customer_id: str) -> str | None:
+        """The billing customer ID whose metadata names ``customer_id``, if any."""
+        return await self._find_customer(customer_id)
+
+    async def customer_record(self, billing_customer_id: str) -> dict[str, Any]:
+        """The customer object as billing holds it (name, email, metadata, ...)."""
+        found: dict[str, Any] = await self._request("GET", f"/v1/customers/{billing_customer_id}")
+        return found
+
+    async def update_customer(
+        self, billing_customer_id: str, data: Mapping[str, FormValue], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        """``POST /v1/customers/{id}`` with ``data`` (metadata keys merge, as Stripe's do)."""
+        updated: dict[str, Any] = await self._request(
+            "POST",
+            f"/v1/customers/{billing_customer_id}",
+            data=data,
+            idempotency_key=idempotency_key,
+        )
+        return updated
+
     async def ensure_plan(
         self, sku: str, unit_amount: Decimal, currency: str, interval: BillingInterval
     ) -> str:

@@ -522,6 +522,23 @@ class SalesforceAdapter(HttpAdapter):
             raise RemoteError(f"Task create did not succeed: {answer!r}"[:300], system=SYSTEM)
         return TaskRef(str(answer["id"]), created=True)
 
+    async def get_account(self, account_id: str) -> dict[str, Any]:
+        """The Account record as the org holds it (every field)."""
+        _check_id(account_id, "account_id")
+        found: dict[str, Any] = await self._get(f"{self._api}/sobjects/Account/{account_id}")
+        return found
+
+    async def account_changes(self, since: datetime) -> list[tuple[str, datetime]]:
+        """Accounts modified at or after ``since`` (``SystemModstamp``), oldest first."""
+        soql = (
+            "SELECT Id, SystemModstamp FROM Account "
+            f"WHERE SystemModstamp >= {_soql_datetime(since)} ORDER BY SystemModstamp"
+        )
+        return [
+            (str(r["Id"]), parse_salesforce_datetime(str(r["SystemModstamp"])))
+            for r in await self._query(soql)
+        ]
+
     async def get_customer(self, account_id: str) -> Customer:
         """The account as a canonical customer; its ID is the customer ID."""
         _check_id(account_id, "account_id")

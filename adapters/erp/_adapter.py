@@ -105,10 +105,12 @@ class TrytonAdapter(HttpAdapter):
     # -- parties ---------------------------------------------------------------------------
 
     async def ensure_party(self, customer: Customer) -> int:
-        """The party whose code is ``customer.customer_id``, created or updated.
+        """The party whose code is ``customer.customer_id``, created if missing.
 
-        The name follows the CRM; an invoice address is added when the party has
-        none; the credit limit is the ERP's and is never touched here.
+        The CRM's name seeds a new party only: the ERP owns the legal name (and the
+        credit limit), so an existing party's name is never overwritten here; a
+        change to it goes through the customer master (docs/customer-master.md),
+        with approval. An invoice address is added when the party has none.
         """
         async with keyed_lock((*self._scope, "party", customer.customer_id)):
             found = await self._rpc.call(
@@ -117,15 +119,11 @@ class TrytonAdapter(HttpAdapter):
                 0,
                 1,
                 _ID_ASC,
-                ["name", "addresses"],
+                ["addresses"],
             )
             if found:
                 party = found[0]
                 party_id = int(party["id"])
-                if party["name"] != customer.name:
-                    await self._rpc.call(
-                        "model.party.party.write", [party_id], {"name": customer.name}
-                    )
                 if not party["addresses"]:
                     await self._rpc.call(
                         "model.party.address.create", [{"party": party_id, "invoice": True}]
@@ -233,6 +231,22 @@ class TrytonAdapter(HttpAdapter):
             rows += page
             if len(page) < _PAGE:
                 return rows
+
+    async def party_changes(self, since: datetime) -> list[tuple[str, datetime]]:
+        """The codes (customer IDs) of parties written at or after ``since`` (aware),
+        oldest first, with their ``write_date`` (UTC); read with an overlap."""
+        if since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        naive = since.astimezone(UTC).replace(tzinfo=None)  # Tryton keeps naive UTC
+        rows = await self._rpc.call(
+            "model.party.party.search_read",
+            [["write_date", ">=", naive], ["code", "!=", None]],
+            0,
+            None,
+            [["write_date", "ASC"], ["id", "ASC"]],
+            ["code", "write_date"],
+        )
+        return [(str(r["code"]), _utc(r.get("write_date"))) for r in rows]
 
     async def sale_changes(self, since: datetime) -> list[tuple[ErpSale, datetime]]:
         """Sales written at or after ``since`` (aware), oldest first, with their

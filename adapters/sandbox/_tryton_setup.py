@@ -33,15 +33,20 @@ __all__ = [
     "BANK_ACCOUNT",
     "BANK_JOURNAL",
     "COMPANY_NAME",
+    "PARENT_OF",
     "PAYMENT_TERM",
     "PRICE_LIST",
     "PRODUCTS",
+    "SUBSIDIARY_OF",
     "SUSPENSE_ACCOUNT",
     "TAXES",
     "main",
 ]
 
 COMPANY_NAME = "Interlock Demo Co"
+#: The party relation a subsidiary has to its parent, and its reverse.
+SUBSIDIARY_OF = "Subsidiary of"
+PARENT_OF = "Parent of"
 PAYMENT_TERM = "NET30"
 #: The company's bank account number, as MT940 ``:25:`` and camt.053 ``Acct/Id/IBAN`` name it.
 BANK_ACCOUNT = "NL91ABNA0417164300"
@@ -173,6 +178,20 @@ def _setup(config_file: str, database: str) -> None:
         tax.save()
 
     _bank_journal(company, accounts)
+    _relation_types()
+
+
+def _relation_types() -> None:
+    """The hierarchy's two relation types, each the other's reverse."""
+    from proteus import Model
+
+    type_model = Model.get("party.relation.type")
+    child = type_model(name=SUBSIDIARY_OF)
+    child.save()
+    parent = type_model(name=PARENT_OF, reverse=child)
+    parent.save()
+    child.reverse = parent
+    child.save()
 
 
 def _bank_journal(company: Any, accounts: dict[str, Any]) -> None:

@@ -57,6 +57,7 @@ _MODULES = (
     "account_statement_sepa",
     "product_price_list_dates",
     "sale_price_list",
+    "party_relationship",
 )
 _BIN = Path(sys.executable).parent
 # trytond computes dates in the server's zone; UTC keeps tests independent of the host.

@@ -9,6 +9,7 @@ header), so a redelivered event never opens a second ticket.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -124,6 +125,31 @@ class ZendeskAdapter(HttpAdapter):
             if org.get("external_id"):
                 out.setdefault(str(org["external_id"]), []).append(str(org["id"]))
         return out
+
+    async def organization_changes(self, since: datetime) -> list[str]:
+        """External IDs (customer IDs) of organizations updated at or after ``since``."""
+        out: list[str] = []
+        async for org in self._each("/organizations.json", "organizations"):
+            stamp = org.get("updated_at")
+            if org.get("external_id") and stamp and _zendesk_time(str(stamp)) >= since:
+                out.append(str(org["external_id"]))
+        return out
+
+    async def find_organization(self, external_id: str) -> str | None:
+        """The organization whose ``external_id`` is the customer ID, if any."""
+        found = await self._find_organization(external_id)
+        return None if found is None else str(found)
+
+    async def get_organization(self, organization_id: str) -> dict[str, Any]:
+        """One organization as the desk holds it."""
+        org = _organization_number(organization_id)
+        found = await self._call("GET", f"/organizations/{org}.json")
+        return dict(found["organization"])
+
+    async def update_organization(self, organization_id: str, fields: dict[str, Any]) -> None:
+        """``PUT organizations/{id}.json``: ``organization_fields`` merge key by key."""
+        org = _organization_number(organization_id)
+        await self._call("PUT", f"/organizations/{org}.json", body={"organization": fields})
 
     async def _find_organization(self, external_id: str) -> int | None:
         found = await self._call(
@@ -305,6 +331,10 @@ class ZendeskAdapter(HttpAdapter):
             released.append(str(ticket["id"]))
         await self._note(org, note, held=False)
         return released
+
+
+def _zendesk_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _organization_number(organization_id: str) -> int:

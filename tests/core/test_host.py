@@ -115,7 +115,7 @@ def test_interlock_up_finds_the_shipped_plugins_by_entry_point() -> None:
     names = [p.name for p in discover(ENTRY_POINT_GROUP)]
     assert set(names) == {
         "demo", "crm", "erp", "billing", "support", "servicenow", "quote_to_cash", "replay",
-        "sla", "reconcile", "statements", "catalog",
+        "sla", "reconcile", "statements", "catalog", "customers",
     }  # fmt: skip
     assert names[0] == "demo"
     assert names.index("quote_to_cash") > max(
@@ -127,6 +127,7 @@ def test_interlock_up_finds_the_shipped_plugins_by_entry_point() -> None:
     assert names.index("sla") > names.index("replay")
     assert names.index("reconcile") > names.index("replay")
     assert names.index("statements") > names.index("quote_to_cash")
+    assert names.index("customers") > names.index("replay")
 
 
 class _P:

@@ -32,7 +32,9 @@ async def test_health(erp: TrytonAdapter) -> None:
     assert await erp.health() is True
 
 
-async def test_ensure_party_is_idempotent_and_follows_the_name(erp: TrytonAdapter) -> None:
+async def test_ensure_party_is_idempotent_and_keeps_the_erp_owned_name(erp: TrytonAdapter) -> None:
+    """The ERP owns the legal name: a renamed CRM account reaching ``ensure_party`` (a
+    later order) does not overwrite it; the customer master's approval does."""
     customer = Customer(customer_id=f"ACC-{_key()[:8]}", name="Initech", email="ap@initech.test")
     first = await erp.ensure_party(customer)
     again = await erp.ensure_party(customer.model_copy(update={"name": "Initech LLC"}))
@@ -41,7 +43,7 @@ async def test_ensure_party_is_idempotent_and_follows_the_name(erp: TrytonAdapte
         "model.party.party.read", [first], ["code", "name", "addresses", "credit_limit_amount"]
     )
     assert row["code"] == customer.customer_id
-    assert row["name"] == "Initech LLC"
+    assert row["name"] == "Initech"
     assert len(row["addresses"]) == 1
     assert row["credit_limit_amount"] is None
 

@@ -84,6 +84,8 @@ SCHEMAS: dict[str, ObjectSchema] = {
                 FieldSpec("Website", STRING),
                 FieldSpec("Contact_Email__c", STRING),
                 FieldSpec("ParentId", REFERENCE, references="Account"),
+                # The legal entity's tax registration (a custom field, as orgs add it).
+                FieldSpec("Tax_Id__c", STRING),
                 # An ERP credit hold, written back by Interlock (custom fields).
                 FieldSpec("Credit_Hold__c", BOOLEAN),
                 FieldSpec("Credit_Hold_Reason__c", PICKLIST),
