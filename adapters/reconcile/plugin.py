@@ -108,6 +108,9 @@ class ReconcilePlugin:
     name = "reconcile"
     after = ("crm", "erp", "billing", "support", "servicenow", "replay")
     sections: Mapping[str, type[BaseModel]] = {"reconcile": ReconcileSettings}
+    #: The SLA rule files this room ships, declared so that ``interlock rules
+    #: export-prometheus`` finds them without installing the plug-in.
+    rule_files = (RULE_FILE,)
 
     def __init__(self, *, read: Reader | None = None, scheduled: bool = True) -> None:
         #: What the systems hold (tests and benches pass their own); default: read the
@@ -157,7 +160,7 @@ class ReconcilePlugin:
         )
         host.shared("reconcile.service", lambda: reconciler)
         # The drift SLA rule reads these runs; the SLA plug-in loads it with the rest.
-        host.add_rule_files(RULE_FILE)
+        host.add_rule_files(*self.rule_files)
         host.add_component(reconciler, Stage.SERVICE, name="reconcile")
         host.add_router(reconcile_router(reconciler))
         if s.schedules and self.scheduled:
