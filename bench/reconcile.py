@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from adapters._canonical import Customer, Invoice, OrderLine, SalesOrder
+from adapters import Customer, Invoice, OrderLine, SalesOrder
 from adapters.billing import BillingAdapter
 from adapters.crm import SalesforceAdapter
 from adapters.erp import TrytonAdapter
