@@ -9,23 +9,43 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from ._model import RuleFileError, load_rules
+from ._model import SHIPPED_RULES_DIR, RuleFileError, load_rules
 from ._prometheus import DEFAULT_DASHBOARD_URL, export_prometheus_rules
 from ._report import PERIODS
 
-__all__ = ["register_cli"]
+__all__ = ["plugin_rule_files", "register_cli"]
 
 DEFAULT_API_URL = "http://127.0.0.1:7400"
 
 
+def plugin_rule_files(plugins: Iterable[object] | None = None) -> tuple[Path, ...]:
+    """The SLA rule files the installed plug-ins ship (each one's ``rule_files``: the
+    reconcile room's drift rule, a flow's own rules), in install order, each once.
+
+    Read from the plug-ins' declarations, without installing them: exporting rules
+    needs no ERP or billing settings."""
+    if plugins is None:
+        from collector import discover
+
+        plugins = discover()
+    out: list[Path] = []
+    for plugin in plugins:
+        for path in getattr(plugin, "rule_files", ()):
+            if Path(path) not in out:
+                out.append(Path(path))
+    return tuple(out)
+
+
 def _export(args: argparse.Namespace) -> int:
     try:
-        rules = load_rules(args.rules)
+        files = args.rules or [SHIPPED_RULES_DIR, *plugin_rule_files()]
+        rules = load_rules(files)
     except RuleFileError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
@@ -81,7 +101,8 @@ def register_cli(subparsers: Any) -> None:
     )
     export.add_argument(
         "--rules", nargs="+", type=Path, default=None,
-        help="rule files or folders (default: the shipped SLA rules)",
+        help="rule files or folders (default: the shipped SLA rules and those the "
+        "installed plug-ins ship, e.g. reconciliation drift and credit holds)",
     )  # fmt: skip
     export.set_defaults(func=_export)
 

@@ -236,6 +236,10 @@ class SlaEngine:
         self._ready = False
         self._last_now: datetime | None = None
         self._watermark: datetime | None = None
+        #: When the first tick ran; drift rules have no data until a reconciliation
+        #: run completes after it (``_fresh`` holds those that have had one).
+        self._started_at: datetime | None = None
+        self._fresh: set[str] = set()
         self._last_result_minute: dict[str, int] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -304,6 +308,9 @@ class SlaEngine:
         cold = self._last_now is None
         previous = self._last_now
         watermark = self._watermark
+        if self._started_at is None:
+            self._started_at = now
+        started_at, fresh = self._started_at, frozenset(self._fresh)
 
         def read(
             con: duckdb.DuckDBPyConnection,
@@ -329,7 +336,13 @@ class SlaEngine:
             buckets.update(count_buckets_many(con, event_rules, lo, now, now))
             for rule in self.rules:
                 if is_sampled(rule):
-                    sample = take_sample(con, rule, now, self.flows)
+                    sample = take_sample(
+                        con,
+                        rule,
+                        now,
+                        self.flows,
+                        fresh_since=None if rule.id in fresh else started_at,
+                    )
                     if sample is not None:  # None: no data this minute (nothing to count)
                         samples[rule.id] = sample
                     if cold:
@@ -345,6 +358,7 @@ class SlaEngine:
             return buckets, samples, lo, new_mark
 
         buckets, samples, lo, new_mark = await self.lineage.read(read)
+        self._fresh |= samples.keys()
         lo_min = epoch_minute(lo)
         for rule in self.rules:
             series = self._series.get(rule.id)

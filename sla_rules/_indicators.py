@@ -458,15 +458,28 @@ def stalled_sample(
     return BacklogSample(count, max(age, 0.0), Decimal(row[2]), int(row[3]), good, count, row[4])
 
 
-def drift_sample(con: duckdb.DuckDBPyConnection, rule: Rule, now: datetime) -> BacklogSample | None:
+def drift_sample(
+    con: duckdb.DuckDBPyConnection,
+    rule: Rule,
+    now: datetime,
+    *,
+    fresh_since: datetime | None = None,
+) -> BacklogSample | None:
     """What the latest completed reconciliation runs left open at ``now``: the open
     discrepancies, the age of the oldest run read, their value at risk and customers.
 
     ``None`` is no data: the reconcile plug-in's tables are absent, or no run of the
-    rule's periods completed (within ``max_run_age``)."""
+    rule's periods completed (within ``max_run_age``), or, given ``fresh_since`` (when
+    the evaluator started), none completed since then: no data *yet*. A run a previous
+    process left is not a fresh reading, and counting it as this minute's verdict
+    would page on the first minute after a start, before any run has happened."""
     ind = rule.indicator
     if not isinstance(ind, ReconciliationDriftIndicator):
         raise TypeError(f"rule {rule.id} is not a reconciliation drift rule")
+    if fresh_since is not None and (
+        drift_as_of(con, now, periods=ind.periods, since=fresh_since) is None
+    ):
+        return None
     since = None if ind.max_run_age is None else now - ind.max_run_age
     drift = drift_as_of(con, now, periods=ind.periods, since=since)
     if drift is None:
@@ -488,12 +501,17 @@ def drift_sample(con: duckdb.DuckDBPyConnection, rule: Rule, now: datetime) -> B
 
 
 def take_sample(
-    con: duckdb.DuckDBPyConnection, rule: Rule, now: datetime, flows: Sequence[FlowSteps] = ()
+    con: duckdb.DuckDBPyConnection,
+    rule: Rule,
+    now: datetime,
+    flows: Sequence[FlowSteps] = (),
+    *,
+    fresh_since: datetime | None = None,
 ) -> BacklogSample | None:
     """The sample of a time-slice rule (backlog, stalled or drift) at ``now``; ``None``
-    when the rule has no data this minute."""
+    when the rule has no data this minute (``fresh_since``: see ``drift_sample``)."""
     if isinstance(rule.indicator, ReconciliationDriftIndicator):
-        return drift_sample(con, rule, now)
+        return drift_sample(con, rule, now, fresh_since=fresh_since)
     if isinstance(rule.indicator, StalledIndicator):
         return stalled_sample(con, rule, now, flows)
     return backlog_sample(con, rule, now)

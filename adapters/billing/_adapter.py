@@ -14,7 +14,7 @@ import hashlib
 import logging
 import re
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -38,6 +38,7 @@ from ._mapping import (
     INTERLOCK_CUSTOMER_KEY,
     ORDER_REF_KEY,
     invoice_from_stripe,
+    invoice_metadata,
     subscription_from_stripe,
 )
 
@@ -405,10 +406,18 @@ class BillingAdapter(HttpAdapter):
                 found.append(subscription_from_stripe(obj))
         return found
 
-    async def paid_invoices(self, since: int, until: int) -> list[Invoice]:
+    async def paid_invoices(
+        self, since: int, until: int, *, subscriptions: Iterable[Subscription] = ()
+    ) -> list[Invoice]:
         """Paid invoices created in ``[since, until)`` (unix seconds), paged, each mapped
-        to its order through its subscription (read once per subscription)."""
-        metadata: dict[str, dict[str, str]] = {}
+        to its order: by the Interlock keys the invoice carries (its lines carry the
+        subscription items' metadata), else by ``subscriptions`` already read, else by
+        reading its subscription (once per subscription). One call per invoice would
+        make a month's reconciliation as many round trips as it has invoices."""
+        metadata: dict[str, dict[str, str]] = {
+            s.subscription_id: {ORDER_REF_KEY: s.order_ref, CUSTOMER_ID_KEY: s.customer_id}
+            for s in subscriptions
+        }
         found: list[Invoice] = []
         async for inv in self._list("/v1/invoices", {}):
             if not isinstance(inv, Mapping) or inv.get("status") != "paid":
@@ -416,7 +425,7 @@ class BillingAdapter(HttpAdapter):
             if not since <= _int_or_zero(inv.get("created")) < until:
                 continue
             sub = str(inv.get("subscription") or "")
-            if sub and sub not in metadata:
+            if sub and sub not in metadata and not _maps_itself(inv):
                 metadata[sub] = await self.get_subscription_metadata(sub)
             try:
                 found.append(invoice_from_stripe(inv, extra_metadata=metadata.get(sub, {})))
@@ -495,6 +504,15 @@ def _whole_quantity(quantity: Decimal, sku: str) -> int:
             system=SYSTEM,
         )
     return int(quantity)
+
+
+def _maps_itself(inv: Mapping[str, Any]) -> bool:
+    """Whether the invoice names its order and customer without its subscription."""
+    try:
+        keys = invoice_metadata(inv)
+    except MappingError:
+        return False  # mapped (and refused) below, with the reason
+    return ORDER_REF_KEY in keys and CUSTOMER_ID_KEY in keys
 
 
 def _subscription_metadata(order: SalesOrder, metadata: Mapping[str, str]) -> dict[str, str]:

@@ -33,6 +33,9 @@ class QuoteToCashPlugin:
     name = "quote_to_cash"
     after = ("crm", "erp", "billing", "support", "servicenow", "catalog")
     sections: Mapping[str, type[BaseModel]] = {}
+    #: The flow's own SLA rule files (credit holds), declared for ``interlock rules
+    #: export-prometheus``; installing the flow adds them through its spec.
+    rule_files = SPEC.rule_files
 
     def __init__(
         self,

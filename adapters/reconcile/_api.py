@@ -92,10 +92,12 @@ def reconcile_router(service: Reconciler) -> APIRouter:
         return _out(await service.explain(run_id, discrepancy_id, reason=body.reason, by=principal))
 
     @router.post(item + "/resync", responses=responses(404, 409))
-    async def resync(principal: Operator, run_id: str, discrepancy_id: str) -> Response:
+    async def resync(
+        principal: Operator, run_id: str, discrepancy_id: str, dry_run: bool = False
+    ) -> Response:
         """Re-read the record from the system that owns it (audited); 409 when its repair
         is a replay (use ``replay_selection`` with ``POST /api/v1/replays``) or an
         explanation."""
-        return _out(await service.resync(run_id, discrepancy_id, by=principal))
+        return _out(await service.resync(run_id, discrepancy_id, by=principal, dry_run=dry_run))
 
     return router

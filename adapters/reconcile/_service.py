@@ -31,8 +31,9 @@ __all__ = ["Reconciler"]
 log = logging.getLogger(__name__)
 
 Reader = Callable[[Period], Awaitable[Holdings]]
-#: Re-reads one discrepancy's record from its owning system; how many events it brought.
-Resync = Callable[[dict[str, Any]], Awaitable[int]]
+#: Re-reads one discrepancy's record from its owning system (``dry_run``: says what it
+#: would bring and publishes nothing); the answer, with ``events``: how many it brought.
+Resync = Callable[[dict[str, Any], bool], Awaitable[dict[str, Any]]]
 Auditor = Callable[..., Awaitable[None]]
 
 
@@ -267,8 +268,11 @@ class Reconciler:
         await self._record(by, "reconciliation.explain", discrepancy_id, reason, item, "explained")
         return await self._item(run_id, discrepancy_id)
 
-    async def resync(self, run_id: str, discrepancy_id: str, *, by: Principal) -> dict[str, Any]:
-        """Re-read the discrepancy's record from the system that owns it (audited)."""
+    async def resync(
+        self, run_id: str, discrepancy_id: str, *, by: Principal, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Re-read the discrepancy's record from the system that owns it (audited);
+        ``dry_run`` says what it would bring and publishes nothing."""
         item = await self._item(run_id, discrepancy_id)
         if item["repair"] != Repair.RESYNC.value:
             raise ConflictError(
@@ -276,9 +280,10 @@ class Reconciler:
             )
         if self._resync is None:
             raise ConflictError("no system here can re-sync")
-        brought = await self._resync(item)
-        await self._record(by, "reconciliation.resync", discrepancy_id, None, item, "resynced")
-        return {"discrepancy_id": discrepancy_id, "events": brought}
+        answer = await self._resync({**item, "run_id": run_id}, dry_run)
+        outcome = "dry run" if dry_run else "resynced"
+        await self._record(by, "reconciliation.resync", discrepancy_id, None, item, outcome)
+        return {"discrepancy_id": discrepancy_id, "dry_run": dry_run, **answer}
 
     async def _record(
         self,

@@ -20,11 +20,13 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from adapters.flows import SPEC as FLOW
 from adapters.support.plugin import SupportSettings
 from collector import Host, Principal, Role, Stage, component
 from tracing import ConfigError, ConflictError
 
 from ._api import reconcile_router
+from ._compare import deal_correlation_id
 from ._holdings import (
     BillingHoldings,
     CrmHoldings,
@@ -34,6 +36,7 @@ from ._holdings import (
     read_holdings,
 )
 from ._model import Check, Period, period_for
+from ._resync import DEAL_CHECKS, DealSource, held_trigger
 from ._service import Reader, Reconciler
 
 __all__ = [
@@ -108,12 +111,23 @@ class ReconcilePlugin:
     name = "reconcile"
     after = ("crm", "erp", "billing", "support", "servicenow", "replay")
     sections: Mapping[str, type[BaseModel]] = {"reconcile": ReconcileSettings}
+    #: The SLA rule files this room ships, declared so that ``interlock rules
+    #: export-prometheus`` finds them without installing the plug-in.
+    rule_files = (RULE_FILE,)
 
-    def __init__(self, *, read: Reader | None = None, scheduled: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        read: Reader | None = None,
+        scheduled: bool = True,
+        deals: DealSource | None = None,
+    ) -> None:
         #: What the systems hold (tests and benches pass their own); default: read the
         #: host's crm, erp, billing and support adapters.
         self.read = read
         self.scheduled = scheduled
+        #: Where a won deal Interlock never saw is read again; default: the crm adapter.
+        self.deals = deals
 
     async def install(self, host: Host) -> None:
         s = host.section("reconcile", ReconcileSettings)
@@ -136,13 +150,17 @@ class ReconcilePlugin:
                 support=cast(SupportHoldings, host.adapter(desk)),
             )
 
-        async def resync(item: dict[str, Any]) -> int:
+        async def resync(item: dict[str, Any], dry_run: bool) -> dict[str, Any]:
             if item["check"] == Check.PAID_INVOICE_TO_ERP.value:
+                if dry_run:
+                    return {"events": 0, "would": "read billing's events again"}
                 # Billing owns the invoice: read its events again; the ledger skips
                 # the ones already handled, so only what never arrived is published.
                 webhooks = host.shared("billing.webhooks", _not_installed("billing"))
                 count: int = await webhooks.catch_up(host.adapter("billing"))
-                return count
+                return {"events": count}
+            if item["check"] in DEAL_CHECKS:
+                return await self._resync_deal(host, item, dry_run=dry_run)
             raise ConflictError(
                 f"re-reading a {item['check']} record from {item['system']} is not built; "
                 "replay the transaction or explain the discrepancy",
@@ -157,11 +175,60 @@ class ReconcilePlugin:
         )
         host.shared("reconcile.service", lambda: reconciler)
         # The drift SLA rule reads these runs; the SLA plug-in loads it with the rest.
-        host.add_rule_files(RULE_FILE)
+        host.add_rule_files(*self.rule_files)
         host.add_component(reconciler, Stage.SERVICE, name="reconcile")
         host.add_router(reconcile_router(reconciler))
         if s.schedules and self.scheduled:
             host.add_component(_scheduler(reconciler, s), Stage.TRAFFIC, name="reconcile-schedule")
+
+    async def _resync_deal(
+        self, host: Host, item: dict[str, Any], *, dry_run: bool
+    ) -> dict[str, Any]:
+        """A won deal Interlock never saw: read it from the CRM and hold its trigger
+        for a replay (see ``_resync``); nothing is created in any system here."""
+        ref = str(item["key"])
+        cid = deal_correlation_id(ref)
+
+        def known(conn: Any) -> int:
+            row = conn.execute(
+                "SELECT count(*) FROM events WHERE correlation_id = ?", [cid]
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        if await host.lineage.read(known):
+            raise ConflictError(
+                f"the lineage holds transaction {cid} now (an earlier re-sync, or the flow "
+                "since): replay its dead letter or run the reconciliation again"
+            )
+        crm = self.deals or cast(DealSource, host.adapter("crm"))
+        order = await crm.load_order(ref)
+        first = FLOW.steps.steps[0]
+        money = first.step in host.money_steps
+        trigger, letter = held_trigger(
+            order, item, first_step=first.step, first_kind=first.kind or "", money=money
+        )
+        answer: dict[str, Any] = {
+            "correlation_id": cid,
+            "order": {
+                "order_ref": ref,
+                "customer_id": order.customer.customer_id,
+                "currency": order.currency,
+                "amount": str(trigger.amount),
+            },
+            "money": money,
+        }
+        if dry_run:
+            return {**answer, "events": 0, "would_publish": [trigger.kind, letter.kind]}
+        await host.bus.publish(trigger)
+        await host.bus.publish(letter)
+        return {
+            **answer,
+            "events": 2,
+            "trigger_event": trigger.event_id,
+            "dead_letter": letter.event_id,
+            # Starting the flow is a replay of this dead letter: dry run, four eyes, audit.
+            "replay_selection": {"event_id": letter.event_id},
+        }
 
     def register_cli(self, sub: Any) -> None:
         """The ``interlock reconcile`` sub-command."""

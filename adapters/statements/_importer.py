@@ -8,9 +8,11 @@ Tryton's import wizard ──refused (unknown account…)──▶ "rejected"
           │
 match each line to an invoice by its remittance information
           │
-statement lines (invoice or suspense), validate, post ──fails──▶ statements removed,
+statement lines (invoice or suspense), validate, post ──fails──▶ drafts removed,
           │                                                   "rejected" (or left in
           │                                                   the inbox if retriable)
+          │   (a statement Tryton validated is never removed: the next attempt
+          │    finds it by the file's sha256, posts it and records it, "imported")
 events: the batch, then one per line under its invoice's correlation ID
 (a line no single open invoice claims is a dead letter) ──▶ "imported" (done/)
 """
@@ -127,16 +129,10 @@ class Importer:
         batch.currency = parsed.currency
         batch.amount = sum((line.amount for line in parsed.lines), Decimal(0))
         earlier = await self._ledger.earlier_attempts(checksum)
-        posted = [sid for sid, state in earlier if state == "posted"]
-        if posted:
-            batch.outcome, batch.erp_statements = Outcome.DUPLICATE, posted
-            batch.reason = (
-                f"Tryton already holds this file posted as statement {posted}: an earlier "
-                "import was cut off before it was recorded"
-            )
-            await self._store.save(batch)
-            return batch
-        # Leftovers of an attempt cut off half-way go first: the file is imported whole.
+        finished = [sid for sid, state in earlier if state in ("validated", "posted")]
+        if finished:
+            return await self._resume(batch, parsed, finished)
+        # Drafts of an attempt cut off before validation go first: the file is imported whole.
         await self._ledger.discard([sid for sid, _ in earlier])
         try:
             statement_ids = await self._ledger.import_file(data, parsed.format, file_name)
@@ -153,16 +149,43 @@ class Importer:
             await self._ledger.discard(statement_ids)
             return await self._reject(batch, exc.message)
         except InterlockError as exc:
-            await self._ledger.discard(statement_ids)
+            kept = await self._ledger.discard(statement_ids)
+            if exc.retriable:
+                raise  # a validated statement left behind is finished by the next attempt
+            reason = f"the ERP refused the statement: {exc.message}"
+            return await self._reject(batch, _with_kept(reason, kept), kept=kept)
+        return await self._record(batch, parsed, matches)
+
+    async def _resume(self, batch: Batch, parsed: ParsedStatement, finished: list[int]) -> Batch:
+        """Finish an import cut off after Tryton validated the file's statement (a
+        timeout, a crash before the batch was recorded): post what is only validated,
+        read back which invoice each line paid, and record the batch and its line
+        events as the cut-off attempt would have. Nothing is imported again."""
+        log.info("statement %s: finishing the cut-off import %s", batch.file_name, finished)
+        batch.erp_statements = finished
+        try:
+            await self._ledger.finish(finished)
+            matches = await self._rematch(parsed, finished)
+        except MalformedStatement as exc:
+            return await self._reject(batch, _with_kept(exc.message, finished), kept=finished)
+        except InterlockError as exc:
             if exc.retriable:
                 raise
-            return await self._reject(batch, f"the ERP refused the statement: {exc.message}")
+            reason = f"the ERP refused to finish statement {finished}: {exc.message}"
+            return await self._reject(batch, _with_kept(reason, finished), kept=finished)
+        batch.reason = (
+            f"finished the import of Tryton statement {finished}, cut off after Tryton "
+            "had validated it"
+        )
+        return await self._record(batch, parsed, matches)
+
+    async def _record(self, batch: Batch, parsed: ParsedStatement, matches: list[_Match]) -> Batch:
         await self._store.save(batch)  # imported: a crash from here on is no re-import
         await self._emit(batch, parsed, matches)
         await self._store.save(batch)
         log.info(
             "statement %s imported as %s: %d lines, %d reconciled, %d dead letters",
-            file_name,
+            batch.file_name,
             batch.batch_id,
             batch.line_count,
             batch.reconciled,
@@ -170,21 +193,15 @@ class Importer:
         )
         return batch
 
-    async def _reject(self, batch: Batch, reason: str) -> Batch:
+    async def _reject(self, batch: Batch, reason: str, *, kept: list[int] | None = None) -> Batch:
         batch.outcome, batch.reason = Outcome.REJECTED, reason
-        batch.erp_statements = []
+        batch.erp_statements = list(kept or [])
         await self._store.save(batch)
         log.warning("statement %s rejected: %s", batch.file_name, reason)
         return batch
 
     async def _reconcile(self, parsed: ParsedStatement, statement_ids: list[int]) -> list[_Match]:
-        origins = await self._ledger.origins(statement_ids)
-        if len(origins) != len(parsed.lines) or any(
-            o.amount != line.amount for o, line in zip(origins, parsed.lines, strict=False)
-        ):
-            raise MalformedStatement(
-                f"Tryton read {len(origins)} lines, the file holds {len(parsed.lines)}"
-            )
+        origins = await self._origins(parsed, statement_ids)
         claimed: set[int] = set()
         matches: list[_Match] = []
         for line, origin in zip(parsed.lines, origins, strict=True):
@@ -213,6 +230,44 @@ class Importer:
                 row["account"] = suspense
             rows.append(row)
         await self._ledger.book(rows, statement_ids)
+        return matches
+
+    async def _origins(self, parsed: ParsedStatement, statement_ids: list[int]) -> list[Origin]:
+        origins = await self._ledger.origins(statement_ids)
+        if len(origins) != len(parsed.lines) or any(
+            o.amount != line.amount for o, line in zip(origins, parsed.lines, strict=False)
+        ):
+            raise MalformedStatement(
+                f"Tryton read {len(origins)} lines, the file holds {len(parsed.lines)}"
+            )
+        return origins
+
+    async def _rematch(self, parsed: ParsedStatement, statement_ids: list[int]) -> list[_Match]:
+        """Each line's outcome as a finished statement booked it: reconciled where its
+        statement line pays an invoice; else what matching says now, with the invoices
+        this statement paid counted as paid (they are)."""
+        origins = await self._origins(parsed, statement_ids)
+        booked = await self._ledger.booked_invoices(statement_ids)
+        invoices = await self._ledger.invoices_by_id(booked.values())
+        paid_here = {i for i in booked.values() if i in invoices}
+        matches: list[_Match] = []
+        for line, origin in zip(parsed.lines, origins, strict=True):
+            invoice = invoices.get(booked.get(origin.id, -1))
+            if invoice is not None:
+                matches.append(_Match(line, origin, LineOutcome.RECONCILED, invoice, None))
+                continue
+            match = await self._match(line, origin, parsed.currency, paid_here)
+            if match.outcome is LineOutcome.RECONCILED:
+                # Matching would take it now, but Tryton holds the line in suspense.
+                label = match.invoice.number or match.invoice.reference if match.invoice else ""
+                match = _Match(
+                    line,
+                    origin,
+                    LineOutcome.UNMATCHED,
+                    match.invoice,
+                    f"the line is booked to the suspense account, not to invoice {label}",
+                )
+            matches.append(match)
         return matches
 
     async def _match(
@@ -374,6 +429,15 @@ class Importer:
                 "event_id": event.event_id,
             }
         )
+
+
+def _with_kept(reason: str, kept: list[int]) -> str:
+    if not kept:
+        return reason
+    return (
+        f"{reason}; Tryton holds statement {kept} validated (its invoices are paid): "
+        "it needs a person in Tryton"
+    )
 
 
 def _move(path: Path, target: Path) -> None:

@@ -7,8 +7,9 @@ bank line in one transaction. Then each origin gets its statement line: to the
 invoice it pays (``related_to``, the invoice's receivable account and party), or
 to the suspense account when no invoice claims it. Validating the statement
 creates the move and reconciles it with the invoice, posting it books the move:
-the invoice is ``paid``. A failure after the wizard cancels and deletes what was
-created, so a file is in Tryton whole or not at all.
+the invoice is ``paid``. A failure before validation cancels and deletes the draft,
+so a file is in Tryton whole or not at all; once validated, a statement is only
+ever finished (posted), never cancelled.
 """
 
 from __future__ import annotations
@@ -147,21 +148,35 @@ class StatementLedger:
             0,
             20,
             [["id", "ASC"]],
-            ["number", "reference", "state", "amount_to_pay", "currency.code", "party", "account"],
+            list(_INVOICE_FIELDS),
         )
-        return [
-            ErpInvoiceRef(
-                id=int(r["id"]),
-                number=r.get("number"),
-                reference=str(r.get("reference") or ""),
-                state=str(r["state"]),
-                amount_to_pay=r["amount_to_pay"],
-                currency=str((r.get("currency.") or {}).get("code", "")),
-                party=int(r["party"]),
-                account=int(r["account"]),
-            )
-            for r in rows
-        ]
+        return [_invoice_ref(r) for r in rows]
+
+    async def invoices_by_id(self, invoice_ids: Iterable[int]) -> dict[int, ErpInvoiceRef]:
+        """The customer invoices with these IDs, by ID."""
+        ids = sorted(set(invoice_ids))
+        if not ids:
+            return {}
+        rows = await self._rpc.call("model.account.invoice.read", ids, list(_INVOICE_FIELDS))
+        return {int(r["id"]): _invoice_ref(r) for r in rows}
+
+    async def booked_invoices(self, statement_ids: Sequence[int]) -> dict[int, int]:
+        """Origin ID -> the invoice its statement line pays, for the statements' lines
+        booked to an invoice (a line booked to the suspense account is not in it)."""
+        rows = await self._rpc.call(
+            "model.account.statement.line.search_read",
+            [["statement", "in", list(statement_ids)]],
+            0,
+            None,
+            [["id", "ASC"]],
+            ["origin", "related_to"],
+        )
+        booked: dict[int, int] = {}
+        for row in rows:
+            model, _, rid = str(row.get("related_to") or "").partition(",")
+            if row.get("origin") is not None and model == "account.invoice" and rid.isdigit():
+                booked[int(row["origin"])] = int(rid)
+        return booked
 
     async def suspense(self) -> int:
         """The suspense account that holds money no invoice claims."""
@@ -195,22 +210,65 @@ class StatementLedger:
         rows = await self._rpc.call("model.account.invoice.read", list(invoice_ids), ["state"])
         return {int(r["id"]): str(r["state"]) for r in rows}
 
-    async def discard(self, statement_ids: Sequence[int]) -> None:
-        """Remove statements a failed import left behind (cancel, which undoes their
-        moves, then delete). A posted one is left alone: Tryton cannot cancel it, and
-        the next attempt finds it and calls the file a duplicate."""
+    async def finish(self, statement_ids: Sequence[int]) -> None:
+        """Post the statements an import cut off after validation left validated.
+
+        Validating already reconciled their lines with the invoices (they are paid):
+        the import is finished, never undone."""
+        rows = await self._rpc.call("model.account.statement.read", list(statement_ids), ["state"])
+        validated = [int(r["id"]) for r in rows if r["state"] == "validated"]
+        if validated:
+            await self._rpc.call("model.account.statement.post", validated, transition=True)
+
+    async def discard(self, statement_ids: Sequence[int]) -> list[int]:
+        """Remove the draft statements a failed import left behind (cancel, then
+        delete); the IDs of those it keeps.
+
+        A validated or posted statement is kept: validating reconciled its lines with
+        their invoices, and cancelling it would leave them paid by nothing Tryton
+        shows, so that the next import of the file finds every line "already paid".
+        The next attempt finishes it instead (``finish``)."""
         ids = list(statement_ids)
         if not ids:
-            return
+            return []
+        kept = ids
         try:
             rows = await self._rpc.call("model.account.statement.read", ids, ["state"])
             states = {int(r["id"]): str(r["state"]) for r in rows}
-            open_ = [i for i, state in states.items() if state in ("draft", "validated")]
-            if open_:
-                await self._rpc.call("model.account.statement.cancel", open_, transition=True)
-            gone = [i for i, state in states.items() if state != "posted"]
+            kept = [i for i, state in states.items() if state in _FINISHED]
+            drafts = [i for i, state in states.items() if state == "draft"]
+            if drafts:
+                await self._rpc.call("model.account.statement.cancel", drafts, transition=True)
+            gone = [i for i in states if i not in kept]
             if gone:
                 await self._rpc.call("model.account.statement.delete", gone)
         except InterlockError as exc:
             # The import's own error is what the caller reports; this one is logged.
             log.error("could not remove statements %s after a failed import: %s", ids, exc)
+        return kept
+
+
+#: The states of a statement whose lines Tryton has reconciled with their invoices.
+_FINISHED = ("validated", "posted")
+_INVOICE_FIELDS = (
+    "number",
+    "reference",
+    "state",
+    "amount_to_pay",
+    "currency.code",
+    "party",
+    "account",
+)
+
+
+def _invoice_ref(r: dict[str, Any]) -> ErpInvoiceRef:
+    return ErpInvoiceRef(
+        id=int(r["id"]),
+        number=r.get("number"),
+        reference=str(r.get("reference") or ""),
+        state=str(r["state"]),
+        amount_to_pay=r["amount_to_pay"],
+        currency=str((r.get("currency.") or {}).get("code", "")),
+        party=int(r["party"]),
+        account=int(r["account"]),
+    )

@@ -84,7 +84,11 @@ def _act(verb: str, run_id: str) -> None:
             st.session_state["rc_reason"] = ""
         else:
             done = data.resync_discrepancy(run_id, chosen)
-            _flash("success", f"Re-read from its system: {done['events']} event(s) published.")
+            text = f"Re-read from its system: {done['events']} event(s) published."
+            if done.get("dead_letter"):
+                # A won deal never seen: its trigger is held until a replay (four eyes).
+                text += f" Replay dead letter {done['dead_letter']} to start quote-to-cash."
+            _flash("success", text)
     except ControlApiError as exc:
         _flash("error", f"Refused ({exc.status}): {exc.detail}")
 

@@ -332,3 +332,43 @@ async def test_list_events_reads_the_events_api_from_a_created_bound_oldest_firs
         for e in events
     )
     assert await billing.list_events(created_gte=start + 3600) == []
+
+
+async def test_paid_invoices_are_mapped_without_a_call_per_subscription(
+    localstripe: LocalStripeServer, new_customer: Any, new_order: Any
+) -> None:
+    import time
+
+    gets: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        if request.method == "GET" and request.url.path.startswith("/v1/subscriptions/"):
+            gets.append(request.url.path)
+
+    client = httpx.AsyncClient(event_hooks={"request": [count]})
+    async with BillingAdapter(
+        localstripe.url, localstripe.api_key, attach_test_card=True, client=client
+    ) as billing:
+        since = int(time.time()) - 5
+        made = []
+        for _ in range(3):
+            customer = new_customer()
+            cus = await billing.ensure_customer(customer, idempotency_key=customer.customer_id)
+            order = new_order(customer)
+            sub, _ = await billing.create_subscription(
+                order, cus, idempotency_key="sub-" + order.order_ref, metadata={}
+            )
+            made.append(sub)
+        gets.clear()
+        paid = await billing.paid_invoices(since, int(time.time()) + 5)
+        mine = {
+            i.order_ref: i for i in paid if i.subscription_id in {s.subscription_id for s in made}
+        }
+        assert set(mine) == {s.order_ref for s in made}
+        assert all(i.customer_id == s.customer_id for s in made for i in [mine[s.order_ref]])
+        # The invoice lines carry the items' metadata: no subscription is read.
+        assert gets == []
+        # Given the subscriptions already read (reconciliation reads them first): the same.
+        paid_again = await billing.paid_invoices(since, int(time.time()) + 5, subscriptions=made)
+        assert {i.invoice_id for i in paid_again} == {i.invoice_id for i in paid} and gets == []
+    await client.aclose()

@@ -327,3 +327,20 @@ def test_query_all_deleted_pages_through_query_all_locator(sf: Any) -> None:
     first = sf.query(soql, include_deleted=True)
     assert "/queryAll/01g" in first["nextRecordsUrl"]
     assert len(sf.query_all(soql, include_deleted=True)["records"]) == 210
+
+
+def test_sobject_collections_create_many_records_in_one_call(sf: Any) -> None:
+    tag = uuid.uuid4().hex[:8]
+    records = [{"attributes": {"type": "Account"}, "Name": f"Bulk {tag} {i}"} for i in range(3)] + [
+        {"attributes": {"type": "Account"}}
+    ]  # no Name: that record fails, alone
+    results = sf.restful("composite/sobjects", method="POST", json={"records": records})
+    assert [r["success"] for r in results] == [True, True, True, False]
+    assert results[3]["errors"][0]["errorCode"] == "REQUIRED_FIELD_MISSING"
+    found = sf.query(f"SELECT Id FROM Account WHERE Name LIKE 'Bulk {tag}%'")
+    assert found["totalSize"] == 3
+    assert {r["Id"] for r in found["records"]} == {r["id"] for r in results[:3]}
+    too_many = [{"attributes": {"type": "Account"}, "Name": "x"}] * 201
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.restful("composite/sobjects", method="POST", json={"records": too_many})
+    assert "EXCEEDED_ID_LIMIT" in str(refused.value)

@@ -12,10 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from _sla_helpers import TOKENS, Builder, FakeClock, api_app, seed_report_lineage, serve
 
 from sla_rules import SlaEngine, load_rules, register_cli
+from sla_rules._cli import plugin_rule_files
 from sla_rules._report import resolve_period
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SHIPPED = {rule.id: rule for rule in load_rules()}
 
@@ -157,6 +161,18 @@ def test_cli_export_prometheus(tmp_path: Path):
     check = subprocess.run(["/usr/bin/promtool", "check", "rules", str(out)], capture_output=True,
                            text=True)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
+    # By default the installed plug-ins' rule files are in too: reconciliation drift
+    # (the reconcile room) and credit holds (the quote-to-cash flow), 9 rules an SLO.
+    groups = {g["name"] for g in yaml.safe_load(out.read_text())["groups"]}
+    assert {"interlock-sla-reconciliation-drift", "interlock-sla-credit-hold-resolution"} <= groups
+    assert "SUCCESS: 126 rules found" in check.stdout  # 12 shipped + 2 plug-in SLOs
+    assert plugin_rule_files() == (
+        ROOT / "adapters" / "flows" / "credit_hold.yaml",
+        ROOT / "adapters" / "reconcile" / "reconciliation.yaml",
+    )
+    # --rules still narrows the export to the files named.
+    assert cli("rules", "export-prometheus", str(out), "--rules", str(ROOT / "sla_rules")) == 0
+    assert len(yaml.safe_load(out.read_text())["groups"]) == 12
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nservice: s\nslos: [{id: x1}]\n")
     assert cli("rules", "export-prometheus", str(out), "--rules", str(bad)) == 2

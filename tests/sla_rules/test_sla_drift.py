@@ -119,10 +119,13 @@ async def test_bounds_decide_a_good_minute(lineage: DuckDBLineage):
 
 async def test_drift_fires_an_alert_with_the_value_at_risk(lineage: DuckDBLineage):
     clock = FakeClock()
-    run(lineage, "r1", "day", T0 - timedelta(minutes=30),
+    engine = SlaEngine(lineage, [DRIFT], clock=clock)
+    await engine.tick()
+    clock.advance(seconds=30)
+    run(lineage, "r1", "day", clock.now,
         [item("006A", "1500.00"), item("006B", "250.00", customer="001B"),
          item("006C", "0", kind=Kind.ORPHAN, customer="001B")])  # fmt: skip
-    engine = SlaEngine(lineage, [DRIFT], clock=clock)
+    clock.advance(seconds=30)
     for _ in range(10):
         (status,) = await engine.tick()
         clock.advance(minutes=1)
@@ -141,6 +144,27 @@ async def test_drift_fires_an_alert_with_the_value_at_risk(lineage: DuckDBLineag
         clock.advance(minutes=1)
         (status,) = await engine.tick()
     assert status.details["open"] == 0.0 and status.firing is None
+
+
+async def test_after_a_start_drift_has_no_data_until_a_run_completes(lineage: DuckDBLineage):
+    # The latest run, with drift, was left by the previous process: not a reading yet.
+    run(lineage, "r0", "day", T0 - timedelta(hours=1), [item("006A", "1500.00")])
+    clock = FakeClock()
+    engine = SlaEngine(lineage, [DRIFT], clock=clock)
+    for _ in range(10):
+        (status,) = await engine.tick()
+        clock.advance(minutes=1)
+    assert status.no_data is True and (status.good, status.bad) == (0, 0)
+    assert status.firing is None and engine.alerts() == []
+    # A run started now but not finished is no reading either.
+    (status,) = await engine.tick()
+    assert status.no_data is True
+    # The first run that completes after the start is read, and so are the older ones.
+    run(lineage, "r1", "month", clock.now, [item("006B", "20.00")])
+    clock.advance(minutes=1)
+    (status,) = await engine.tick()
+    assert status.no_data is False and (status.good, status.bad) == (0, 1)
+    assert status.details["open"] == 2.0 and status.details["value_at_risk"] == 1520.0
 
 
 async def test_without_the_reconcile_tables_the_rule_has_no_data(lineage: DuckDBLineage):

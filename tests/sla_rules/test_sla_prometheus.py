@@ -33,7 +33,8 @@ def promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProc
 def test_shipped_rule_file_is_up_to_date(tmp_path: Path):
     fresh = export_prometheus_rules(load_rules(), tmp_path / "x.yml")
     assert fresh.read_text() == (SHIPPED_DIR / "interlock-sla.rules.yml").read_text(), (
-        "regenerate: interlock rules export-prometheus sla_rules/prometheus/interlock-sla.rules.yml"
+        "regenerate: interlock rules export-prometheus "
+        "sla_rules/prometheus/interlock-sla.rules.yml --rules sla_rules"
     )
 
 

@@ -4,11 +4,14 @@ and a duplicate, a truncated file and an unmatched line get their named outcome.
 from __future__ import annotations
 
 import datetime
+import hashlib
 from decimal import Decimal
 
+import httpx
 import pytest
 
 from adapters.statements import _camt053, _mt940
+from tracing import InterlockError
 
 from .conftest import Bank
 
@@ -247,7 +250,100 @@ async def test_an_import_cut_off_after_tryton_did_the_work_is_not_done_twice(
         "account": await ledger.suspense(),
     }
     await ledger.book([line], [posted])
+    statements = await bank.statement_count()
     bank.drop(name("xml"), data)
     (again,) = await bank.scan()
-    assert again.outcome == "duplicate"
+    # Recorded as Tryton booked it (to suspense), with its line event, not imported again.
+    assert again.outcome == "imported", again.reason
     assert again.erp_statements == [posted]
+    assert await bank.statement_count() == statements
+    assert [ln["outcome"] for ln in again.lines] == ["unmatched"]
+    assert "suspense" in again.lines[0]["reason"]
+
+
+class _CutAfter(httpx.AsyncBaseTransport):
+    """Forwards to the real Tryton, then loses the answer to one method: the import is
+    cut off after Tryton did that step (a timeout, a crash)."""
+
+    def __init__(self, method: str) -> None:
+        self._method = f'"{method}"'.encode()
+        self._inner = httpx.AsyncHTTPTransport()
+        self.cut = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if self._method in request.content:
+            await response.aread()
+            self.cut += 1
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def test_an_import_cut_off_after_tryton_validated_is_finished_not_undone(
+    bank: Bank, tryton_server, name
+) -> None:
+    from adapters.erp import TrytonRpc
+    from adapters.statements import Importer, StatementLedger
+    from adapters.statements._store import BatchStore
+
+    owed, cid = await bank.invoice("73.00")
+    data = _mt940.write(
+        "S-VALIDATED",
+        ACCOUNT,
+        "USD",
+        TODAY,
+        _lines(("73.00", f"Invoice {owed.reference}"), ("4.00", "no invoice here")),
+    )
+    cut = _CutAfter("model.account.statement.validate_statement")
+    client = httpx.AsyncClient(transport=cut, timeout=30)
+    rpc = TrytonRpc(
+        tryton_server.url,
+        tryton_server.database,
+        tryton_server.user,
+        tryton_server.password,
+        client=client,
+    )
+    store = BatchStore(bank.runtime.host.lineage)
+    path = bank.drop(name("sta"), data)
+    statements = await bank.statement_count()
+    try:
+        importer = Importer(
+            StatementLedger(rpc, suspense_account="1.1.9"), store, bank.runtime.host.bus
+        )
+        with pytest.raises(InterlockError) as raised:
+            await importer.import_path(
+                path, done=bank.inbox / "done", rejected=bank.inbox / "rejected"
+            )
+    finally:
+        await client.aclose()
+    assert cut.cut == 1 and raised.value.retriable
+    assert path.exists()  # left in the inbox for the next scan
+    # Tryton validated the statement before the answer was lost: it is kept, not
+    # cancelled (which would unpick the invoice's payment behind the lineage's back).
+    ledger = StatementLedger(bank.erp.rpc, suspense_account="1.1.9")
+    ((validated, state),) = await ledger.earlier_attempts(hashlib.sha256(data).hexdigest())
+    assert state == "validated"
+    found = await bank.erp.find_invoice(owed.reference)
+    assert found is not None and found.state == "paid"
+
+    (batch,) = await bank.scan()
+    assert batch.outcome == "imported", batch.reason
+    assert [ln["outcome"] for ln in batch.lines] == ["reconciled", "unmatched"]
+    assert (batch.reconciled, batch.dead_lettered) == (1, 1)
+    assert batch.erp_statements == [validated]  # the cut-off statement, finished
+    assert await bank.statement_count() == statements + 1
+    (statement,) = await bank.erp.rpc.call(
+        "model.account.statement.read", batch.erp_statements, ["state"]
+    )
+    assert statement["state"] == "posted"
+    tx = await bank.transaction(cid, kind="payment.reconciled")
+    (line,) = [e for e in tx["events"] if e["kind"].startswith("payment.")]
+    assert line["status"] == "ok" and line["payload"]["erp_state"] == "paid"
+
+    # A third drop of the file is the duplicate of this batch.
+    bank.drop(name("sta"), data)
+    (again,) = await bank.scan()
+    assert again.outcome == "duplicate" and again.duplicate_of == batch.batch_id

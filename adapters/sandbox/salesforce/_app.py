@@ -29,6 +29,8 @@ from ._store import SalesforceError, Store
 __all__ = ["API_LIMIT", "JWT_BEARER", "Credentials", "create_app"]
 
 API_LIMIT = 15000
+#: Records per sObject Collections call, as Salesforce allows.
+MAX_COLLECTION = 200
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 #: Salesforce's session timeout setting (two hours is the org default).
 SESSION_SECONDS = 7200.0
@@ -220,6 +222,34 @@ def create_app(store: Store, credentials: Credentials) -> ASGIApp:
         record_id = store.create(request.path_params["sobject"], await body_of(request))
         return _json({"id": record_id, "success": True, "errors": []}, store, 201)
 
+    async def collection(request: Request, version: str) -> Response:
+        """sObject Collections create (``POST composite/sobjects``): up to 200 records of
+        any types in one call, each with ``attributes.type``; one result per record, in
+        order, a failed one with its errors. Simplification: ``allOrNone`` true fails
+        the call at the first failure, keeping the records made before it (Salesforce
+        rolls them back)."""
+        body = await body_of(request)
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list) or not records:
+            raise SalesforceError(400, "INVALID_FIELD", "records: a non-empty list is required")
+        if len(records) > MAX_COLLECTION:
+            raise SalesforceError(
+                400, "EXCEEDED_ID_LIMIT", f"record limit exceeded: {MAX_COLLECTION} at most"
+            )
+        results: list[dict[str, Any]] = []
+        for raw in records:
+            data = dict(raw) if isinstance(raw, dict) else {}
+            sobject = str((data.pop("attributes", None) or {}).get("type") or "")
+            try:
+                if not sobject:
+                    raise SalesforceError(400, "INVALID_TYPE", "attributes.type is required")
+                results.append({"id": store.create(sobject, data), "success": True, "errors": []})
+            except SalesforceError as exc:
+                if body.get("allOrNone"):
+                    raise
+                results.append({"success": False, "errors": exc.body()})
+        return _json(results, store)
+
     async def record(request: Request, version: str) -> Response:
         sobject, record_id = request.path_params["sobject"], request.path_params["record_id"]
         if request.method == "GET":
@@ -391,6 +421,7 @@ def create_app(store: Store, credentials: Credentials) -> ASGIApp:
             Route(f"{base}/query{suffix}", api(query), methods=["GET"]),
             Route(f"{base}/queryAll{suffix}", api(query), methods=["GET"]),
             Route(f"{base}/sobjects/{{sobject}}{suffix}", api(create), methods=["POST"]),
+            Route(f"{base}/composite/sobjects{suffix}", api(collection), methods=["POST"]),
         ]
     routes += [
         Route(f"{base}/query/{{locator}}", api(query_more), methods=["GET"]),
