@@ -42,6 +42,8 @@ class CatalogPlugin:
     name = "catalog"
     after = ("erp", "crm", "billing")
     sections: Mapping[str, type[BaseModel]] = {"catalog": CatalogSettings}
+    #: The catalog's SLA rules, for ``interlock rules export-prometheus`` without installing.
+    rule_files = SPEC.rule_files
 
     def __init__(self, *, run: bool = True) -> None:
         self.run = run
