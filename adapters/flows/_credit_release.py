@@ -11,20 +11,17 @@ second-guess Tryton's credit arithmetic: the ERP decides at the confirm.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from decimal import Decimal
 from typing import Any, Protocol
 
 from collector import Bus
 from collector.lineage import AsyncLineage
-from tracing import Event, InterlockError, Status, System, current_trace_context, start_step_span
+from tracing import Event, Status, System, current_trace_context, start_step_span
 
+from .._polling import PollLoop
 from ._credit_hold import HOLD_KIND, OVERRIDE_KIND, OVERRIDE_STEP, RECHECK_KIND, RECHECK_STEP
 
 __all__ = ["CreditFeed", "CreditReleaser", "held_order", "override_event", "release_event"]
-
-log = logging.getLogger(__name__)
 
 
 class CreditFeed(Protocol):
@@ -94,18 +91,20 @@ def override_event(hold: Event, *, requested_by: str, approved_by: str) -> Event
     )
 
 
-class CreditReleaser:
-    """Polls the held orders' parties; a raised limit publishes a recheck."""
+class CreditReleaser(PollLoop):
+    """Polls the held orders' parties; a raised limit publishes a recheck.
+
+    Its position is the lineage itself (the held transactions), so it is a plain
+    :class:`PollLoop` with no stored feed position.
+    """
 
     def __init__(
         self, erp: CreditFeed, bus: Bus, lineage: AsyncLineage, *, interval: float = 30.0
     ) -> None:
+        super().__init__(interval=interval, label="credit-hold-releaser")
         self._erp = erp
         self._bus = bus
         self._lineage = lineage
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
-        self.errors = 0
 
     async def poll_once(self) -> list[Event]:
         published: list[Event] = []
@@ -128,23 +127,3 @@ class CreditReleaser:
             offset += len(items)
             if not items or offset >= total:
                 return published
-
-    async def run(self) -> None:
-        """Poll until cancelled; an ERP outage is logged and retried next tick."""
-        while True:
-            try:
-                await self.poll_once()
-            except InterlockError as exc:
-                self.errors += 1
-                log.warning("credit-hold poll failed: %s: %s", type(exc).__name__, exc.message)
-            await asyncio.sleep(self._interval)
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="credit-hold-releaser")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)

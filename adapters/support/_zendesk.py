@@ -9,7 +9,7 @@ header), so a redelivered event never opens a second ticket.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -107,6 +107,29 @@ class ZendeskAdapter(HttpAdapter):
                 return
             after = parse_qs(urlsplit(following).query).get("page[after]", [""])[0]
             page = await self._call("GET", path, params={"page[size]": "100", "page[after]": after})
+
+    async def ticket_changes(self, since: datetime) -> list[tuple[dict[str, Any], datetime]]:
+        """Tickets changed at or after ``since`` (whole seconds), oldest change first, with
+        their ``updated_at``: the incremental ticket export, followed to its end."""
+        if since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        page = await self._call(
+            "GET",
+            "/incremental/tickets/cursor.json",
+            params={"start_time": str(int(since.timestamp()))},
+        )
+        out: list[tuple[dict[str, Any], datetime]] = []
+        while True:
+            for ticket in page.get("tickets") or []:
+                updated = datetime.fromisoformat(str(ticket["updated_at"]).replace("Z", "+00:00"))
+                out.append((ticket, updated.astimezone(UTC)))
+            if page.get("end_of_stream") or not page.get("after_cursor"):
+                return out
+            page = await self._call(
+                "GET",
+                "/incremental/tickets/cursor.json",
+                params={"cursor": str(page["after_cursor"])},
+            )
 
     async def tickets_by_external_id(self, prefix: str) -> dict[str, list[str]]:
         """Ticket IDs by ``external_id``, for every ticket whose external ID starts with

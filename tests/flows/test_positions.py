@@ -319,3 +319,37 @@ async def test_a_won_deal_touched_by_a_write_back_is_a_duplicate_after_a_restart
         ("006W", Status.OK),
         ("006W", Status.DUPLICATE),
     ]
+
+
+class SaleFeed:
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, datetime]] = []
+
+    async def sale_changes(self, since: datetime) -> list[tuple[Any, datetime]]:
+        return [r for r in self.rows if r[1] >= since]
+
+
+async def test_the_sale_state_poller_keeps_its_last_states_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    from types import SimpleNamespace
+
+    from adapters.flows._sale_states import SaleStatePoller
+
+    feed, bus = SaleFeed(), FlakyBus()
+    sale = SimpleNamespace(id=7, number="SO7", reference="006B", state="done")
+    feed.rows = [(sale, NOW - timedelta(minutes=2))]
+    first = SaleStatePoller(feed, bus, since=NOW - timedelta(hours=1), positions=_store(tmp_path))  # type: ignore[arg-type]
+    assert [e.payload["erp_state"] for e in await first.poll_once()] == ["done"]
+
+    # Tryton rewrites the sale (a new write_date) without a new state; after a restart
+    # that rewrite is not news. A genuinely new state still is.
+    feed.rows.append((sale, NOW - timedelta(minutes=1)))
+    restarted = SaleStatePoller(feed, bus, positions=_store(tmp_path))  # type: ignore[arg-type]
+    assert await restarted.poll_once() == []
+    moved = SimpleNamespace(id=7, number="SO7", reference="006B", state="cancelled")
+    feed.rows.append((moved, NOW))
+    assert [e.payload["erp_state"] for e in await restarted.poll_once()] == ["cancelled"]
+    assert [e.payload["erp_state"] for e in bus.events] == ["done", "cancelled"]
+    stored = json.loads((tmp_path / "lineage.duckdb.positions.json").read_text())
+    assert stored["erp.sale_states.states"] == {"items": {"7": "cancelled"}}
