@@ -3,7 +3,7 @@
     python bench/lake.py [--events N] [--collectors 1,2] [--kills K]
 
 Publishes N events, then for each collector count runs that many
-``collector._lake_ingest`` processes on a fresh lake until every event is stored,
+``collector.lake`` processes on a fresh lake until every event is stored,
 and prints the rate from the first stored batch to the last. With ``--kills K``
 one more run of three collectors SIGKILLs a random one K times while it drains
 (restarting it each time) and checks every event is in the lake exactly once.
@@ -32,9 +32,8 @@ from aiokafka import AIOKafkaProducer
 
 from adapters.sandbox.kafka import TansuBroker
 from adapters.sandbox.postgres import PostgresCluster
-from collector._lake import LakeSettings, LakeStore
-from collector._lake_ingest import lake_schema
 from collector.kafka import KafkaSettings, encode_event, ensure_topics
+from collector.lake import LakeSettings, LakeStore, lake_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPIC = "bench.events"
@@ -68,7 +67,7 @@ def collector(bootstrap: str, lake: LakeSettings, group: str, log: Path) -> subp
     out = open(log, "ab")  # noqa: SIM115 -- handed to the child
     # fmt: off
     argv = [
-        sys.executable, "-m", "collector._lake_ingest", "--bootstrap", bootstrap,
+        sys.executable, "-m", "collector.lake", "--bootstrap", bootstrap,
         "--data-path", str(lake.data_path), "--catalog", str(lake.catalog),
         "--events-topic", TOPIC, "--dead-letter-topic", "bench.dead", "--group", group,
         "--session-timeout-ms", "3000",

@@ -22,9 +22,8 @@ from _events import make_event
 
 from adapters.sandbox.kafka import TansuBroker
 from adapters.sandbox.postgres import PostgresCluster
-from collector._lake import LakeSettings, LakeStore
-from collector._lake_ingest import LAKE_GROUP, lake_schema
 from collector.kafka import KafkaBus, KafkaSettings
+from collector.lake import LAKE_GROUP, LakeSettings, LakeStore, lake_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPIC = "t.events"
@@ -66,7 +65,7 @@ def start(bootstrap: str, data: Path, catalog: str, log: Path) -> subprocess.Pop
         [
             sys.executable,
             "-m",
-            "collector._lake_ingest",
+            "collector.lake",
             "--bootstrap",
             bootstrap,
             "--data-path",

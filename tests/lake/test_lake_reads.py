@@ -8,10 +8,8 @@ from pathlib import Path
 from _events import make_event
 
 from collector._columns import batch_table
-from collector._lake import LakeSettings, LakeStore, PartitionOffset
-from collector._lake_ingest import lake_schema
-from collector._lake_reads import transaction_events
 from collector._lineage import LineageStore
+from collector.lake import LakeSettings, LakeStore, PartitionOffset, lake_schema, transaction_events
 from tracing import Event
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 from _events import make_event
 
 from collector._columns import EnvelopeColumns, batch_table
-from collector._lake import LakeFenced, LakeSettings, LakeStore, PartitionOffset
+from collector.lake import LakeFenced, LakeSettings, LakeStore, PartitionOffset
 from tracing import ConfigError
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -162,11 +162,13 @@ def test_cli_export_prometheus(tmp_path: Path):
                            text=True)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
     # By default the installed plug-ins' rule files are in too: reconciliation drift
-    # (the reconcile room) and credit holds (the quote-to-cash flow), 9 rules an SLO.
+    # (the reconcile room), credit holds (the quote-to-cash flow) and the catalog sync
+    # (two SLOs), 9 rules an SLO.
     groups = {g["name"] for g in yaml.safe_load(out.read_text())["groups"]}
     assert {"interlock-sla-reconciliation-drift", "interlock-sla-credit-hold-resolution"} <= groups
-    assert "SUCCESS: 126 rules found" in check.stdout  # 12 shipped + 2 plug-in SLOs
+    assert "SUCCESS: 144 rules found" in check.stdout  # 12 shipped + 4 plug-in SLOs
     assert plugin_rule_files() == (
+        ROOT / "adapters" / "catalog" / "catalog.yaml",
         ROOT / "adapters" / "flows" / "credit_hold.yaml",
         ROOT / "adapters" / "reconcile" / "reconciliation.yaml",
     )
