@@ -299,6 +299,16 @@ def reconciliation(run_id: str, *, kind: str | None = None, system: str | None =
     return _read(f"{_API}/reconciliations/{_segment(run_id)}", kind=kind, system=system)
 
 
+def customers(*, q: str | None = None, limit: int = 50) -> Json:
+    """Golden records by name (PII masked): ``{"items": [...], "total": n}``."""
+    return _read(f"{_API}/customers", q=q or None, limit=limit)
+
+
+def customer(customer_id: str) -> Json:
+    """One golden record: ``record``, ``xref``, ``changes``, ``open_items``, ``transactions``."""
+    return _read(f"{_API}/customers/{_segment(customer_id)}")
+
+
 def optional(read: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
     """``read(...)``, but ``None`` when this collector does not serve its route (404):
     ``optional(sla_rules)``."""
@@ -357,6 +367,20 @@ def request_replay(
     "state", ...}``."""
     body = {**_replay_body(selection, corrections), "dry_run": False, "reason": reason}
     return _write(f"{_API}/replays", body)
+
+
+def approve_change(change_id: str) -> Json:
+    """One approval of a customer change request (a second person's starts propagation)."""
+    return _write(f"{_API}/change-requests/{_segment(change_id)}/approve", {})
+
+
+def reject_change(change_id: str, *, reason: str) -> Json:
+    return _write(f"{_API}/change-requests/{_segment(change_id)}/reject", {"reason": reason})
+
+
+def retry_change(change_id: str) -> Json:
+    """Resume a halted propagation from the stage that failed."""
+    return _write(f"{_API}/change-requests/{_segment(change_id)}/retry", {})
 
 
 def approve_replay(replay_id: str, *, note: str | None = None) -> Json:

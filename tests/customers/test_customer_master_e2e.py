@@ -344,3 +344,59 @@ async def test_a_reparenting_reaches_all_four_systems(stack: Stack) -> None:
     assert (await stack.crm_account(child))["ParentId"] == parent
     record = (await stack.api.get(f"/api/v1/customers/{child}")).json()
     assert record["record"]["parent_account"]["value"] == parent
+
+
+PAGE = Path(__file__).resolve().parents[2] / "dashboards" / "pages" / "35_Customers.py"
+
+
+async def _page(stack: Stack, token: str, monkeypatch: pytest.MonkeyPatch, **picks: str) -> Any:
+    """The Customers page as ``token`` sees it, run off the loop that serves the API."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("INTERLOCK_API_URL", str(stack.api.base_url))
+    monkeypatch.delenv("INTERLOCK_API_TOKEN", raising=False)
+    st.cache_data.clear()
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.session_state["api_token"] = token
+    for key, value in picks.items():
+        at.session_state[key] = value
+    return await asyncio.to_thread(at.run)
+
+
+async def test_the_customers_page_shows_the_record_and_stewards_approve_there(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer_id = await stack.customer()
+    await stack.rename_party(customer_id, "Initech Group plc")
+    (item,) = await stack.sync(customer_id)
+
+    at = await _page(stack, "cm-steward-a", monkeypatch, cu_q=customer_id)
+    assert not at.exception, at.exception
+    record = at.dataframe[0].value
+    assert dict(zip(record["field"], record["from"], strict=True))["legal name"] == "erp"
+    ids = dict(zip(at.dataframe[1].value["system"], at.dataframe[1].value["id"], strict=True))
+    assert ids["CRM account"] == customer_id and "not linked" not in ids.values()
+    waiting = at.dataframe[2].value
+    assert list(waiting["change"]) == [item["change_id"]]
+    assert list(waiting["new value"]) == ["Initech Group plc"]
+    assert list(waiting["state"]) == ["pending"]
+
+    at.button(key="cu_approve").click()
+    at = await asyncio.to_thread(at.run)
+    assert "a second person must approve" in "\n".join(s.value for s in at.success)
+    at.button(key="cu_approve").click()  # the same steward again: refused, with the reason
+    at = await asyncio.to_thread(at.run)
+    assert "Refused (403)" in "\n".join(e.value for e in at.error)
+    assert (await stack.crm_account(customer_id))["Name"] != "Initech Group plc"
+    operator = await _page(stack, "cm-operator", monkeypatch, cu_q=customer_id)
+    assert not operator.exception
+    assert not [b for b in operator.button if b.key in ("cu_approve", "cu_reject")]
+    assert "needs the approver role" in "\n".join(i.value for i in operator.info)
+
+    at = await _page(stack, "cm-steward-b", monkeypatch, cu_q=customer_id)
+    at.button(key="cu_approve").click()
+    at = await asyncio.to_thread(at.run)
+    assert "propagating in stages" in "\n".join(s.value for s in at.success)
+    assert (await stack.crm_account(customer_id))["Name"] == "Initech Group plc"
+    assert "Nothing waits for a steward." in "\n".join(s.value for s in at.success)
