@@ -52,6 +52,9 @@ class CustomerWatcher:
         self._since = dict.fromkeys(("crm", "erp", "billing", "support"), start)
         self._task: asyncio.Task[None] | None = None
         self.errors = 0
+        #: Customers a system reported changed whose sync did not finish: retried every
+        #: round until it does (the change positions have moved past them).
+        self.pending: set[str] = set()
 
     async def changed(self) -> set[str]:
         """The customer IDs some system changed since the last poll."""
@@ -89,15 +92,27 @@ class CustomerWatcher:
         return out
 
     async def poll_once(self) -> list[str]:
-        """Sync every changed customer; the ones synced."""
+        """Sync every changed customer and every one still pending; the ones synced.
+
+        A sync that fails keeps its customer pending for the next round. A system that
+        is down or throttling (a retriable error) ends the round at once: the customers
+        not reached wait too, and one warning says so instead of one per customer."""
+        todo = sorted(self.pending | await self.changed())
         synced = []
-        for customer_id in sorted(await self.changed()):
+        for i, customer_id in enumerate(todo):
             try:
                 await self._master.sync(customer_id)
             except InterlockError as exc:
                 self.errors += 1
+                self.pending.add(customer_id)
+                if exc.retriable:
+                    self.pending.update(todo[i:])
+                    log.warning("customer syncs paused, %d wait for the next round: %s",
+                                len(todo) - i, exc.message)  # fmt: skip
+                    break
                 log.warning("customer %s not synced: %s", customer_id, exc.message)
                 continue
+            self.pending.discard(customer_id)
             synced.append(customer_id)
         return synced
 
