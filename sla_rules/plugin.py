@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from collector import Host, Stage
 
@@ -19,7 +19,23 @@ from ._engine import SlaEngine
 from ._model import SHIPPED_RULES_DIR, load_rules
 from ._prometheus import register_sla_metrics
 
-__all__ = ["SlaPlugin", "plugin"]
+__all__ = ["SlaPlugin", "SlaSettings", "plugin"]
+
+
+class SlaSettings(BaseModel):
+    """``[sla]``: which rule files the engine evaluates and how often.
+
+    ``rules`` replaces the shipped ``sla_rules/*.yaml`` (the installed flows' and rooms'
+    own rule files are always loaded too); a staging landscape or a test can point it at
+    rules with short windows and evaluate every half second.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Rule files or folders evaluated instead of the shipped rules (empty: the shipped).
+    rules: list[str] = Field(default_factory=list)
+    #: Seconds between evaluations.
+    interval: float = Field(15.0, gt=0)
 
 
 class SlaPlugin:
@@ -28,7 +44,7 @@ class SlaPlugin:
     name = "sla"
     # After the plug-ins that ship rule files (flows, reconciliation) into the host.
     after = ("quote_to_cash", "replay", "reconcile")
-    sections: Mapping[str, type[BaseModel]] = {}
+    sections: Mapping[str, type[BaseModel]] = {"sla": SlaSettings}
 
     def __init__(self, rules: Sequence[Path] | None = None, **options: Any) -> None:
         #: Rule files or folders (default: the shipped rules) and further
@@ -38,14 +54,15 @@ class SlaPlugin:
 
     async def install(self, host: Host) -> None:
         specs = host.flow_specs
-        # The shipped rules (or the ones given), then each installed flow's and room's own.
-        files = [*(self.rules or [SHIPPED_RULES_DIR]), *host.rule_files]
-        rules = load_rules(files)
+        configured = host.settings.section("sla", SlaSettings)
+        # The rules given (or configured, or the shipped ones), then each installed
+        # flow's and room's own.
+        chosen = self.rules or [Path(p) for p in configured.rules] or [SHIPPED_RULES_DIR]
+        rules = load_rules([*chosen, *host.rule_files])
         check_rules(rules, specs, systems=[s.name for s in host.systems])
         host.rule_steps.update({rule.id: rule_steps(rule, specs) for rule in rules})
-        engine = SlaEngine(
-            host.lineage, rules, flows=[spec.steps for spec in specs], **self.options
-        )
+        options = {"interval": configured.interval, **self.options}
+        engine = SlaEngine(host.lineage, rules, flows=[spec.steps for spec in specs], **options)
         if host.metrics is not None:
             register_sla_metrics(host.metrics.registry, engine)
         host.add_component(engine, Stage.SERVICE, name="sla engine")

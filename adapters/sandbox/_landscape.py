@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -78,20 +79,27 @@ class Landscape:
 
         for sub in ("tryton", "salesforce", "servicenow"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        log.info("starting Tryton (ERP), localstripe (billing) and the Salesforce, Zendesk and "
+                 "ServiceNow sandboxes")  # fmt: skip
+        servers = [
+            TrytonServer(workdir=self.workdir / "tryton"),
+            LocalStripeServer(),
+            SalesforceSandbox(workdir=self.workdir / "salesforce"),
+            ZendeskSandbox(),
+            ServiceNowSandbox(workdir=self.workdir / "servicenow"),
+        ]
         try:
-            log.info("starting Tryton (ERP)")
-            erp = TrytonServer(workdir=self.workdir / "tryton").start()
-            self._stack.append(erp)
-            log.info("starting localstripe (billing)")
-            billing = LocalStripeServer().start()
-            self._stack.append(billing)
-            log.info("starting the Salesforce, Zendesk and ServiceNow sandboxes")
-            crm = SalesforceSandbox(workdir=self.workdir / "salesforce").start()
-            self._stack.append(crm)
-            support = ZendeskSandbox().start()
-            self._stack.append(support)
-            servicenow = ServiceNowSandbox(workdir=self.workdir / "servicenow").start()
-            self._stack.append(servicenow)
+            # Each is its own process on its own free port and folder: started side by
+            # side, the landscape is ready when the slowest is (about a third of the time).
+            # Every server is on the stack before it starts, so a failed start stops all.
+            self._stack.extend(servers)
+            with ThreadPoolExecutor(len(servers), thread_name_prefix="landscape") as pool:
+                for future in [pool.submit(server.start) for server in servers]:
+                    future.result()
+            erp, billing, crm, support, servicenow = servers
+            assert isinstance(erp, TrytonServer) and isinstance(billing, LocalStripeServer)
+            assert isinstance(crm, SalesforceSandbox) and isinstance(support, ZendeskSandbox)
+            assert isinstance(servicenow, ServiceNowSandbox)
             self.erp_proxy = FaultProxy(erp.url, name="ERP").start()
             self._stack.append(self.erp_proxy)
             self.billing_proxy = FaultProxy(billing.url, name="billing").start()

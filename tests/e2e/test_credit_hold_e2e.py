@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -23,9 +24,19 @@ from adapters.flows._credit_release import CreditReleaser
 from collector import Role
 from tracing import correlation_id_for
 
+from .conftest import SharedLandscape, landscape_for_runtimes
 from .test_quote_to_cash_e2e import Stack, _has, erp, stack  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+
+@pytest.fixture(scope="module")
+def shared_landscape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedLandscape]:
+    """This module's own landscape, shared by its two desks' runs: after quote-to-cash's
+    runs on the session's landscape, the four-eyes override test found its hold already
+    released (404 where 409 was due), so the holds run apart from them."""
+    with landscape_for_runtimes(tmp_path_factory.mktemp("credit-hold-landscape")) as shared:
+        yield shared
 
 
 def _crm(stack: Stack) -> httpx.AsyncClient:

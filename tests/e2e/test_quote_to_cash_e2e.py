@@ -21,13 +21,14 @@ import pytest_asyncio
 
 from adapters.billing import BillingAdapter
 from adapters.erp import TrytonAdapter
-from adapters.sandbox import free_port
 from adapters.sandbox._landscape import Landscape, LandscapeEndpoints
 from adapters.sandbox._traffic import TrafficGenerator
 from adapters.sandbox.plugin import with_landscape
 from collector import Role, load_settings
 from collector.host import Interlock
 from tracing import correlation_id_for
+
+from .conftest import SHARED_LANDSCAPE_ENV, SharedLandscape
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -91,13 +92,18 @@ def _has(kind: str, status: str = "ok"):
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module", params=["zendesk", "servicenow"])
 async def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    shared_landscape: SharedLandscape,
 ) -> AsyncIterator[Stack]:
+    """The runtime for one desk, on the session's shared landscape (see conftest.py)."""
     desk: str = request.param
-    workdir: Path = tmp_path_factory.mktemp("landscape")
-    api_port = free_port()
-    landscape = Landscape(workdir, webhook_url=f"http://127.0.0.1:{api_port}/webhooks/stripe")
-    ep = await asyncio.to_thread(landscape.start)
+    workdir: Path = tmp_path_factory.mktemp("runtime")
+    landscape, ep, api_port = (
+        shared_landscape.landscape,
+        shared_landscape.ep,
+        shared_landscape.api_port,
+    )
     settings = with_landscape(
         load_settings(
             env={
@@ -109,6 +115,7 @@ async def stack(
                 "INTERLOCK_CRM_POLL_INTERVAL": "0.2",
                 "INTERLOCK_DEMO_ENABLED": "false",
                 "INTERLOCK_SUPPORT_DESK": desk,
+                **SHARED_LANDSCAPE_ENV,
             }
         ),
         ep,
@@ -131,7 +138,7 @@ async def stack(
         await api.aclose()
         await traffic.stop()
         await runtime.stop()
-        await asyncio.to_thread(landscape.stop)
+        shared_landscape.clear_faults()
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
