@@ -113,14 +113,7 @@ class TrytonAdapter(HttpAdapter):
         with approval. An invoice address is added when the party has none.
         """
         async with keyed_lock((*self._scope, "party", customer.customer_id)):
-            found = await self._rpc.call(
-                "model.party.party.search_read",
-                [["code", "=", customer.customer_id]],
-                0,
-                1,
-                _ID_ASC,
-                ["addresses"],
-            )
+            found = await self._party_by_code(customer.customer_id)
             if found:
                 party = found[0]
                 party_id = int(party["id"])
@@ -141,9 +134,26 @@ class TrytonAdapter(HttpAdapter):
             ]
             if mechanisms:
                 values["contact_mechanisms"] = [["create", mechanisms]]
-            (party_id,) = await self._rpc.call("model.party.party.create", [values])
+            try:
+                (party_id,) = await self._rpc.call("model.party.party.create", [values])
+            except ValidationError:
+                # Another writer (a second Interlock process, a clerk keying the customer
+                # in) created the party between our search and our create: the code is
+                # unique in Tryton, so theirs is the customer's party.
+                raced = await self._party_by_code(customer.customer_id)
+                if not raced:
+                    raise
+                log.info("erp party %s for customer %s was created by another writer",
+                         raced[0]["id"], customer.customer_id)  # fmt: skip
+                return int(raced[0]["id"])
             log.info("erp party %s created for customer %s", party_id, customer.customer_id)
             return int(party_id)
+
+    async def _party_by_code(self, code: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await self._rpc.call(
+            "model.party.party.search_read", [["code", "=", code]], 0, 1, _ID_ASC, ["addresses"]
+        )
+        return found
 
     async def set_credit_limit(self, party_id: int, amount: Decimal | None) -> None:
         """Set (or with ``None`` remove) the party's credit limit in the company."""

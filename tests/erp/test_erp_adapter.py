@@ -48,6 +48,37 @@ async def test_ensure_party_is_idempotent_and_keeps_the_erp_owned_name(erp: Tryt
     assert row["credit_limit_amount"] is None
 
 
+async def test_a_party_created_by_another_writer_meanwhile_is_the_customers_party(
+    erp: TrytonAdapter,
+) -> None:
+    """Another writer creates the party between our search and our create (a second
+    process, a clerk): Tryton refuses the second code, and that party is used, not a
+    validation dead letter for an order that is fine."""
+    customer = Customer(customer_id=f"ACC-{_key()[:10]}", name="Umbrella Corp")
+    rpc = erp._rpc
+    real_call = rpc.call
+    rival: list[int] = []
+
+    async def racing_call(method: str, *params: object, **kwargs: bool) -> object:
+        if method == "model.party.party.create" and not rival:
+            (made,) = await real_call(
+                method, [{"code": customer.customer_id, "name": "Umbrella Corporation"}]
+            )
+            rival.append(int(made))
+        return await real_call(method, *params, **kwargs)
+
+    rpc.call = racing_call  # type: ignore[method-assign]
+    try:
+        party_id = await erp.ensure_party(customer)
+    finally:
+        rpc.call = real_call  # type: ignore[method-assign]
+    assert party_id == rival[0]
+    found = await rpc.call(
+        "model.party.party.search", [["code", "=", customer.customer_id]], 0, None
+    )
+    assert [int(i) for i in found] == rival
+
+
 async def test_create_sale_twice_gives_one_sale(erp: TrytonAdapter, make_order: MakeOrder) -> None:
     order = make_order(("PLAT-PRO", "2", "199"), ("SEATS-ADDON", "10", "15"))
     sale, created = await erp.create_sale(order, idempotency_key=_key())
