@@ -417,7 +417,17 @@ class TrytonAdapter(HttpAdapter):
                 invoice_id = winner
             current = await self._read_invoice(invoice_id)
             if current.state in ("draft", "validated"):
-                await self._rpc.call("model.account.invoice.post", [invoice_id], transition=True)
+                try:
+                    await self._rpc.call(
+                        "model.account.invoice.post", [invoice_id], transition=True
+                    )
+                except ConflictError:
+                    # Posted meanwhile (an earlier attempt whose answer was lost still
+                    # committing, or a clerk): Tryton refuses to post it again, and a
+                    # posted or paid invoice is what this step wants.
+                    current = await self._read_invoice(invoice_id)
+                    if current.state not in ("posted", "paid"):
+                        raise
                 current = await self._read_invoice(invoice_id)
             elif current.state not in ("posted", "paid"):
                 raise ConflictError(

@@ -223,6 +223,40 @@ async def test_post_invoice_posts_an_existing_draft(erp: TrytonAdapter) -> None:
     assert posted.state == "posted"
 
 
+async def test_an_invoice_posted_meanwhile_is_the_posted_invoice_not_a_conflict(
+    erp: TrytonAdapter,
+) -> None:
+    """The draft is posted by another writer (an earlier attempt whose answer was lost,
+    still committing) after we read it as a draft: Tryton refuses the second post, and
+    the step has what it wanted, a posted invoice."""
+    customer = Customer(customer_id=f"ACC-{_key()[:8]}", name="Pied Piper")
+    party_id = await erp.ensure_party(customer)
+    invoice = Invoice(
+        invoice_id=f"in_{_key()[:14]}",
+        customer_id=customer.customer_id,
+        currency="USD",
+        amount_due=Decimal("25"),
+        status="open",
+    )
+    draft_id = await erp._create_invoice(invoice, party_id, "Seats")
+    rpc = erp._rpc
+    real_call = rpc.call
+
+    async def racing_call(method: str, *params: object, **kwargs: bool) -> object:
+        if method == "model.account.invoice.post":
+            await real_call(method, [draft_id], transition=True)  # the other writer
+        return await real_call(method, *params, **kwargs)
+
+    rpc.call = racing_call  # type: ignore[method-assign]
+    try:
+        posted, created = await erp.post_invoice(
+            invoice, party_id=party_id, description="Seats", idempotency_key=_key()
+        )
+    finally:
+        rpc.call = real_call  # type: ignore[method-assign]
+    assert (posted.id, posted.state, created) == (draft_id, "posted", False)
+
+
 async def test_negative_invoice_is_rejected(erp: TrytonAdapter) -> None:
     invoice = Invoice(
         invoice_id="in_negative",
