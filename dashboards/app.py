@@ -55,7 +55,9 @@ specs = visible_pages(discover_pages(), me, chosen_view)
 pages = [
     st.Page(s.path, title=s.title, url_path=s.url_path, default=i == 0) for i, s in enumerate(specs)
 ]
-navigation = st.navigation(pages)
+# Every page the role may use is listed: Streamlit folds a list past ten pages behind
+# "View more", which hid the last pages (Reconciliation, Customers, Runbooks).
+navigation = st.navigation(pages, expanded=True)
 
 with st.sidebar:
     write_cookie()

@@ -261,6 +261,7 @@ async def test_sign_in_find_a_transaction_dry_run_and_screenshot_every_page(stac
                 ("Replay", "Replay", "replay"),
                 ("Approvals", "Approvals", "approvals"),
                 ("Audit", "Audit trail", "audit"),
+                ("Customers", "Customers", "customers"),
                 ("Reconciliation", "Reconciliation", "reconciliation"),
             ]:
                 timings[title] = await open_page(page, title, heading)
