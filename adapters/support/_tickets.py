@@ -28,6 +28,9 @@ Ticket = tuple[dict[str, Any], datetime]
 
 
 class TicketFeed(Protocol):
+    """A desk that exports its tickets changed since a time (Zendesk's incremental
+    export; ServiceNow would query by ``sys_updated_on``)."""
+
     async def ticket_changes(self, since: datetime) -> list[Ticket]: ...
 
 
